@@ -1,0 +1,41 @@
+"""User-facing errors: one paragraph, exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class UserError(Exception):
+    """A mistake in the user's input (grid file, flags, missing data or weights).
+
+    The CLI prints ``str(error)`` as one paragraph and exits with code 2.
+    """
+
+    exit_code = 2
+
+
+def did_you_mean(value: object, choices: Iterable[str]) -> str:
+    """A ' Did you mean 'x'?' suffix when a close choice exists, else ''."""
+    close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def choices_sentence(choices: Iterable[str]) -> str:
+    names = sorted(choices)
+    return "Valid choices: " + ", ".join(names) + "." if names else "There are no valid choices."
+
+
+class GridError(UserError):
+    """An invalid grid file: names the file, the key path and what is allowed."""
+
+    def __init__(self, file: str, key: str, message: str, choices: Iterable[str] | None = None,
+                 bad_value: object = None):
+        text = f"{file}: {key}: {message}" if key else f"{file}: {message}"
+        if choices is not None:
+            choices = list(choices)
+            if bad_value is not None:
+                text += did_you_mean(bad_value, choices)
+            text += " " + choices_sentence(choices)
+        super().__init__(text)
+        self.file, self.key = file, key
