@@ -6,3 +6,10 @@ try:
     __version__ = version("evalgrid")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
+
+
+def load(directory):
+    """The results in ``directory`` as a pandas DataFrame (see :func:`evalgrid.store.load.load`)."""
+    from evalgrid.store.load import load as _load
+
+    return _load(directory)

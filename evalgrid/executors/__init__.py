@@ -1,0 +1,27 @@
+"""Executor registry: where cells run. A new backend (Slurm) is one more entry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from evalgrid.registry import Registry
+
+ExecutorFactory = Callable[..., object]
+
+
+def _local(settings):
+    from evalgrid.executors.local import LocalExecutor
+
+    return LocalExecutor(settings)
+
+
+def _debug(settings):
+    from evalgrid.executors.debug import DebugExecutor
+
+    return DebugExecutor(settings)
+
+
+# Factories import lazily so that validating a grid does not import the worker machinery.
+EXECUTORS: Registry[ExecutorFactory] = Registry("executor")
+EXECUTORS.register("local", _local)
+EXECUTORS.register("debug", _debug)

@@ -4,11 +4,19 @@ global RNG, which the cell seeds."""
 
 from __future__ import annotations
 
-from evalgrid.models import lenet
+from functools import partial
+
+from evalgrid.models import convnet, lenet, resnet
 from evalgrid.registry import Component, Registry
 
 MODELS: Registry[Component] = Registry("model")
 MODELS.register("lenet", Component(
     "lenet", lenet.LeNetOptions, lenet.build, "DLG's LeNet: sigmoid convolutions, U(-0.5, 0.5) weights"))
+MODELS.register("convnet", Component(
+    "convnet", convnet.ConvNetOptions, convnet.build,
+    "Geiping et al.'s ConvNet: eight 3x3 conv+BN+ReLU layers, two max-pools, one linear layer"))
+for _name, _architecture in resnet.ARCHITECTURES.items():
+    MODELS.register(_name, Component(
+        _name, resnet.ResNetOptions, partial(resnet.build, architecture=_name), _architecture.summary))
 
 __all__ = ["MODELS"]

@@ -1,0 +1,3 @@
+from evalgrid.cli import main
+
+main(prog_name="evalgrid")

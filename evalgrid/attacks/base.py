@@ -1,0 +1,99 @@
+"""What the gradient-matching attacks share: the client's loss on dummy data, dummy
+initialisation, the NaN guard, and the loop that advances an attack's explicit state.
+
+An attack keeps everything that changes while it runs (iteration counter, dummy tensors,
+optimiser, scheduler) in one state object made by ``start`` and advanced by ``step``, so
+that a run can be checkpointed between two steps. All randomness is drawn in ``start``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Generic, Literal, TypeVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from evalgrid.threat_model import Normalization, Reconstruction, ServerView
+
+Init = Literal["randn", "rand"]
+State = TypeVar("State")
+
+
+class NonFiniteLoss(RuntimeError):
+    """The attack's loss became NaN or infinite; the message names the iteration."""
+
+
+def check_finite(loss: Tensor, iteration: int) -> None:
+    if not torch.isfinite(loss):
+        raise NonFiniteLoss(f"the attack's loss became {loss.item()} at iteration {iteration}")
+
+
+def device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def model_gradients(model: nn.Module, inputs: Tensor, targets: Tensor, *,
+                    create_graph: bool = True) -> tuple[Tensor, ...]:
+    """∇θ of the client's loss at dummy inputs: the mean cross-entropy of fl/fedsgd.py, over the
+    same trainable parameters. ``targets`` are class indices (B,) or, for DLG's soft labels,
+    class probabilities (B, K); ``F.cross_entropy`` averages over the batch either way.
+    ``create_graph`` keeps the graph so that a distance of these gradients can be differentiated.
+    The model is used in the mode it is given (train or eval)."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    loss = F.cross_entropy(model(inputs), targets)
+    return torch.autograd.grad(loss, parameters, create_graph=create_graph)
+
+
+def _randn(shape: tuple[int, ...], generator: torch.Generator, normalization: Normalization) -> Tensor:
+    return torch.randn(shape, generator=generator, device=generator.device)
+
+
+def _rand(shape: tuple[int, ...], generator: torch.Generator, normalization: Normalization) -> Tensor:
+    pixels = torch.rand(shape, generator=generator, device=generator.device)
+    return normalization.normalize(pixels)
+
+
+INITIALISATIONS: dict[str, Callable[[tuple[int, ...], torch.Generator, Normalization], Tensor]] = {
+    "randn": _randn,  # N(0, 1) in the model's input space, as DLG's and inversefed's code
+    "rand": _rand,  # uniform pixels in [0, 1], normalised (inversefed's 'rand' is U(-1, 1) instead)
+}
+
+
+def dummy_images(init: Init, view: ServerView, generator: torch.Generator) -> Tensor:
+    """A dummy batch (B, C, H, W) on the model's device, drawn from ``generator`` on the
+    generator's own device (so a CPU generator gives the same start whatever the model's device)."""
+    shape = (view.batch_size, *view.data_shape)
+    return INITIALISATIONS[init](shape, generator, view.normalization).to(device_of(view.model))
+
+
+def shared_gradients(view: ServerView) -> tuple[Tensor, ...]:
+    """The client's update on the model's device, the target of gradient matching."""
+    device = device_of(view.model)
+    return tuple(g.to(device) for g in view.update.gradients)
+
+
+class SteppedAttack(ABC, Generic[State]):
+    """An attack as ``start`` → ``step`` until ``done`` → ``result``; ``reconstruct`` runs it."""
+
+    @abstractmethod
+    def start(self, view: ServerView, generator: torch.Generator) -> State:
+        """The state before the first step; draws all of the attack's randomness."""
+
+    @abstractmethod
+    def step(self, view: ServerView, state: State) -> None:
+        """Advance ``state`` by one optimiser step; raises :class:`NonFiniteLoss` on NaN/inf."""
+
+    @abstractmethod
+    def done(self, state: State) -> bool: ...
+
+    @abstractmethod
+    def result(self, view: ServerView, state: State) -> Reconstruction: ...
+
+    def reconstruct(self, view: ServerView, generator: torch.Generator) -> Reconstruction:
+        state = self.start(view, generator)
+        while not self.done(state):
+            self.step(view, state)
+        return self.result(view, state)

@@ -1,0 +1,127 @@
+"""Inverting Gradients (Geiping et al. 2020), as their code inversefed runs it: minimise
+1 − cos(∇W(x'), ∇W) + tv·TV(x') (Eq. 4) with Adam on the sign of ∇x', the learning rate
+×0.1 at 3/8, 5/8 and 7/8 of the iterations, x' clamped into the pixel box after every
+step; of ``restarts`` trials the one with the lowest cosine distance (without TV) wins.
+
+Preset: the paper's CIFAR-10 setting in inversefed (``reconstruct_image.py`` with
+``options.py`` defaults): 24,000 iterations, lr 0.1, tv 1e-4, 1 restart, signed, boxed,
+lr decay, init N(0, 1), all layers. Differences from inversefed: it switches the model to
+eval mode, we keep the client's mode; its milestones are ⌊n/2.667⌋, ⌊n/1.6⌋, ⌊n/1.142⌋,
+ours ⌊3n/8⌋, ⌊5n/8⌋, ⌊7n/8⌋; unknown labels come from a label rule (inversefed: iDLG for
+one image, else DLG's joint labels); a non-finite loss or score raises instead of being
+skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_images, model_gradients,
+                                   shared_gradients)
+from evalgrid.attacks.labels import RuleName, fixed_labels
+from evalgrid.attacks.losses import cosine_distance, total_variation
+from evalgrid.options import option
+from evalgrid.threat_model import Reconstruction, ServerView
+
+LR_MILESTONES = (3 / 8, 5 / 8, 7 / 8)  # fractions of the iterations where the rate drops ×0.1
+
+
+@dataclass(frozen=True)
+class InvertingGradientsOptions:
+    iterations: int = option(24_000, minimum=1, doc="Adam steps per restart (inversefed, CIFAR-10)")
+    lr: float = option(0.1, positive=True, doc="Adam step size")
+    tv: float = option(1e-4, minimum=0, doc="weight of the total-variation prior")
+    restarts: int = option(1, minimum=1, doc="independent trials; the best gradient match is returned")
+    signed: bool = option(True, doc="step on the sign of the gradient")
+    boxed: bool = option(True, doc="clamp the dummy pixels into [0, 1] after every step")
+    lr_decay: bool = option(True, doc="learning rate ×0.1 at 3/8, 5/8 and 7/8 of the iterations")
+    init: Init = option("randn", doc="dummy data: 'randn' N(0, 1) in input space, 'rand' uniform pixels")
+    label_inference: RuleName = option("idlg", doc="label rule when the labels are not known")
+
+
+@dataclass
+class InvertingGradientsState:
+    """Everything an Inverting Gradients run changes, step by step."""
+
+    restart: int  # the running trial (== restarts when all are done)
+    iteration: int  # steps taken in the running trial
+    starts: Tensor  # (restarts, B, C, H, W): every trial's initial images, drawn up front
+    images: Tensor  # the running trial's dummy inputs x' (a leaf), in the model's input space
+    optimizer: torch.optim.Adam
+    scheduler: torch.optim.lr_scheduler.MultiStepLR | None
+    labels: Tensor
+    best_images: Tensor | None  # the best finished trial's images
+    best_score: float  # its cosine distance; inf before a trial finishes
+    target: tuple[Tensor, ...]  # the shared gradients on the model's device (derived from the view)
+    box: tuple[Tensor, Tensor]  # the input-space bounds of pixels in [0, 1] (derived from the view)
+
+
+class InvertingGradients(SteppedAttack[InvertingGradientsState]):
+    """Signed Adam on cosine distance + TV, boxed, with restarts."""
+
+    def __init__(self, options: InvertingGradientsOptions):
+        self.options = options
+
+    def start(self, view: ServerView, generator: torch.Generator) -> InvertingGradientsState:
+        starts = torch.stack([dummy_images(self.options.init, view, generator) for _ in range(self.options.restarts)])
+        images, optimizer, scheduler = self._new_trial(starts[0])
+        return InvertingGradientsState(
+            restart=0, iteration=0, starts=starts, images=images, optimizer=optimizer, scheduler=scheduler,
+            labels=fixed_labels(view, self.options.label_inference), best_images=None, best_score=math.inf,
+            target=shared_gradients(view), box=view.normalization.pixel_box(starts))
+
+    def _new_trial(self, start: Tensor) -> tuple[Tensor, torch.optim.Adam, torch.optim.lr_scheduler.MultiStepLR | None]:
+        images = start.clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([images], lr=self.options.lr)
+        if not self.options.lr_decay:
+            return images, optimizer, None
+        milestones = [int(self.options.iterations * fraction) for fraction in LR_MILESTONES]
+        return images, optimizer, torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+
+    def step(self, view: ServerView, state: InvertingGradientsState) -> None:
+        options, images = self.options, state.images
+        state.optimizer.zero_grad()
+        loss = cosine_distance(model_gradients(view.model, images, state.labels), state.target)
+        if options.tv > 0:
+            loss = loss + options.tv * total_variation(images)
+        check_finite(loss, state.restart * options.iterations + state.iteration)
+        loss.backward(inputs=[images])
+        if options.signed:
+            images.grad.sign_()
+        state.optimizer.step()
+        if state.scheduler is not None:
+            state.scheduler.step()
+        if options.boxed:
+            with torch.no_grad():
+                images.clamp_(*state.box)
+        state.iteration += 1
+        if state.iteration == options.iterations:
+            self._finish_trial(view, state)
+
+    def _finish_trial(self, view: ServerView, state: InvertingGradientsState) -> None:
+        images = state.images.detach()
+        score = cosine_distance(model_gradients(view.model, images, state.labels, create_graph=False), state.target)
+        check_finite(score, (state.restart + 1) * self.options.iterations)
+        if score.item() < state.best_score:
+            state.best_images, state.best_score = images.clone(), score.item()
+        state.restart += 1
+        if state.restart < self.options.restarts:
+            state.iteration = 0
+            state.images, state.optimizer, state.scheduler = self._new_trial(state.starts[state.restart])
+
+    def done(self, state: InvertingGradientsState) -> bool:
+        return state.restart >= self.options.restarts
+
+    def result(self, view: ServerView, state: InvertingGradientsState) -> Reconstruction:
+        """The best trial's images; ``final_loss`` is their cosine distance (without TV)."""
+        return Reconstruction(images=state.best_images, labels=state.labels.clone(),
+                              iterations=self.options.iterations * self.options.restarts,
+                              final_loss=state.best_score)
+
+
+def build(options: InvertingGradientsOptions) -> InvertingGradients:
+    return InvertingGradients(options)

@@ -1,0 +1,31 @@
+"""``evalgrid collect``: one Parquet file with every cell's result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from evalgrid.errors import UserError
+from evalgrid.grid import load_grid
+from evalgrid.store.layout import OutputDir
+from evalgrid.store.results import collect
+
+
+@click.command("collect")
+@click.argument("out_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+def command(out_dir: Path) -> None:
+    """Merge every cell's result in DIR into DIR/results.parquet (written atomically).
+
+    Load it with pandas.read_parquet, or use evalgrid.load(DIR) for proper dtypes.
+
+    \b
+    Example:
+      evalgrid collect runs/quickstart
+    """
+    out = OutputDir(out_dir)
+    if not out.cells.is_dir() and not out.failed.is_dir():
+        raise UserError(f"{out_dir}: no cell results to collect (expected {out.cells}/).")
+    order = [cell.cell_id for cell in load_grid(out.grid_toml).cells] if out.grid_toml.is_file() else None
+    path, rows = collect(out, order)
+    click.echo(f"{rows} rows -> {path}")

@@ -1,0 +1,56 @@
+"""``evalgrid plan``: the cells a grid expands to."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from evalgrid.grid import load_grid
+from evalgrid.preflight import check_ready
+from evalgrid.store.layout import OutputDir
+
+
+@click.command("plan")
+@click.argument("grid_file", metavar="GRID", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory: count the cells already done there.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def command(grid_file: Path, out_dir: Path | None, fmt: str) -> None:
+    """List the cells of GRID: id and factor values. Writes nothing.
+
+    The last line is "N cells" (or "N cells, K already done" with --out); with --format csv or
+    json it goes to stderr so that stdout stays machine-readable.
+
+    \b
+    Example:
+      evalgrid plan grids/quickstart.toml --out runs/quickstart
+    """
+    grid = load_grid(grid_file)
+    check_ready(grid)
+    columns = ["cell_id", *grid.varied]
+    rows = [{"cell_id": cell.cell_id, **{k: cell.factor_labels()[k] for k in grid.varied}} for cell in grid.cells]
+    done = OutputDir(out_dir).done_ids() if out_dir else set()
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+    elif fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        click.echo(_table(columns, rows, done))
+    count = f"{len(rows)} cells" + (f", {sum(r['cell_id'] in done for r in rows)} already done" if out_dir else "")
+    click.echo(count, err=fmt != "table")
+
+
+def _table(columns: list[str], rows: list[dict], done: set[str]) -> str:
+    if done:
+        columns = [*columns, "done"]
+        rows = [{**row, "done": "yes" if row["cell_id"] in done else ""} for row in rows]
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns).rstrip() for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,38 @@
+"""``evalgrid weights``: the pretrained weight files evalgrid reads from the torch cache."""
+
+from __future__ import annotations
+
+import click
+
+from evalgrid.weights import WEIGHTS, fetch_weights, missing_weights, weights_path
+
+
+@click.group("weights")
+def command() -> None:
+    """List or download the weight files (e.g. LPIPS' AlexNet) into the torch cache.
+
+    Runs never download: fetch on a machine with internet, then copy the torch cache
+    (TORCH_HOME, default ~/.cache/torch) to the machines without.
+
+    \b
+    Example:
+      evalgrid weights list
+      evalgrid weights fetch alexnet
+    """
+
+
+@command.command("list")
+def list_weights() -> None:
+    """Each weight file, where it is expected, and whether it is present."""
+    missing = set(missing_weights(WEIGHTS.names()))
+    for name in WEIGHTS.names():
+        click.echo(f"{name:10s} {'missing' if name in missing else 'present'}  {weights_path(name)}")
+
+
+@command.command("fetch")
+@click.argument("names", nargs=-1)
+def fetch(names: tuple[str, ...]) -> None:
+    """Download NAMES (default: all) into the torch cache. Needs internet."""
+    for name in names or WEIGHTS.names():
+        path = fetch_weights(name)
+        click.echo(f"{name}: {path}")

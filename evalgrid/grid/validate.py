@@ -1,0 +1,260 @@
+"""Turn a merged grid file into a :class:`Grid` of cells, or fail with a :class:`GridError`
+that names the file, the key path, the bad value and the valid choices."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evalgrid.cell import FACTOR_NAMES, CellConfig
+from evalgrid.errors import GridError, UserError, choices_sentence, did_you_mean
+from evalgrid.grid.expand import expand_cells
+from evalgrid.grid.factors import FACTORS, REQUIRED, ComponentFactor
+from evalgrid.grid.sections import DataOptions, RunOptions, SlurmOptions
+from evalgrid.grid.toml_io import MergedToml
+from evalgrid.options import InvalidOption, parse_options
+
+TOP_LEVEL_KEYS = ("name", "description", "metrics", "zip", "factors", "attacks", "models", "datasets",
+                  "exclude", "run", "slurm", "data", "extends")
+DEFAULT_METRICS = ("psnr", "ssim", "label_acc")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A validated grid: its cells and the settings to run them."""
+
+    name: str
+    description: str
+    source: Path
+    metrics: tuple[str, ...]
+    varied: tuple[str, ...]  # factors listed in [factors], in file order
+    values: dict[str, tuple[Any, ...]]  # every factor's values in grid order (one default if not varied)
+    cells: tuple[CellConfig, ...]
+    run: RunOptions
+    slurm: SlurmOptions
+    data_root: Path | None
+    resolved: dict[str, Any]  # the merged TOML, extends resolved (written to DIR/grid.toml)
+
+
+def shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    try:
+        return os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd()) else str(path)
+    except ValueError:
+        return str(path)
+
+
+class _Validator:
+    def __init__(self, merged: MergedToml):
+        self.merged, self.data = merged, merged.data
+
+    def fail(self, key: tuple[str | int, ...], message: str) -> GridError:
+        origin = self.merged.origin(*[k for k in key if isinstance(k, str)])
+        return GridError(shown(origin), _key_text(key), message)
+
+    @contextmanager
+    def at(self, *key: str | int) -> Iterator[None]:
+        """Re-raise option and registry errors as GridErrors located at ``key``."""
+        try:
+            yield
+        except InvalidOption as err:
+            raise self.fail((*key, *([err.key] if err.key else [])), err.message) from None
+        except GridError:
+            raise
+        except UserError as err:
+            raise self.fail(key, str(err)) from None
+
+    def table(self, key: str, required: bool = False) -> dict[str, Any]:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise self.fail((), f"missing required table [{key}].")
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail((key,), f"expected a table, got {value!r}.")
+        return value
+
+    def grid(self) -> Grid:
+        for key in self.data:
+            if key not in TOP_LEVEL_KEYS:
+                raise self.fail((key,), f"unknown top-level key.{did_you_mean(key, TOP_LEVEL_KEYS)} "
+                                        f"Valid keys: {', '.join(TOP_LEVEL_KEYS)}.")
+        name = self.data.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise self.fail(("name",), f"expected a non-empty string naming the grid, got {name!r}.")
+        description = self.data.get("description", "")
+        if not isinstance(description, str):
+            raise self.fail(("description",), f"expected a string, got {description!r}.")
+        metrics = self.metrics()
+        sections = {}
+        for key, schema in (("run", RunOptions), ("slurm", SlurmOptions), ("data", DataOptions)):
+            with self.at(key):
+                sections[key] = parse_options(schema, self.table(key))
+        self.check_executor(sections["run"])
+        bases = self.component_bases()
+        values = self.factor_values(bases)
+        varied = tuple(self.table("factors", required=True))
+        groups = self.zip_groups(varied, values)
+        excludes = self.exclude_rules(varied, bases)
+        cells = expand_cells(values, groups, excludes, metrics, varied)
+        if not cells:
+            raise self.fail(("exclude",), "every combination is excluded: the grid has no cells.")
+        return Grid(name=name, description=description, source=self.merged.files[-1], metrics=metrics,
+                    varied=varied, values=values, cells=cells, run=sections["run"], slurm=sections["slurm"],
+                    data_root=self.data_root(sections["data"]), resolved=self.data)
+
+    def metrics(self) -> tuple[str, ...]:
+        from evalgrid.metrics import METRICS
+
+        raw = self.data.get("metrics", list(DEFAULT_METRICS))
+        if not isinstance(raw, list) or not raw:
+            raise self.fail(("metrics",), f"expected a non-empty list of metric names, got {raw!r}. "
+                                          f"{choices_sentence(METRICS.names())}")
+        for index, name in enumerate(raw):
+            if name not in METRICS:
+                raise self.fail(("metrics", index), f"unknown metric {name!r}.{did_you_mean(name, METRICS.names())} "
+                                                    f"{choices_sentence(METRICS.names())}")
+            if raw.index(name) != index:
+                raise self.fail(("metrics", index), f"metric {name!r} is listed twice.")
+        return tuple(raw)
+
+    def check_executor(self, run: RunOptions) -> None:
+        from evalgrid.executors import EXECUTORS
+
+        if run.executor not in EXECUTORS:
+            raise self.fail(("run", "executor"), f"unknown executor {run.executor!r}."
+                                                 f"{did_you_mean(run.executor, EXECUTORS.names())} "
+                                                 f"{choices_sentence(EXECUTORS.names())}")
+
+    def component_bases(self) -> dict[str, dict[str, Any]]:
+        """Per factor, each component's options after the grid's [attacks.NAME]-style overrides."""
+        bases: dict[str, dict[str, Any]] = {}
+        for factor_name in FACTORS:
+            factor = FACTORS[factor_name]
+            if not isinstance(factor, ComponentFactor):
+                continue
+            section = factor.overrides_section
+            bases[factor_name] = {}
+            for component, overrides in self.table(section).items():
+                if component not in factor.registry:
+                    names = factor.registry.names()
+                    raise self.fail((section, component), f"unknown {factor_name} {component!r}."
+                                                          f"{did_you_mean(component, names)} {choices_sentence(names)}")
+                if not isinstance(overrides, dict):
+                    raise self.fail((section, component), f"expected a table of options, got {overrides!r}.")
+                with self.at(section, component):
+                    bases[factor_name][component] = parse_options(factor.registry[component].options, overrides)
+        return bases
+
+    def factor_values(self, bases: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
+        declared = self.table("factors", required=True)
+        for name in declared:
+            if name not in FACTORS:
+                raise self.fail(("factors", name), f"unknown factor.{did_you_mean(name, FACTORS.names())} "
+                                                   f"{choices_sentence(FACTORS.names())}")
+        values: dict[str, tuple[Any, ...]] = {}
+        for name in FACTOR_NAMES:
+            factor = FACTORS[name]
+            if name not in declared:
+                if factor.default is REQUIRED:
+                    raise self.fail(("factors",), f"missing required factor {name!r}: list its values, "
+                                                  f"e.g. {name} = [...].")
+                raw_list = [factor.default]
+            else:
+                raw_list = declared[name]
+                if not isinstance(raw_list, list):
+                    raise self.fail(("factors", name), f"expected a list of values, got {raw_list!r}; "
+                                                       f"write {name} = [{_toml_repr(raw_list)}].")
+                if not raw_list:
+                    raise self.fail(("factors", name), "the list is empty: give at least one value.")
+            parsed = []
+            for index, raw in enumerate(raw_list):
+                with self.at("factors", name, index):
+                    value = factor.parse(raw, bases.get(name, {}))
+                if value in parsed:
+                    first = parsed.index(value)
+                    raise self.fail(("factors", name, index),
+                                    f"{_toml_repr(raw)} resolves to the same configuration as "
+                                    f"factors.{name}[{first}] ({_toml_repr(raw_list[first])}); remove one.")
+                parsed.append(value)
+            values[name] = tuple(parsed)
+        return values
+
+    def zip_groups(self, varied: tuple[str, ...], values: dict[str, tuple[Any, ...]]) -> list[tuple[str, ...]]:
+        raw = self.data.get("zip", [])
+        if not isinstance(raw, list) or not all(isinstance(g, list) for g in raw):
+            raise self.fail(("zip",), f"expected a list of lists of factor names, e.g. "
+                                      f"zip = [[\"dataset\", \"batch_size\"]], got {raw!r}.")
+        seen: dict[str, int] = {}
+        groups = []
+        for index, group in enumerate(raw):
+            if len(group) < 2:
+                raise self.fail(("zip", index), f"a zip group needs at least two factors, got {group!r}.")
+            for name in group:
+                if name not in varied:
+                    raise self.fail(("zip", index), f"{name!r} is not a factor listed in [factors]."
+                                                    f"{did_you_mean(name, varied)} {choices_sentence(varied)}")
+                if name in seen:
+                    raise self.fail(("zip", index), f"factor {name!r} is already zipped in zip[{seen[name]}].")
+                seen[name] = index
+            lengths = {name: len(values[name]) for name in group}
+            if len(set(lengths.values())) > 1:
+                detail = ", ".join(f"{n} has {k}" for n, k in lengths.items())
+                raise self.fail(("zip", index), f"zipped factors must list the same number of values: {detail}.")
+            groups.append(tuple(group))
+        return groups
+
+    def exclude_rules(self, varied: tuple[str, ...], bases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        raw = self.data.get("exclude", [])
+        if not isinstance(raw, list) or not all(isinstance(rule, dict) for rule in raw):
+            raise self.fail(("exclude",), "expected [[exclude]] tables of factor = value pairs.")
+        rules = []
+        for index, rule in enumerate(raw):
+            if not rule:
+                raise self.fail(("exclude", index), "an empty rule would exclude every cell.")
+            matchers = {}
+            for name, pattern in rule.items():
+                if name not in varied:
+                    known = "" if name in FACTORS else f" unknown factor.{did_you_mean(name, FACTORS.names())}"
+                    raise self.fail(("exclude", index, name), f"{name!r} is not a factor listed in [factors].{known} "
+                                                              f"{choices_sentence(varied)}")
+                patterns = pattern if isinstance(pattern, list) else [pattern]
+                alternatives = []
+                for position, one in enumerate(patterns):
+                    key = ("exclude", index, name, *([position] if isinstance(pattern, list) else []))
+                    with self.at(*key):
+                        alternatives.append(FACTORS[name].pattern(one, bases.get(name, {})))
+                matchers[name] = alternatives
+            rules.append(matchers)
+        return rules
+
+    def data_root(self, data: DataOptions) -> Path | None:
+        if not data.root:
+            return None
+        base = self.merged.origin("data", "root").parent
+        return (base / Path(data.root).expanduser()).resolve()
+
+
+def validate_grid(merged: MergedToml) -> Grid:
+    return _Validator(merged).grid()
+
+
+def _key_text(key: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in key:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _toml_repr(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_repr(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)

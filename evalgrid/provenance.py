@@ -1,0 +1,37 @@
+"""What produced a result: versions, host, and the git state of evalgrid's source."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import evalgrid
+
+
+@dataclass(frozen=True)
+class Provenance:
+    evalgrid_version: str
+    git_commit: str | None  # None when evalgrid is not run from a git checkout
+    git_dirty: bool | None
+    host: str
+
+
+def _git(*args: str) -> str | None:
+    source = Path(evalgrid.__file__).resolve().parent.parent
+    try:
+        done = subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def current_provenance() -> Provenance:
+    """Computed once per run by the launcher and handed to every cell."""
+    commit = _git("rev-parse", "HEAD")
+    dirty = None
+    if commit is not None:
+        status = _git("status", "--porcelain", "--untracked-files=no")
+        dirty = bool(status) if status is not None else None
+    return Provenance(evalgrid.__version__, commit, dirty, socket.gethostname())

@@ -1,0 +1,118 @@
+"""Running a grid into an output directory: lock, record the grid, skip what is done, dispatch."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomli_w
+
+from evalgrid.errors import UserError
+from evalgrid.evaluate import CellContext, CellSummary
+from evalgrid.executors import EXECUTORS
+from evalgrid.executors.base import CellTask, ExecutorSettings, Report
+from evalgrid.grid import Grid
+from evalgrid.preflight import check_ready
+from evalgrid.provenance import current_provenance
+from evalgrid.store.atomic import atomic_write_text, remove_stale_temporaries
+from evalgrid.store.layout import OutputDir
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    executor: str
+    workers: int
+    device: str
+    threads_per_worker: int  # 0: the machine's cores divided among the workers
+
+    def executor_settings(self) -> ExecutorSettings:
+        threads = self.threads_per_worker or max(1, (os.cpu_count() or 1) // self.workers)
+        return ExecutorSettings(workers=self.workers, threads_per_worker=threads)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    finished: list[CellSummary]
+    skipped: int  # cells already done before this run
+
+
+def pending_cells(grid: Grid, out: OutputDir) -> list:
+    done = out.done_ids()
+    return [cell for cell in grid.cells if cell.cell_id not in done]
+
+
+def grid_as_run(grid: Grid) -> str:
+    """The grid file as run: extends resolved, data root absolute (so DIR/grid.toml is self-contained)."""
+    resolved = dict(grid.resolved)
+    if grid.data_root is not None:
+        resolved["data"] = {**resolved.get("data", {}), "root": str(grid.data_root)}
+    header = f"# evalgrid: the grid as run, from {grid.source} (extends resolved)\n"
+    return header + tomli_w.dumps(resolved)
+
+
+@contextmanager
+def exclusive(out: OutputDir) -> Iterator[None]:
+    """Hold DIR's lock for the run; a second run on the same DIR is refused, not interleaved."""
+    out.root.mkdir(parents=True, exist_ok=True)
+    handle = open(out.lock, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UserError(f"{out.root}: another evalgrid run is using this directory ({holder}); "
+                        f"wait for it to finish or stop it first.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the run like Ctrl-C: finished cells stay, workers are stopped."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
+             on_start=lambda pending, skipped: None) -> RunOutcome:
+    """Run every cell of ``grid`` that has no result in ``out_root`` yet."""
+    if settings.executor not in EXECUTORS:
+        EXECUTORS[settings.executor]  # raises the error listing the valid executors
+    check_ready(grid)  # before anything is written
+    out = OutputDir(Path(out_root))
+    finished: list[CellSummary] = []
+    with exclusive(out), sigterm_as_interrupt():
+        for folder in (out.cells, out.failed, out.artifacts_root, out.logs):
+            remove_stale_temporaries(folder)
+        atomic_write_text(out.grid_toml, grid_as_run(grid))
+        pending = pending_cells(grid, out)
+        skipped = len(grid.cells) - len(pending)
+        on_start(len(pending), skipped)
+        context = CellContext(out_root=out.root.resolve(), grid_name=grid.name, data_root=grid.data_root,
+                              device=settings.device, provenance=current_provenance())
+        executor = EXECUTORS[settings.executor](settings.executor_settings())
+
+        def record(summary: CellSummary) -> None:
+            finished.append(summary)
+            report(summary)
+
+        executor.run([CellTask(cell, context) for cell in pending], record)
+    return RunOutcome(finished=finished, skipped=skipped)

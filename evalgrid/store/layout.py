@@ -1,0 +1,78 @@
+"""The output directory's layout: one place that knows every path."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+RESULT_SUFFIX = ".parquet"
+
+
+@dataclass(frozen=True)
+class OutputDir:
+    """DIR/grid.toml, DIR/cells/<id>.parquet (done), DIR/failed/<id>.parquet (last failure),
+    DIR/artifacts/<id>/, DIR/logs/<id>.log, DIR/results.parquet (made by ``collect``)."""
+
+    root: Path
+
+    @property
+    def grid_toml(self) -> Path:
+        return self.root / "grid.toml"
+
+    @property
+    def cells(self) -> Path:
+        return self.root / "cells"
+
+    @property
+    def failed(self) -> Path:
+        return self.root / "failed"
+
+    @property
+    def artifacts_root(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results.parquet"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".evalgrid.lock"
+
+    def done_result(self, cell_id: str) -> Path:
+        return self.cells / f"{cell_id}{RESULT_SUFFIX}"
+
+    def failed_result(self, cell_id: str) -> Path:
+        return self.failed / f"{cell_id}{RESULT_SUFFIX}"
+
+    def artifacts(self, cell_id: str) -> Path:
+        return self.artifacts_root / cell_id
+
+    def log(self, cell_id: str) -> Path:
+        return self.logs / f"{cell_id}.log"
+
+    def done_ids(self) -> set[str]:
+        """Ids of cells with a result: one directory listing, no file is opened."""
+        return _ids_in(self.cells)
+
+    def failed_ids(self) -> set[str]:
+        return _ids_in(self.failed) - self.done_ids()
+
+    def result_files(self) -> list[Path]:
+        """Every cell's latest result: done cells, then failures of cells not done since."""
+        done = self.done_ids()
+        files = [self.done_result(i) for i in sorted(done)]
+        files += [self.failed_result(i) for i in sorted(_ids_in(self.failed) - done)]
+        return files
+
+
+def _ids_in(folder: Path) -> set[str]:
+    if not folder.is_dir():
+        return set()
+    return {name[: -len(RESULT_SUFFIX)] for name in os.listdir(folder)
+            if name.endswith(RESULT_SUFFIX) and not name.startswith(".")}

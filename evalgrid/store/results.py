@@ -1,0 +1,107 @@
+"""The result schema, and reading/writing/collecting result rows.
+
+Every row is checked against one explicit Arrow schema before it is written, so
+``collect`` never meets a file with a different header.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from evalgrid.cell import FACTOR_NAMES
+from evalgrid.store.atomic import atomic_write
+from evalgrid.store.layout import OutputDir
+
+# Metric columns: the mean as float64 and, for image metrics, the per-sample values (after matching).
+METRIC_COLUMNS = ("psnr", "ssim", "lpips", "label_acc")
+PER_SAMPLE_METRICS = ("psnr", "ssim", "lpips")
+INTEGER_FACTORS = ("batch_size", "seed")
+
+_timestamp = pa.timestamp("us", tz="UTC")
+RESULT_SCHEMA = pa.schema(
+    [pa.field("cell_id", pa.string(), nullable=False), pa.field("grid", pa.string())]
+    + [pa.field(name, pa.int64() if name in INTEGER_FACTORS else pa.string()) for name in FACTOR_NAMES]
+    + [pa.field("config", pa.string())]
+    + [pa.field(name, pa.float64()) for name in METRIC_COLUMNS]
+    + [pa.field(f"{name}_per_sample", pa.list_(pa.float64())) for name in PER_SAMPLE_METRICS]
+    + [
+        pa.field("recovered_labels", pa.list_(pa.int64())),
+        pa.field("true_labels", pa.list_(pa.int64())),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error_type", pa.string()),
+        pa.field("error_message", pa.string()),
+        pa.field("traceback", pa.string()),
+        pa.field("final_loss", pa.float64()),
+        pa.field("attack_iterations", pa.int64()),
+        pa.field("model_parameters", pa.int64()),
+        pa.field("input_dimension", pa.int64()),  # B × C × H × W
+        pa.field("wall_s", pa.float64()),
+        pa.field("device", pa.string()),
+        pa.field("host", pa.string()),
+        pa.field("started_at", _timestamp),
+        pa.field("finished_at", _timestamp),
+        pa.field("evalgrid_version", pa.string()),
+        pa.field("git_commit", pa.string()),
+        pa.field("git_dirty", pa.bool_()),
+        pa.field("torch_version", pa.string()),
+        pa.field("torchvision_version", pa.string()),
+    ]
+)
+STATUSES = ("done", "failed")
+
+
+def empty_row() -> dict[str, Any]:
+    """A row with every column present: metrics NaN, everything else null."""
+    row: dict[str, Any] = {name: None for name in RESULT_SCHEMA.names}
+    row.update({name: float("nan") for name in METRIC_COLUMNS})
+    return row
+
+
+def _table(row: dict[str, Any]) -> pa.Table:
+    missing = [n for n in RESULT_SCHEMA.names if n not in row]
+    extra = [n for n in row if n not in RESULT_SCHEMA.names]
+    if missing or extra:
+        raise ValueError(f"result row does not match the schema: missing {missing}, unexpected {extra}")
+    if row["status"] not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, got {row['status']!r}")
+    return pa.Table.from_pylist([row], schema=RESULT_SCHEMA)
+
+
+def write_result(out: OutputDir, row: dict[str, Any]) -> Path:
+    """Write one cell's row atomically: cells/ when done (and drop an old failure), failed/ otherwise."""
+    table = _table(row)
+    cell_id = row["cell_id"]
+    target = out.done_result(cell_id) if row["status"] == "done" else out.failed_result(cell_id)
+    atomic_write(target, lambda tmp: pq.write_table(table, tmp))
+    if row["status"] == "done":
+        out.failed_result(cell_id).unlink(missing_ok=True)
+    return target
+
+
+def read_rows(files: Iterable[Path]) -> pa.Table:
+    files = list(files)
+    if not files:
+        return RESULT_SCHEMA.empty_table()
+    tables = [pq.read_table(path, schema=RESULT_SCHEMA) for path in files]
+    return pa.concat_tables(tables)
+
+
+def collect(out: OutputDir, order: list[str] | None = None) -> tuple[Path, int]:
+    """Merge every cell's latest result into DIR/results.parquet (atomically), in ``order`` of cell ids."""
+    table = read_rows(out.result_files())
+    if order is not None and table.num_rows:
+        rank = {cell_id: i for i, cell_id in enumerate(order)}
+        keys = [rank.get(c, len(rank)) for c in table.column("cell_id").to_pylist()]
+        table = table.take(sorted(range(table.num_rows), key=keys.__getitem__))
+    atomic_write(out.results, lambda tmp: pq.write_table(table, tmp))
+    return out.results, table.num_rows
+
+
+def config_of(row: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(row["config"])

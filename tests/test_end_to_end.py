@@ -1,0 +1,178 @@
+"""The real CLI, end to end, on shipped digits with few iterations: run, resume, collect, load."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import evalgrid
+from evalgrid.store.results import RESULT_SCHEMA
+
+pytestmark = pytest.mark.slow
+
+E2E_GRID = """
+name = "e2e"
+metrics = ["psnr", "ssim", "label_acc"]
+
+[factors]
+dataset = ["digits"]
+model = ["lenet"]
+attack = ["idlg", { name = "ig", tv = 0.0 }]
+batch_size = [1, 2]
+labels = ["known", "inferred"]
+seed = [0]
+
+[attacks.idlg]
+iterations = 3
+
+[attacks.ig]
+iterations = 10
+"""
+CELLS = 8
+
+
+def evalgrid_cli(*args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "evalgrid", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, **kwargs)
+
+
+def test_plan_lists_every_cell_and_counts_them(write_grid):
+    done = evalgrid_cli("plan", write_grid(E2E_GRID))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == f"{CELLS} cells"
+    assert lines[0].split() == ["cell_id", "dataset", "model", "attack", "batch_size", "labels", "seed"]
+
+
+def test_plan_json_is_machine_readable(write_grid):
+    done = evalgrid_cli("plan", write_grid(E2E_GRID), "--format", "json")
+    cells = json.loads(done.stdout)
+    assert len(cells) == CELLS and {"cell_id", "attack", "batch_size"} <= set(cells[0])
+    assert done.stderr.strip().splitlines()[-1] == f"{CELLS} cells"
+
+
+def test_run_writes_every_cell_and_a_tidy_table(write_grid, tmp_path):
+    out = tmp_path / "out"
+    done = evalgrid_cli("run", write_grid(E2E_GRID), "--out", out, "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert len(list((out / "cells").glob("*.parquet"))) == CELLS
+    assert (out / "grid.toml").is_file() and (out / "results.parquet").is_file()
+    for cell_dir in (out / "artifacts").iterdir():
+        assert (cell_dir / "reconstruction.png").stat().st_size > 0
+    frame = evalgrid.load(out)
+    assert len(frame) == CELLS and frame["cell_id"].is_unique
+    assert (frame["status"] == "done").all()
+    assert frame["batch_size"].dtype == "int64" and isinstance(frame["attack"].dtype, pd.CategoricalDtype)
+    assert list(frame["attack"].cat.categories) == ["idlg", "ig(tv=0.0)"], "categories follow the grid's order"
+    for metric in ("psnr", "ssim", "label_acc"):
+        assert frame[metric].dtype == "float64"
+    assert frame["psnr"].notna().all() and frame["ssim"].notna().all()
+    known = frame["labels"] == "known"
+    assert frame.loc[known, "label_acc"].isna().all() and frame.loc[~known, "label_acc"].between(0, 1).all()
+    assert all(len(v) == b for v, b in zip(frame["psnr_per_sample"], frame["batch_size"]))
+    assert pq.read_schema(out / "results.parquet").equals(RESULT_SCHEMA, check_metadata=False)
+    row = frame.iloc[0]
+    assert row["torch_version"] and row["evalgrid_version"] == evalgrid.__version__ and row["wall_s"] > 0
+    assert json.loads(row["config"])["attack"]["name"] in {"idlg", "ig"}
+    # the run printed its summary table, and a second run has nothing to do
+    assert "e2e: 8 cells done" in done.stdout
+    again = evalgrid_cli("plan", write_grid(E2E_GRID), "--out", out)
+    assert again.stdout.strip().splitlines()[-1] == f"{CELLS} cells, {CELLS} already done"
+
+
+def test_same_cell_gives_the_same_numbers(write_grid, tmp_path):
+    grid = write_grid(E2E_GRID)
+    for name in ("a", "b"):
+        assert evalgrid_cli("run", grid, "--out", tmp_path / name, "--executor", "debug").returncode == 0
+    a, b = (evalgrid.load(tmp_path / n).set_index("cell_id").sort_index() for n in ("a", "b"))
+    pd.testing.assert_series_equal(a["psnr"], b["psnr"])
+    pd.testing.assert_series_equal(a["final_loss"], b["final_loss"])
+
+
+def test_a_failing_cell_is_recorded_and_the_others_go_on(write_grid, tmp_path):
+    # batch 2000 exceeds the digits' train split: that cell fails at run time, the others finish
+    grid = write_grid(E2E_GRID.replace("batch_size = [1, 2]", "batch_size = [1, 2000]"))
+    out = tmp_path / "out"
+    done = evalgrid_cli("run", grid, "--out", out, "--executor", "debug")
+    assert done.returncode == 1
+    assert "4 cell(s) failed" in done.stderr and "ValueError" in done.stderr
+    frame = evalgrid.load(out)
+    failed = frame[frame["status"] == "failed"]
+    assert len(failed) == 4 and (failed["batch_size"] == 2000).all()
+    assert failed["error_type"].eq("ValueError").all() and failed["traceback"].str.contains("Traceback").all()
+    status = evalgrid_cli("status", out)
+    assert "done     4" in status.stdout and "failed   4" in status.stdout and "ValueError" in status.stdout
+
+
+def test_run_killed_mid_cell_resumes_exactly_the_missing_cells(write_grid, tmp_path):
+    grid = write_grid(E2E_GRID.replace("iterations = 10", "iterations = 400"))
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "evalgrid", "run", str(grid), "--out", str(out),
+                                "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    deadline = time.monotonic() + 300
+    while len(list((out / "cells").glob("*.parquet"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)  # the launcher and its workers, mid-cell
+    process.wait()
+    first = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.parquet")}
+    assert 2 <= len(first) < CELLS
+    resumed = evalgrid_cli("run", grid, "--out", out, "--workers", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(first)} already done, {CELLS - len(first)} to run" in resumed.stderr
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.parquet")}
+    assert len(after) == CELLS
+    assert all(after[name] == mtime for name, mtime in first.items()), "finished cells are not rerun"
+    assert not [p for p in out.rglob("*") if ".tmp-" in p.name], "no temporary file survives"
+    for path in (out / "cells").glob("*.parquet"):
+        assert pq.read_table(path).num_rows == 1
+    assert evalgrid.load(out)["cell_id"].is_unique
+
+
+def test_sigterm_stops_cleanly_and_keeps_finished_cells(write_grid, tmp_path):
+    grid = write_grid(E2E_GRID.replace("iterations = 10", "iterations = 400"))
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "evalgrid", "run", str(grid), "--out", str(out),
+                                "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while len(list((out / "cells").glob("*.parquet"))) < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
+    assert evalgrid_cli("run", grid, "--out", out, "--workers", "2").returncode == 0
+    assert len(list((out / "cells").glob("*.parquet"))) == CELLS
+
+
+def test_a_second_run_on_the_same_directory_is_refused_while_one_runs(write_grid, tmp_path):
+    grid = write_grid(E2E_GRID.replace("iterations = 10", "iterations = 400"))
+    out = tmp_path / "out"
+    first = subprocess.Popen([sys.executable, "-m", "evalgrid", "run", str(grid), "--out", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "grid.toml").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = evalgrid_cli("run", grid, "--out", out)
+        assert second.returncode == 2 and "another evalgrid run" in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_version_and_help():
+    assert evalgrid.__version__ in evalgrid_cli("--version").stdout
+    for command in ("plan", "run", "status", "collect", "weights"):
+        help_text = evalgrid_cli(command, "--help").stdout
+        assert "Example:" in help_text

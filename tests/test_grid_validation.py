@@ -1,0 +1,176 @@
+"""Every malformed grid is refused before anything runs: exit 2, one paragraph naming the file,
+the key, the bad value and the valid choices, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import MINIMAL_GRID
+
+
+def refused(cli, grid_path, tmp_path):
+    """Run the grid and return the error text, asserting the contract common to every refusal."""
+    out = tmp_path / "out"
+    result = cli("run", grid_path, "--out", out)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert not out.exists(), "a refused grid must not create the output directory"
+    text = result.output.strip()
+    assert text.startswith("error: ")
+    assert "\n" not in text, "the error must be one paragraph"
+    assert grid_path.name in text, "the error must name the file"
+    return text
+
+
+def test_toml_syntax_error_names_the_line(write_grid, cli, tmp_path):
+    text = refused(cli, write_grid('name = "x"\n[factors]\nmodel = = ["lenet"]\nseed = [0]\n'), tmp_path)
+    assert "invalid TOML" in text and "line 3" in text
+
+
+def test_unknown_top_level_key_suggests_the_right_one(write_grid, cli, tmp_path):
+    text = refused(cli, write_grid(MINIMAL_GRID + '\n[factor]\nseed = [1]\n'), tmp_path)
+    assert "factor:" in text and "Did you mean 'factors'?" in text and "Valid keys:" in text
+
+
+def test_unknown_factor_lists_the_factors(write_grid, cli, tmp_path):
+    text = refused(cli, write_grid(MINIMAL_GRID.replace("batch_size = [1]", "batchsize = [1]")), tmp_path)
+    assert "factors.batchsize" in text and "Did you mean 'batch_size'?" in text and "labels" in text
+
+
+@pytest.mark.parametrize("old, new, key, bad, suggestion", [
+    ('attack = ["idlg",', 'attack = ["dgl",', "factors.attack[0]", "'dgl'", "dlg"),
+    ('model = ["lenet"]', 'model = ["lenett"]', "factors.model[0]", "'lenett'", "lenet"),
+    ('dataset = ["digits"]', 'dataset = ["digit"]', "factors.dataset[0]", "'digit'", "digits"),
+    ('"ssim", "label_acc"]', '"ssmi", "label_acc"]', "metrics[1]", "'ssmi'", "ssim"),
+])
+def test_unknown_value_names_key_value_and_choices(write_grid, cli, tmp_path, old, new, key, bad, suggestion):
+    text = refused(cli, write_grid(MINIMAL_GRID.replace(old, new)), tmp_path)
+    assert key in text and bad in text
+    assert f"Did you mean '{suggestion}'?" in text and "Valid choices:" in text
+
+
+def test_inline_option_not_accepted_by_the_attack(write_grid, cli, tmp_path):
+    text = refused(cli, write_grid(MINIMAL_GRID.replace('"idlg", {', '{ name = "idlg", tv = 0.1 }, {')), tmp_path)
+    assert "factors.attack[0].tv" in text and "unknown option 'tv'" in text and "iterations" in text
+
+
+def test_override_option_typo_is_refused(write_grid, cli, tmp_path):
+    text = refused(cli, write_grid(MINIMAL_GRID.replace("[attacks.ig]\niterations", "[attacks.ig]\nitrations")),
+                   tmp_path)
+    assert "attacks.ig.itrations" in text and "Did you mean 'iterations'?" in text
+
+
+def test_override_for_unknown_attack_is_refused(write_grid, cli, tmp_path):
+    text = refused(cli, write_grid(MINIMAL_GRID + "\n[attacks.igg]\niterations = 2\n"), tmp_path)
+    assert "attacks.igg" in text and "Did you mean 'ig'?" in text
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ("batch_size = [1]", 'batch_size = ["4"]', "factors.batch_size[0]"),
+    ("[attacks.ig]\niterations = 3", '[attacks.ig]\niterations = "300"', "attacks.ig.iterations"),
+    ("seed = [0]", "seed = [0.5]", "factors.seed[0]"),
+    ("[attacks.ig]\niterations = 3", "[attacks.ig]\niterations = 3\nsigned = 1", "attacks.ig.signed"),
+])
+def test_wrong_type_is_refused(write_grid, cli, tmp_path, old, new, key):
+    text = refused(cli, write_grid(MINIMAL_GRID.replace(old, new)), tmp_path)
+    assert key in text and "expected" in text
+
+
+def test_a_scalar_where_a_list_is_expected_shows_the_fix(write_grid, cli, tmp_path):
+    text = refused(cli, write_grid(MINIMAL_GRID.replace("seed = [0]", "seed = 0")), tmp_path)
+    assert "factors.seed" in text and "seed = [0]" in text
+
+
+def test_empty_list_is_refused(write_grid, cli, tmp_path):
+    text = refused(cli, write_grid(MINIMAL_GRID.replace("seed = [0]", "seed = []")), tmp_path)
+    assert "factors.seed" in text and "empty" in text
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ("batch_size = [1]", "batch_size = [0]", "factors.batch_size[0]"),
+    ("[attacks.ig]\niterations = 3", "[attacks.ig]\niterations = -5", "attacks.ig.iterations"),
+    ("seed = [0]", "seed = [-1]", "factors.seed[0]"),
+])
+def test_out_of_range_number_is_refused(write_grid, cli, tmp_path, old, new, key):
+    text = refused(cli, write_grid(MINIMAL_GRID.replace(old, new)), tmp_path)
+    assert key in text and "out of range" in text
+
+
+def test_zip_with_lists_of_different_length_is_refused(write_grid, cli, tmp_path):
+    grid = MINIMAL_GRID.replace("batch_size = [1]", "batch_size = [1, 2, 4]") \
+        .replace('name = "tiny"', 'name = "tiny"\nzip = [["labels", "batch_size"]]')
+    text = refused(cli, write_grid(grid), tmp_path)
+    assert "zip[0]" in text and "labels has 2" in text and "batch_size has 3" in text
+
+
+def test_zip_naming_a_factor_not_in_the_grid_is_refused(write_grid, cli, tmp_path):
+    grid = MINIMAL_GRID.replace('name = "tiny"', 'name = "tiny"\nzip = [["labels", "sede"]]')
+    text = refused(cli, write_grid(grid), tmp_path)
+    assert "zip[0]" in text and "Did you mean 'seed'?" in text
+
+
+def test_exclude_naming_an_unknown_factor_is_refused(write_grid, cli, tmp_path):
+    text = refused(cli, write_grid(MINIMAL_GRID + '\n[[exclude]]\nattak = "ig"\n'), tmp_path)
+    assert "exclude[0].attak" in text and "Did you mean 'attack'?" in text
+
+
+def test_exclude_with_an_unknown_value_is_refused(write_grid, cli, tmp_path):
+    text = refused(cli, write_grid(MINIMAL_GRID + '\n[[exclude]]\nattack = "iig"\n'), tmp_path)
+    assert "exclude[0].attack" in text and "'iig'" in text and "Did you mean 'ig'?" in text
+
+
+def test_excluding_everything_is_refused(write_grid, cli, tmp_path):
+    text = refused(cli, write_grid(MINIMAL_GRID + '\n[[exclude]]\nseed = 0\n'), tmp_path)
+    assert "no cells" in text
+
+
+def test_values_that_resolve_to_the_same_cell_are_refused(write_grid, cli, tmp_path):
+    grid = MINIMAL_GRID.replace('attack = ["idlg", { name = "ig", tv = 0.0 }]',
+                                'attack = ["ig", { name = "ig", iterations = 3 }]')
+    text = refused(cli, write_grid(grid), tmp_path)
+    assert "factors.attack[1]" in text and "same configuration" in text
+
+
+def test_missing_required_factor_is_refused(write_grid, cli, tmp_path):
+    text = refused(cli, write_grid(MINIMAL_GRID.replace('model = ["lenet"]\n', "")), tmp_path)
+    assert "missing required factor 'model'" in text
+
+
+def test_extends_cycle_is_refused(write_grid, cli, tmp_path):
+    write_grid('extends = "b.toml"\n', "a.toml")
+    b = write_grid('extends = "a.toml"\n' + MINIMAL_GRID, "b.toml")
+    text = refused(cli, b, tmp_path)
+    assert "extends" in text and "cycle" in text and "a.toml" in text
+
+
+def test_extends_missing_file_is_refused(write_grid, cli, tmp_path):
+    text = refused(cli, write_grid('extends = "base.toml"\n' + MINIMAL_GRID), tmp_path)
+    assert "extends" in text and "base.toml" in text and "does not exist" in text
+
+
+def test_unknown_executor_is_refused(write_grid, cli, tmp_path):
+    text = refused(cli, write_grid(MINIMAL_GRID + '\n[run]\nexecutor = "lokal"\n'), tmp_path)
+    assert "run.executor" in text and "Did you mean 'local'?" in text
+
+
+def test_unknown_slurm_option_lists_the_valid_names(write_grid, cli, tmp_path):
+    text = refused(cli, write_grid(MINIMAL_GRID + '\n[slurm]\npartion = "gpu"\n'), tmp_path)
+    assert "slurm.partion" in text and "Did you mean 'partition'?" in text and "gpus_per_task" in text
+
+
+def test_error_in_a_base_file_names_the_base_file(write_grid, cli, tmp_path):
+    write_grid(MINIMAL_GRID.replace('model = ["lenet"]', 'model = ["lenex"]'), "base.toml")
+    child = write_grid('extends = "base.toml"\nname = "child"\n', "child.toml")
+    out = tmp_path / "out"
+    result = cli("run", child, "--out", out)
+    assert result.exit_code == 2 and "base.toml: factors.model[0]" in result.output
+
+
+def test_plan_refuses_the_same_way(write_grid, cli):
+    result = cli("plan", write_grid(MINIMAL_GRID.replace("seed = [0]", "seed = [-1]")))
+    assert result.exit_code == 2 and "factors.seed[0]" in result.output and "Traceback" not in result.output
+
+
+def test_missing_grid_file_is_a_usage_error(cli, tmp_path):
+    result = cli("plan", tmp_path / "nope.toml")
+    assert result.exit_code == 2 and "nope.toml" in result.output
