@@ -26,7 +26,8 @@ def test_cosine_distance_is_two_for_opposite_gradients():
 def test_cosine_distance_ignores_positive_scaling():
     other = [g + 0.5 for g in GRADIENTS]
     scaled = [3.7 * g for g in other]
-    assert cosine_distance(scaled, GRADIENTS).item() == pytest.approx(cosine_distance(other, GRADIENTS).item(), rel=1e-5)
+    expected = cosine_distance(other, GRADIENTS).item()
+    assert cosine_distance(scaled, GRADIENTS).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_cosine_distance_treats_all_layers_as_one_vector():

@@ -2,10 +2,9 @@
 ``main.py``) runs it: dummy data x' ~ N(0, 1) and dummy label logits y' ~ N(0, 1), optimised
 jointly by L-BFGS on D = ||∇W(x', softmax(y')) − ∇W||² (Eq. 4); the labels are argmax y'.
 
-Paper and code differ: Algorithm 1 writes a plain gradient step with rate η, and the setup
-text reports 1,200 iterations for images; the code uses torch's L-BFGS with its defaults
-(lr 1, max_iter 20, history 100) for 300 steps, as the paper's figures show. We follow the
-code. Its loss on soft labels, mean_i Σ_k −softmax(y')_ik log p_ik, is our client's mean
+Paper and code differ: Algorithm 1 writes a plain gradient step with rate η; the code uses
+torch's L-BFGS with its defaults (lr 1, max_iter 20, history 100) for 300 steps. We follow
+the code. Its loss on soft labels, mean_i Σ_k −softmax(y')_ik log p_ik, is our client's mean
 cross-entropy (fl/fedsgd.py) with probabilities as targets.
 """
 

@@ -45,7 +45,7 @@ def idlg(view: ServerView) -> Tensor:
 
 LABEL_RULES.register("idlg", idlg)
 
-# The option type of every attack's ``label_inference``: grows with the registry.
+# The option type of the attacks' ``label_inference``: every rule registered above this line.
 RuleName = Literal[tuple(LABEL_RULES.names())]  # type: ignore[misc]
 
 
