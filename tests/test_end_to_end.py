@@ -171,8 +171,45 @@ def test_a_second_run_on_the_same_directory_is_refused_while_one_runs(write_grid
         first.wait()
 
 
-def test_version_and_help():
-    assert evalgrid.__version__ in evalgrid_cli("--version").stdout
+def test_version_and_help(cli):
+    assert evalgrid.__version__ in cli("--version").output
     for command in ("plan", "run", "status", "collect", "weights"):
-        help_text = evalgrid_cli(command, "--help").stdout
-        assert "Example:" in help_text
+        assert "Example:" in cli(command, "--help").output
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                children.append(int(entry.name))
+    return children
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the worker processes")
+def test_a_worker_killed_mid_cell_fails_that_cell_only(write_grid, tmp_path):
+    grid = write_grid(E2E_GRID.replace("iterations = 10", "iterations = 3000"))
+    out = tmp_path / "out"
+    launcher = subprocess.Popen([sys.executable, "-m", "evalgrid", "run", str(grid), "--out", str(out),
+                                 "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    workers = []
+    while len(workers) < 2 and time.monotonic() < deadline:
+        workers = [p for p in _children(launcher.pid) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        time.sleep(0.2)
+    while not list((out / "cells").glob("*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the workers are past their start-up and running cells
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = launcher.communicate(timeout=600)
+    assert launcher.returncode == 1, stderr
+    frame = evalgrid.load(out)
+    assert len(frame) == CELLS and frame["cell_id"].is_unique
+    failed = frame[frame["status"] == "failed"]
+    assert len(failed) == 1 and failed["error_type"].iloc[0] == "WorkerDied"
+    assert "signal 9" in failed["error_message"].iloc[0]
+    assert evalgrid_cli("run", grid, "--out", out).returncode == 0, "the next run retries the failed cell"
+    assert (evalgrid.load(out)["status"] == "done").all()

@@ -31,7 +31,10 @@ class _Worker:
 
     def assign(self, task: CellTask) -> None:
         self.task = task
-        self.conn.send(task)
+        try:
+            self.conn.send(task)
+        except OSError:  # it died since its last report: its sentinel fires and the task is failed
+            pass
 
     def stop(self) -> None:
         if self.process.is_alive():
