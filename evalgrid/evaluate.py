@@ -98,7 +98,7 @@ def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], di
     del model  # the attacker works on its own copy only
 
     attack = ATTACKS[cell.attack.name].build(cell.attack.options)
-    generator = torch.Generator(device=device).manual_seed(stream_seed(cell.seed, _ATTACK_STREAM))
+    generator = torch.Generator().manual_seed(stream_seed(cell.seed, _ATTACK_STREAM))  # CPU: same start on any device
     reconstruction = attack.reconstruct(view, generator)
 
     pixels = info.normalization.denormalize(reconstruction.images.detach()).clamp(0, 1)

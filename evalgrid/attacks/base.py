@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Generic, Literal, TypeVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from evalgrid.fl.objective import loss_gradients
 from evalgrid.threat_model import Normalization, Reconstruction, ServerView
 
 Init = Literal["randn", "rand"]
@@ -37,14 +37,9 @@ def device_of(model: nn.Module) -> torch.device:
 
 def model_gradients(model: nn.Module, inputs: Tensor, targets: Tensor, *,
                     create_graph: bool = True) -> tuple[Tensor, ...]:
-    """∇θ of the client's loss at dummy inputs: the mean cross-entropy of fl/fedsgd.py, over the
-    same trainable parameters. ``targets`` are class indices (B,) or, for DLG's soft labels,
-    class probabilities (B, K); ``F.cross_entropy`` averages over the batch either way.
-    ``create_graph`` keeps the graph so that a distance of these gradients can be differentiated.
-    The model is used in the mode it is given (train or eval)."""
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    loss = F.cross_entropy(model(inputs), targets)
-    return torch.autograd.grad(loss, parameters, create_graph=create_graph)
+    """∇θ of the client's own objective (fl/objective.py) at dummy inputs, keeping the graph by
+    default; ``targets`` are class indices or, for DLG's soft labels, class probabilities."""
+    return loss_gradients(model, inputs, targets, create_graph=create_graph)
 
 
 def _randn(shape: tuple[int, ...], generator: torch.Generator, normalization: Normalization) -> Tensor:

@@ -39,3 +39,23 @@ def resolve_data_root(configured: str | None) -> Path | None:
     """The data root: the grid's ``[data] root`` if set, else ``$EVALGRID_DATA``, else None."""
     value = configured or os.environ.get(DATA_ROOT_ENV)
     return Path(value).expanduser() if value else None
+
+
+class InMemoryImages:
+    """A dataset split held in memory: images as float in [0, 1] or uint8 (converted per batch)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo):
+        self._images, self._labels, self.info = images, labels, info
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self._labels
+
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        images = self._images[index]
+        images = images.float().div_(255) if images.dtype == torch.uint8 else images.clone()
+        return images, self._labels[index].clone()

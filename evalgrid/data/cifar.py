@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from evalgrid.data.base import DATA_ROOT_ENV, DatasetInfo
+from evalgrid.data.base import DATA_ROOT_ENV, DatasetInfo, InMemoryImages
 from evalgrid.errors import UserError
 from evalgrid.threat_model import Normalization
 
@@ -31,24 +31,6 @@ ROW_LENGTH = 3 * SIDE * SIDE  # one image per row: the red, green, blue planes, 
 @dataclass(frozen=True)
 class CifarOptions:
     split: Literal["train", "test"] = "train"
-
-
-class Cifar:
-    """One split held as uint8 (N, 3, 32, 32); :meth:`batch` converts to float in [0, 1]."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo):
-        self._images, self._labels, self.info = images, labels, info
-
-    def __len__(self) -> int:
-        return len(self._labels)
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return self._labels
-
-    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.as_tensor(indices, dtype=torch.long)
-        return self._images[index].float().div_(255), self._labels[index].clone()
 
 
 @dataclass(frozen=True, eq=False)  # one instance per variant; hashed by identity
@@ -64,14 +46,14 @@ class CifarFormat:
     normalization: Normalization
     torchvision_class: str  # named in the how-to-get-it message
 
-    def build(self, options: CifarOptions, data_root: str | os.PathLike | None = None) -> Cifar:
+    def build(self, options: CifarOptions, data_root: str | os.PathLike | None = None) -> InMemoryImages:
         parts = [self._read_batch(path) for path in self._split_files(options.split, data_root)]
         rows = np.concatenate([data for data, _ in parts])
         labels = np.concatenate([labels for _, labels in parts])
         images = torch.from_numpy(rows.reshape(-1, 3, SIDE, SIDE).copy())
         info = DatasetInfo(self.name, channels=3, resolution=SIDE, num_classes=self.num_classes,
                            normalization=self.normalization)
-        return Cifar(images, torch.from_numpy(labels), info)
+        return InMemoryImages(images, torch.from_numpy(labels), info)
 
     def preflight(self, options: CifarOptions, data_root: str | os.PathLike | None = None) -> None:
         """Every file of the split exists and is a valid batch (this reads them once)."""

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evalgrid.data.base import DatasetInfo
+from evalgrid.data.base import DatasetInfo, InMemoryImages
 from evalgrid.options import option
 from evalgrid.threat_model import Normalization
 
@@ -22,36 +22,21 @@ class DigitsOptions:
     split: Literal["train", "test"] = "train"
 
 
-class Digits:
-    """Grayscale digits 0-9 resized bilinearly from 8×8 to ``resolution``."""
+def load_split(options: DigitsOptions) -> InMemoryImages:
+    """Grayscale digits 0-9 resized bilinearly from 8×8 to ``resolution``; normalisation
+    statistics over all 1,797 images."""
+    from sklearn.datasets import load_digits
 
-    def __init__(self, options: DigitsOptions):
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        pixels = torch.from_numpy((bunch.images / 16.0).astype(np.float32)).unsqueeze(1)
-        labels = torch.from_numpy(bunch.target.astype(np.int64))
-        cut = int(len(labels) * TRAIN_FRACTION)
-        part = slice(0, cut) if options.split == "train" else slice(cut, None)
-        images = F.interpolate(pixels[part], size=options.resolution, mode="bilinear", align_corners=False)
-        self._images = images.clamp(0, 1).contiguous()
-        self._labels = labels[part].contiguous()
-        everything = F.interpolate(pixels, size=options.resolution, mode="bilinear", align_corners=False)
-        stats = Normalization(mean=(float(everything.mean()),), std=(float(everything.std()),))
-        self.info = DatasetInfo("digits", channels=1, resolution=options.resolution,
-                                num_classes=10, normalization=stats)
-
-    def __len__(self) -> int:
-        return len(self._labels)
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return self._labels
-
-    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.as_tensor(indices, dtype=torch.long)
-        return self._images[index].clone(), self._labels[index].clone()
+    bunch = load_digits()
+    pixels = torch.from_numpy((bunch.images / 16.0).astype(np.float32)).unsqueeze(1)
+    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    cut = int(len(labels) * TRAIN_FRACTION)
+    part = slice(0, cut) if options.split == "train" else slice(cut, None)
+    everything = F.interpolate(pixels, size=options.resolution, mode="bilinear", align_corners=False).clamp(0, 1)
+    stats = Normalization(mean=(float(everything.mean()),), std=(float(everything.std()),))
+    info = DatasetInfo("digits", channels=1, resolution=options.resolution, num_classes=10, normalization=stats)
+    return InMemoryImages(everything[part].contiguous(), labels[part].contiguous(), info)
 
 
-def build(options: DigitsOptions, data_root=None) -> Digits:
-    return Digits(options)
+def build(options: DigitsOptions, data_root=None) -> InMemoryImages:
+    return load_split(options)

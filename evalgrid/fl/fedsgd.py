@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
+from evalgrid.fl.objective import loss_gradients
 from evalgrid.threat_model import ClientData, Normalization, SharedUpdate
 
 
@@ -14,7 +13,5 @@ def compute_update(model: nn.Module, data: ClientData, normalization: Normalizat
 
     The model is used as given (train or eval mode); its weights are not changed.
     """
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    loss = F.cross_entropy(model(normalization.normalize(data.images)), data.labels)
-    gradients = torch.autograd.grad(loss, parameters)
+    gradients = loss_gradients(model, normalization.normalize(data.images), data.labels)
     return SharedUpdate(gradients=tuple(g.detach() for g in gradients), num_samples=len(data.labels))
