@@ -41,6 +41,14 @@ class RunOutcome:
     skipped: int  # cells already done before this run
 
 
+def check_device(device: str) -> None:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was asked for (--device or [run] device) but torch sees no CUDA GPU "
+                        f"here (torch {torch.__version__}); use --device cpu, or auto to take a GPU when present.")
+
+
 def pending_cells(grid: Grid, out: OutputDir) -> list:
     done = out.done_ids()
     return [cell for cell in grid.cells if cell.cell_id not in done]
@@ -94,9 +102,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
              on_start=lambda pending, skipped: None) -> RunOutcome:
     """Run every cell of ``grid`` that has no result in ``out_root`` yet."""
-    if settings.executor not in EXECUTORS:
-        EXECUTORS[settings.executor]  # raises the error listing the valid executors
-    check_ready(grid)  # before anything is written
+    make_executor = EXECUTORS[settings.executor]  # an unknown name raises, listing the valid ones
+    check_device(settings.device)
+    check_ready(grid)  # all before anything is written
     out = OutputDir(Path(out_root))
     finished: list[CellSummary] = []
     with exclusive(out), sigterm_as_interrupt():
@@ -108,7 +116,7 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
         on_start(len(pending), skipped)
         context = CellContext(out_root=out.root.resolve(), grid_name=grid.name, data_root=grid.data_root,
                               device=settings.device, provenance=current_provenance())
-        executor = EXECUTORS[settings.executor](settings.executor_settings())
+        executor = make_executor(settings.executor_settings())
 
         def record(summary: CellSummary) -> None:
             finished.append(summary)

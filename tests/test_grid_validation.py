@@ -174,3 +174,13 @@ def test_plan_refuses_the_same_way(write_grid, cli):
 def test_missing_grid_file_is_a_usage_error(cli, tmp_path):
     result = cli("plan", tmp_path / "nope.toml")
     assert result.exit_code == 2 and "nope.toml" in result.output
+
+
+def test_cuda_without_a_gpu_is_refused_before_running(write_grid, cli, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = tmp_path / "out"
+    result = cli("run", write_grid(MINIMAL_GRID), "--out", out, "--device", "cuda")
+    assert result.exit_code == 2 and "no CUDA GPU" in result.output and not out.exists()

@@ -6,7 +6,6 @@ Every row is checked against one explicit Arrow schema before it is written, so
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -101,7 +100,3 @@ def collect(out: OutputDir, order: list[str] | None = None) -> tuple[Path, int]:
         table = table.take(sorted(range(table.num_rows), key=keys.__getitem__))
     atomic_write(out.results, lambda tmp: pq.write_table(table, tmp))
     return out.results, table.num_rows
-
-
-def config_of(row: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(row["config"])
