@@ -45,6 +45,18 @@ def evalgrid_cli(*args, **kwargs) -> subprocess.CompletedProcess:
                           timeout=600, **kwargs)
 
 
+def start_run(grid, out, **popen) -> subprocess.Popen:
+    """`evalgrid run GRID --out OUT --workers 2` in the background."""
+    return subprocess.Popen([sys.executable, "-m", "evalgrid", "run", str(grid), "--out", str(out), "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def wait_for_results(out, count: int, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(list((out / "cells").glob("*.parquet"))) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def test_plan_lists_every_cell_and_counts_them(write_grid):
     done = evalgrid_cli("plan", write_grid(E2E_GRID))
     assert done.returncode == 0, done.stderr
@@ -116,12 +128,8 @@ def test_a_failing_cell_is_recorded_and_the_others_go_on(write_grid, tmp_path):
 def test_run_killed_mid_cell_resumes_exactly_the_missing_cells(write_grid, tmp_path):
     grid = write_grid(E2E_GRID.replace("iterations = 10", "iterations = 400"))
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-m", "evalgrid", "run", str(grid), "--out", str(out),
-                                "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               start_new_session=True)
-    deadline = time.monotonic() + 300
-    while len(list((out / "cells").glob("*.parquet"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    process = start_run(grid, out, start_new_session=True)
+    wait_for_results(out, 2)
     os.killpg(process.pid, signal.SIGKILL)  # the launcher and its workers, mid-cell
     process.wait()
     first = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.parquet")}
@@ -141,11 +149,8 @@ def test_run_killed_mid_cell_resumes_exactly_the_missing_cells(write_grid, tmp_p
 def test_sigterm_stops_cleanly_and_keeps_finished_cells(write_grid, tmp_path):
     grid = write_grid(E2E_GRID.replace("iterations = 10", "iterations = 400"))
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-m", "evalgrid", "run", str(grid), "--out", str(out),
-                                "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while len(list((out / "cells").glob("*.parquet"))) < 1 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    process = start_run(grid, out)
+    wait_for_results(out, 1)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143, stderr
@@ -158,8 +163,7 @@ def test_sigterm_stops_cleanly_and_keeps_finished_cells(write_grid, tmp_path):
 def test_a_second_run_on_the_same_directory_is_refused_while_one_runs(write_grid, tmp_path):
     grid = write_grid(E2E_GRID.replace("iterations = 10", "iterations = 400"))
     out = tmp_path / "out"
-    first = subprocess.Popen([sys.executable, "-m", "evalgrid", "run", str(grid), "--out", str(out)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = start_run(grid, out)
     try:
         deadline = time.monotonic() + 120
         while not (out / "grid.toml").exists() and time.monotonic() < deadline:
@@ -168,7 +172,7 @@ def test_a_second_run_on_the_same_directory_is_refused_while_one_runs(write_grid
         assert second.returncode == 2 and "another evalgrid run" in second.stderr
     finally:
         first.kill()
-        first.wait()
+        first.communicate()
 
 
 def test_version_and_help(cli):
@@ -194,15 +198,13 @@ def _children(pid: int) -> list[int]:
 def test_a_worker_killed_mid_cell_fails_that_cell_only(write_grid, tmp_path):
     grid = write_grid(E2E_GRID.replace("iterations = 10", "iterations = 3000"))
     out = tmp_path / "out"
-    launcher = subprocess.Popen([sys.executable, "-m", "evalgrid", "run", str(grid), "--out", str(out),
-                                 "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    launcher = start_run(grid, out)
     deadline = time.monotonic() + 120
     workers = []
     while len(workers) < 2 and time.monotonic() < deadline:
         workers = [p for p in _children(launcher.pid) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
         time.sleep(0.2)
-    while not list((out / "cells").glob("*.parquet")) and time.monotonic() < deadline:
-        time.sleep(0.1)  # the workers are past their start-up and running cells
+    wait_for_results(out, 1)  # the workers are past their start-up and running cells
     os.kill(workers[0], signal.SIGKILL)
     _, stderr = launcher.communicate(timeout=600)
     assert launcher.returncode == 1, stderr
