@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from evalgrid.options import options_dict
 
-CONFIG_SCHEMA = 1  # bump only when the meaning of an existing config changes
+CONFIG_SCHEMA = 2  # bump only when the meaning of an existing config changes
 CELL_ID_LENGTH = 12  # hex characters of sha256: collisions are checked within a grid
 
 
@@ -31,24 +31,54 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class ChoiceChain:
+    """Components applied in order, e.g. a composition of defenses; empty means none."""
+
+    steps: tuple[Choice, ...] = ()
+
+    def canonical(self) -> list[dict[str, Any]]:
+        return [step.canonical() for step in self.steps]
+
+    def __str__(self) -> str:
+        return " + ".join(str(step) for step in self.steps) or "none"
+
+
+@dataclass(frozen=True)
 class CellConfig:
     """Everything that determines what a cell computes. Adding a factor = adding a field here
     and an entry in :data:`evalgrid.grid.factors.FACTORS`."""
 
     dataset: Choice
+    resolution: int  # image side the dataset is resized to; 0: its own
     model: Choice
+    init: Choice
+    stage: Choice  # the training stage the global model is attacked at
+    local_training: Choice  # the victim's local training (FedSGD or FedAvg)
+    knows_local_config: bool  # the attacker knows the local training (SoK WST) or not (BST)
+    batch_size: int  # N, the victim's private samples
+    defense: ChoiceChain
     attack: Choice
-    batch_size: int
+    gradient_source: str  # the module whose gradients the attack matches; "all"
     labels: Literal["known", "inferred"]
+    trials: int  # independent attack initialisations on the same victim update
     seed: int
     metrics: tuple[str, ...]
+    metric_options: Any  # MetricOptions: leak thresholds, IGSA budget (only the listed metrics' enter the id)
 
     def canonical(self) -> dict[str, Any]:
         body: dict[str, Any] = {"schema": CONFIG_SCHEMA}
         for f in fields(self):
             value = getattr(self, f.name)
-            body[f.name] = value.canonical() if isinstance(value, Choice) else (
-                list(value) if isinstance(value, tuple) else value)
+            if isinstance(value, (Choice, ChoiceChain)):
+                body[f.name] = value.canonical()
+            elif isinstance(value, tuple):
+                body[f.name] = list(value)
+            elif f.name == "metric_options":
+                from evalgrid.metrics.options import relevant
+
+                body[f.name] = relevant(value, self.metrics)
+            else:
+                body[f.name] = value
         return body
 
     def canonical_json(self) -> str:
@@ -60,8 +90,8 @@ class CellConfig:
 
     def factor_labels(self) -> dict[str, Any]:
         """Readable value of each factor (component labels, plain ints and strings)."""
-        return {f.name: str(v) if isinstance(v := getattr(self, f.name), Choice) else v
-                for f in fields(self) if f.name != "metrics"}
+        return {f.name: str(v) if isinstance(v := getattr(self, f.name), (Choice, ChoiceChain)) else v
+                for f in fields(self) if f.name in FACTOR_NAMES}
 
 
-FACTOR_NAMES: tuple[str, ...] = tuple(f.name for f in fields(CellConfig) if f.name != "metrics")
+FACTOR_NAMES: tuple[str, ...] = tuple(f.name for f in fields(CellConfig) if f.name not in ("metrics", "metric_options"))

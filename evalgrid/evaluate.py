@@ -1,11 +1,13 @@
-"""One cell, end to end: the FedSGD client shares its gradient, the attacker reconstructs
-from the :class:`ServerView` alone, and the reconstruction is scored against the private batch."""
+"""One cell, end to end: the global model at the cell's training stage, the victim's round
+(local training, defenses, secure-aggregation peers: fl/client.py), the attacker's T trials
+from the :class:`ServerView` alone, each scored against the private samples; then the
+model's utility and smoothness metrics."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
-import functools
 import io
 import platform
 import time
@@ -17,15 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from evalgrid.cell import CellConfig
+from evalgrid.cell import CellConfig, Choice
+from evalgrid.metrics import Scores, score
+from evalgrid.setup import ATTACK_STREAM, IGSA_STREAM, load_dataset, stream_seed
 from evalgrid.provenance import Provenance
 from evalgrid.store.atomic import atomic_write_bytes, atomic_write_text
 from evalgrid.store.layout import OutputDir
-from evalgrid.store.results import PER_SAMPLE_METRICS, empty_row, write_result
-from evalgrid.threat_model import ClientData, ServerView
-
-# Independent random streams per purpose, so that changing one part leaves the others alone.
-_MODEL_STREAM, _BATCH_STREAM, _ATTACK_STREAM = 0, 1, 2
+from evalgrid.store.results import empty_row, write_result
+from evalgrid.threat_model import ClientData, Reconstruction
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,12 @@ class CellContext:
     data_root: Path | None
     device: str  # "auto", "cpu" or "cuda"
     provenance: Provenance
+    stage_cache: Path | None = None  # trained stage models; None: out_root/stages
+    base_dir: Path | None = None  # the grid file's folder, for relative paths in options
+
+    @property
+    def stages(self) -> Path:
+        return self.stage_cache or self.out_root / "stages"
 
 
 @dataclass(frozen=True)
@@ -50,79 +57,130 @@ class CellSummary:
     psnr: float = float("nan")
 
 
-def stream_seed(seed: int, stream: int) -> int:
-    return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
-
-
 def resolve_device(requested: str) -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)
 
 
-@functools.lru_cache(maxsize=4)
-def _dataset(name: str, options: Any, data_root: Path | None):
-    from evalgrid.data import DATASETS
-
-    return DATASETS[name].build(options, data_root)
-
-
-def victim_indices(num_images: int, batch_size: int, seed: int) -> list[int]:
-    if batch_size > num_images:
-        raise ValueError(f"batch_size {batch_size} exceeds the {num_images} images of the dataset split")
-    rng = np.random.default_rng(stream_seed(seed, _BATCH_STREAM))
-    return sorted(rng.choice(num_images, size=batch_size, replace=False).tolist())
-
-
 def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Run the cell; return the metric fields of its row and its artifacts (file name → bytes)."""
     from evalgrid.attacks import ATTACKS
-    from evalgrid.fl.fedsgd import compute_update
-    from evalgrid.images import reconstruction_png
-    from evalgrid.metrics import score
-    from evalgrid.models import MODELS
+    from evalgrid.fl.client import simulate_round
+    from evalgrid.fl.stage import StageRequest, global_model
 
     device = resolve_device(context.device)
-    dataset = _dataset(cell.dataset.name, cell.dataset.options, context.data_root)
+    dataset = load_dataset(cell.dataset, cell.resolution, context.data_root)
     info = dataset.info
-    images, labels = dataset.batch(victim_indices(len(dataset), cell.batch_size, cell.seed))
-    client = ClientData(images.to(device), labels.to(device))
-
-    torch.manual_seed(stream_seed(cell.seed, _MODEL_STREAM))
-    model = MODELS[cell.model.name].build(cell.model.options, info).to(device)
-    update = compute_update(model, client, info.normalization)
-    view = ServerView(model=copy.deepcopy(model), update=update,
-                      data_shape=(info.channels, info.resolution, info.resolution), num_classes=info.num_classes,
-                      normalization=info.normalization,
-                      known_labels=client.labels.clone() if cell.labels == "known" else None)
-    del model  # the attacker works on its own copy only
+    request = StageRequest(cell.dataset, cell.resolution, cell.model, resolved_init(cell.init, context.base_dir),
+                           cell.stage, cell.seed)
+    model, stage = global_model(request, context.data_root, context.stages, device)
+    round_ = simulate_round(cell, model.to(device), dataset, device)
+    view = round_.server_view(cell, info)
 
     attack = ATTACKS[cell.attack.name].build(cell.attack.options)
-    generator = torch.Generator().manual_seed(stream_seed(cell.seed, _ATTACK_STREAM))  # CPU: same start on any device
-    reconstruction = attack.reconstruct(view, generator)
-
-    pixels = info.normalization.denormalize(reconstruction.images.detach()).clamp(0, 1)
-    scores = score(client, pixels, reconstruction.labels, cell.labels == "known", cell.metrics)
-    matched = pixels[scores.permutation]
+    trials: list[Trial] = []
+    for trial in range(cell.trials):
+        generator = torch.Generator().manual_seed(stream_seed(cell.seed, ATTACK_STREAM, trial))  # CPU: same on any device
+        reconstruction = attack.reconstruct(view, generator)
+        pixels = info.normalization.denormalize(reconstruction.images.detach()).clamp(0, 1)
+        trials.append(Trial(reconstruction, pixels, score(round_.private, pixels, reconstruction.labels,
+                                                          cell.labels == "known", cell.metrics)))
+    selected = view.gradient_selection if view.gradient_selection is not None else range(len(view.update.gradients))
     fields: dict[str, Any] = {
-        "final_loss": float(reconstruction.final_loss),
-        "attack_iterations": int(reconstruction.iterations),
-        "model_parameters": sum(p.numel() for p in view.model.parameters()),
-        "input_dimension": int(images.numel()),
-        "recovered_labels": reconstruction.labels.detach().cpu().tolist(),
-        "true_labels": labels.tolist(),
+        **trial_fields(cell, trials),
+        **model_metric_fields(cell, context, request, stage.test_accuracy, round_, device),
+        "model_parameters": sum(p.numel() for p in view.model.parameters() if p.requires_grad),
+        "gradient_parameters": sum(view.update.gradients[i].numel() for i in selected),
+        "input_dimension": int(round_.private.images.numel()),
+        "local_steps": round_.training.steps,
+        "stage_round": stage.round,
+        "epsilon": round_.epsilon,
+        "true_labels": round_.private.labels.cpu().tolist(),
     }
-    for name, value in scores.values.items():
-        fields[name] = float(value.mean)
-        if name in PER_SAMPLE_METRICS:
-            fields[f"{name}_per_sample"] = [float(v) for v in value.per_sample]
-    captions = [f"{v:.1f} dB" for v in scores.values["psnr"].per_sample] if "psnr" in scores.values else None
+    return fields, trial_artifacts(round_.private, trials)
+
+
+@dataclass(frozen=True)
+class Trial:
+    reconstruction: Reconstruction
+    pixels: torch.Tensor  # the reconstruction in [0, 1], in the attack's order
+    scores: Scores
+
+
+def resolved_init(init: Choice, base_dir: Path | None) -> Choice:
+    """A checkpoint path relative to the grid file made absolute (the id keeps it as written)."""
+    path = getattr(init.options, "path", "")
+    if not path or base_dir is None or Path(path).is_absolute():
+        return init
+    return dataclasses.replace(init, options=dataclasses.replace(init.options, path=str(base_dir / path)))
+
+
+def trial_fields(cell: CellConfig, trials: list[Trial]) -> dict[str, Any]:
+    """Metric means over trials, per-sample values as [trial][sample], leakage rates, and the
+    loss, iterations and labels of the trial with the lowest final loss."""
+    from evalgrid.metrics import METRICS
+    from evalgrid.metrics.leakage import batch_reconstruction_rate, worst_sample_reconstruction_rate
+
+    fields: dict[str, Any] = {}
+    for name in trials[0].scores.values:
+        fields[name] = float(np.mean([t.scores.values[name].mean for t in trials]))
+        if METRICS[name].per_sample:
+            fields[f"{name}_per_sample"] = [[float(v) for v in t.scores.values[name].per_sample] for t in trials]
+    if "brr" in cell.metrics or "wsrr" in cell.metrics:
+        psnr = np.array(fields["psnr_per_sample"])
+        lpips = np.array(fields["lpips_per_sample"])
+        rates = {"brr": batch_reconstruction_rate, "wsrr": worst_sample_reconstruction_rate}
+        fields.update({name: rates[name](psnr, lpips, cell.metric_options) for name in rates if name in cell.metrics})
+    best = min(trials, key=lambda t: t.reconstruction.final_loss)
+    fields.update(final_loss=float(best.reconstruction.final_loss),
+                  attack_iterations=int(sum(t.reconstruction.iterations for t in trials)),
+                  recovered_labels=best.reconstruction.labels.detach().cpu().tolist())
+    return fields
+
+
+def model_metric_fields(cell: CellConfig, context: CellContext, request: Any, accuracy: float, round_: Any,
+                        device: torch.device) -> dict[str, Any]:
+    """Metrics of the model rather than of a reconstruction: utility and IGSA."""
+    from evalgrid.fl.stage import global_model
+    from evalgrid.metrics.igsa import igsa
+
+    fields: dict[str, Any] = {}
+    if "accuracy" in cell.metrics:
+        fields["accuracy"] = accuracy
+    if "defended_accuracy" in cell.metrics:
+        defended = dataclasses.replace(request, defense=cell.defense.steps)
+        fields["defended_accuracy"] = global_model(defended, context.data_root, context.stages, device)[1].test_accuracy
+    if "igsa" in cell.metrics:  # on the client's side: it needs the private samples
+        normalization = load_dataset(cell.dataset, cell.resolution, context.data_root).info.normalization
+        generator = torch.Generator().manual_seed(stream_seed(cell.seed, IGSA_STREAM))
+        fields["igsa"] = igsa(copy.deepcopy(round_.server_model), normalization.normalize(round_.private.images),
+                              round_.private.labels, cell.metric_options.igsa_samples,
+                              cell.metric_options.igsa_radius, generator)
+    return fields
+
+
+def trial_artifacts(private: ClientData, trials: list[Trial]) -> dict[str, bytes]:
+    """The best trial (highest mean PSNR, else lowest loss) as a PNG above the originals;
+    every trial's matched reconstructions in an npz."""
+    from evalgrid.images import reconstruction_png
+
+    def quality(t: Trial) -> float:
+        psnr = t.scores.values.get("psnr")
+        return psnr.mean if psnr is not None else -t.reconstruction.final_loss
+
+    best = max(trials, key=quality)
+    matched = [t.pixels[t.scores.permutation.to(t.pixels.device)].cpu() for t in trials]
+    captions = None
+    if "psnr" in best.scores.values:
+        captions = [f"{v:.1f} dB" for v in best.scores.values["psnr"].per_sample]
+    images = private.images.cpu()
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, originals=images.numpy(), reconstructions=matched.cpu().numpy(),
-                        true_labels=labels.numpy(), recovered_labels=reconstruction.labels.cpu().numpy())
-    artifacts = {"reconstruction.png": reconstruction_png(images, matched.cpu(), captions),
-                 "reconstruction.npz": buffer.getvalue()}
-    return fields, artifacts
+    np.savez_compressed(buffer, originals=images.numpy(), reconstructions=torch.stack(matched).numpy(),
+                        true_labels=private.labels.cpu().numpy(),
+                        recovered_labels=torch.stack([t.reconstruction.labels.cpu() for t in trials]).numpy())
+    return {"reconstruction.png": reconstruction_png(images, matched[trials.index(best)], captions),
+            "reconstruction.npz": buffer.getvalue()}
 
 
 def execute_cell(cell: CellConfig, context: CellContext) -> CellSummary:

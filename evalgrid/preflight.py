@@ -1,18 +1,98 @@
-"""Checks that run before anything is dispatched or written: local data and weights exist."""
+"""Checks that run before anything is dispatched or written: local data and weights exist,
+and every model can be built for its data (resolution, gradient source)."""
 
 from __future__ import annotations
 
+import dataclasses
+
+from evalgrid.errors import UserError
 from evalgrid.grid import Grid
 
 
 def check_ready(grid: Grid) -> None:
-    """Raise a UserError naming what is missing and how to provide it."""
-    from evalgrid.data import DATASETS
+    """Raise a UserError naming what is missing or impossible and how to fix it."""
     from evalgrid.metrics import required_weights
     from evalgrid.weights import require_weights
 
-    for choice in {cell.dataset for cell in grid.cells}:
-        entry = DATASETS[choice.name]
-        if entry.preflight is not None:
-            entry.preflight(choice.options, grid.data_root)
+    _check_datasets(grid)
+    _check_inits(grid)
+    _check_models(grid)
     require_weights(required_weights(grid.metrics))
+
+
+def _needs_other_splits(cell) -> bool:
+    """Training stages use the train split; accuracy metrics the test split."""
+    return cell.stage.name != "initial" or bool({"accuracy", "defended_accuracy"} & set(cell.metrics))
+
+
+def _check_datasets(grid: Grid) -> None:
+    from evalgrid.data import DATASETS
+
+    checked = set()
+    for cell in grid.cells:
+        choice = cell.dataset
+        entry = DATASETS[choice.name]
+        variants = [choice.options]
+        if _needs_other_splits(cell) and hasattr(choice.options, "split"):
+            variants += [dataclasses.replace(choice.options, split=s) for s in ("train", "test")]
+        for options in variants:
+            if entry.preflight is not None and (choice.name, options) not in checked:
+                entry.preflight(options, grid.data_root)
+            checked.add((choice.name, options))
+
+
+def _check_inits(grid: Grid) -> None:
+    from evalgrid.evaluate import resolved_init
+    from evalgrid.models import INITS
+
+    for init, model in dict.fromkeys((cell.init, cell.model) for cell in grid.cells):
+        entry = INITS[init.name]
+        if entry.preflight is not None:
+            entry.preflight(resolved_init(init, grid.base_dir).options, model.name, model.options)
+
+
+def _check_models(grid: Grid) -> None:
+    """Build every (model, data shape) on the meta device: no memory, no time, but the same
+    errors as a real build (too small images), and check the gradient sources it names."""
+    import torch
+
+    from evalgrid.models import MODELS, check_batch_fits
+    from evalgrid.models.gradient_source import parameter_selection
+    from evalgrid.setup import describe_dataset
+
+    infos = {}
+    for key in dict.fromkeys((cell.dataset, cell.resolution, cell.model, cell.gradient_source,
+                              _smallest_training_batch(cell)) for cell in grid.cells):
+        dataset, resolution, model, source, smallest = key
+        info = infos.get((dataset, resolution))
+        if info is None:
+            info = infos[(dataset, resolution)] = describe_dataset(dataset, resolution, grid.data_root)
+        with torch.device("meta"):
+            network = MODELS[model.name].build(model.options, info)
+        if smallest:
+            check_batch_fits(model.name, model.options, info, smallest)
+        if source != "all":
+            try:
+                parameter_selection(network, source)
+            except UserError as err:
+                raise UserError(f"{grid.source}: factors.gradient_source: {err}") from None
+
+
+def _smallest_training_batch(cell) -> int:
+    """The fewest samples one train-mode forward pass of the victim sees (BatchNorm needs more
+    than one value per channel); 0 when its BatchNorm runs in eval mode."""
+    from evalgrid.defenses.chain import DefenseChain
+    from evalgrid.fl.local_training import LOCAL_TRAININGS
+
+    training = LOCAL_TRAININGS[cell.local_training.name].build(cell.local_training.options, cell.batch_size)
+    if training.bn_mode != "train":
+        return 0
+    if DefenseChain.from_choices(cell.defense.steps).private_gradients(torch_generator()) is not None:
+        return 1  # DP-SGD forwards every sample alone
+    return min(chunk.stop - chunk.start for chunk in training.chunks(cell.batch_size))
+
+
+def torch_generator():
+    import torch
+
+    return torch.Generator()

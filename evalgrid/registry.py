@@ -65,6 +65,7 @@ class Component:
     build: Callable[..., Any]
     summary: str
     preflight: Callable[..., None] | None = None  # raises UserError before dispatch (missing files)
+    describe: Callable[..., Any] | None = None  # cheap public facts without building (datasets: DatasetInfo)
 
     def __repr__(self) -> str:
         return f"Component({self.name!r}: {self.summary})"

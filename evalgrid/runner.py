@@ -115,7 +115,8 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
         skipped = len(grid.cells) - len(pending)
         on_start(len(pending), skipped)
         context = CellContext(out_root=out.root.resolve(), grid_name=grid.name, data_root=grid.data_root,
-                              device=settings.device, provenance=current_provenance())
+                              device=settings.device, provenance=current_provenance(),
+                              stage_cache=grid.stage_cache, base_dir=grid.base_dir)
         executor = make_executor(settings.executor_settings())
 
         def record(summary: CellSummary) -> None:

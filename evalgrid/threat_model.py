@@ -8,9 +8,13 @@ classes, normalisation). Labels cross only when the grid's ``labels = "known"``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from evalgrid.fl.local_training import LocalTraining
 
 
 @dataclass(frozen=True)
@@ -38,13 +42,22 @@ class Normalization:
         return low, high
 
 
+BatchNormStatistics = tuple[tuple[torch.Tensor, torch.Tensor], ...]  # (mean, var) per BN layer, module order
+
+
 @dataclass(frozen=True)
 class SharedUpdate:
-    """What the client sends in FedSGD: the gradient of its mean loss, one tensor per
-    trainable parameter in ``model.named_parameters()`` order, and its sample count."""
+    """What the client sends, in gradient units: one tensor per trainable parameter in
+    ``model.parameters()`` order. FedSGD sends the gradient of its mean loss; FedAvg sends
+    its new weights W_U, which the server turns into the pseudo-gradient (W_0 − W_U) / lr
+    (= the sum of the U mini-batch gradients; exactly the gradient when U = 1).
+    ``num_samples`` is how many private samples went into it (N, or K·N after secure
+    aggregation); ``bn_statistics`` are the batch mean and (biased) variance the client
+    saw at each BatchNorm layer, sent only when the FL protocol shares them."""
 
     gradients: tuple[torch.Tensor, ...]
     num_samples: int
+    bn_statistics: BatchNormStatistics | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,13 @@ class ServerView:
     num_classes: int
     normalization: Normalization
     known_labels: torch.Tensor | None  # the true labels, only when the threat model grants them
+    # The client's local training as the attacker believes it: the true configuration when
+    # the grid's knows_local_config is true (SoK's worst case, WST), else one full-batch
+    # gradient step (best case, BST).
+    local_training: LocalTraining | None = None  # None: FedSGD, one full-batch gradient
+    # Indices (into the trainable parameters) of the gradients the attack may match; None = all.
+    # The SoK's Table 3 restricts the attacker to one inception block's gradients.
+    gradient_selection: tuple[int, ...] | None = None
 
     @property
     def batch_size(self) -> int:

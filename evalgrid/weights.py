@@ -39,6 +39,27 @@ WEIGHTS.register("alexnet", WeightsFile(
     "alexnet", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
     "LPIPS (its AlexNet trunk, ImageNet weights)"))
 
+# The models' ImageNet weights for the grid's `init = "pretrained"`, named after torchvision's
+# model builders: each is torchvision.models.<Builder>_Weights.IMAGENET1K_V1.url (the weights
+# that `pretrained=True` gave, which the papers' code used), spelled out as above.
+MODEL_WEIGHT_URLS: dict[str, str] = {
+    "resnet18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+    "resnet34": "https://download.pytorch.org/models/resnet34-b627a593.pth",
+    "resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+    "resnet152": "https://download.pytorch.org/models/resnet152-394f9c45.pth",
+    "densenet121": "https://download.pytorch.org/models/densenet121-a639ec97.pth",
+    "mobilenet_v2": "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+    "vgg11": "https://download.pytorch.org/models/vgg11-8a719046.pth",
+    "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
+    "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+    "googlenet": "https://download.pytorch.org/models/googlenet-1378be20.pth",
+    "inception_v3": "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
+    "vit_b_16": "https://download.pytorch.org/models/vit_b_16-c867db91.pth",
+    "swin_t": "https://download.pytorch.org/models/swin_t-704ceda3.pth",
+}
+for _name, _url in MODEL_WEIGHT_URLS.items():
+    WEIGHTS.register(_name, WeightsFile(_name, _url, f"init 'pretrained' ({_name}'s ImageNet weights)"))
+
 
 def checkpoint_dir() -> Path:
     """torch's checkpoint cache, read now: ``$TORCH_HOME/hub/checkpoints`` unless
@@ -66,7 +87,7 @@ def require_weights(names: Iterable[str]) -> None:
     raise UserError(
         f"missing pretrained weights, and evalgrid never downloads during a run: {files}. "
         f"torch's cache folder is {torch.hub.get_dir()} (set by $TORCH_HOME or torch.hub.set_dir). "
-        f"Run `{FETCH_COMMAND}` on a machine with internet access and the same TORCH_HOME, "
+        f"Run `{FETCH_COMMAND} {' '.join(missing)}` on a machine with internet access and the same TORCH_HOME, "
         f"or copy the files to those paths.")
 
 

@@ -31,6 +31,18 @@ iterations = 3
 """
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """The tests' tensors are tiny: on a 2-core machine torch's second thread mostly waits for the
+    first (several times slower overall). Runs in subprocesses set their own threads."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def write_grid(tmp_path: Path):
     """write_grid(text, name="grid.toml") -> path of a grid file in a temporary folder."""

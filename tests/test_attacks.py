@@ -57,11 +57,13 @@ def psnr(view: ServerView, inputs: torch.Tensor, client: ClientData) -> float:
 
 
 # Short runs that keep this file fast on two CPU cores; the presets are tested separately.
-QUICK = {"dlg": {"iterations": 3}, "idlg": {"iterations": 3}, "ig": {"iterations": 5}}
+QUICK = {"dlg": {"iterations": 3}, "idlg": {"iterations": 3}, "ig": {"iterations": 5}, "fedleak": {"iterations": 5}}
+# LeNet has no BatchNorm, which GradInversion needs: tests/test_gradinversion.py covers it.
+ON_LENET = ["dlg", "idlg", "ig", "fedleak"]
 
 
-def test_the_registry_offers_dlg_idlg_and_ig():
-    assert ATTACKS.names() == ["dlg", "idlg", "ig"]
+def test_the_registry_offers_the_five_attacks_of_the_papers():
+    assert ATTACKS.names() == ["dlg", "idlg", "ig", "gradinversion", "fedleak"]
 
 
 def test_dlg_preset_is_its_reference_code():
@@ -99,7 +101,7 @@ def test_ig_improves_on_its_random_start_and_lowers_the_cosine_distance():
     ig = attack("ig", iterations=500)
     start = ig.start(view, torch.Generator().manual_seed(0)).images.detach()
     result = ig.reconstruct(view, torch.Generator().manual_seed(0))
-    start_distance = cosine_distance(model_gradients(view.model, start, result.labels), view.update.gradients)
+    start_distance = cosine_distance(model_gradients(view, start, result.labels), view.update.gradients)
     assert psnr(view, result.images, client) >= psnr(view, start, client) + 5
     assert result.final_loss < start_distance.item() / 10
 
@@ -130,13 +132,13 @@ def test_final_loss_is_the_gradient_match_of_the_returned_images():
     view, _ = victim(seed=0)
     dlg = reconstruct("idlg", view, **QUICK["idlg"])
     ig = reconstruct("ig", view, **QUICK["ig"])
-    gradients = model_gradients(view.model, dlg.images, dlg.labels, create_graph=False)
+    gradients = model_gradients(view, dlg.images, dlg.labels, create_graph=False)
     assert dlg.final_loss == pytest.approx(squared_l2_distance(gradients, view.update.gradients).item(), rel=1e-5)
-    gradients = model_gradients(view.model, ig.images, ig.labels, create_graph=False)
+    gradients = model_gradients(view, ig.images, ig.labels, create_graph=False)
     assert ig.final_loss == pytest.approx(cosine_distance(gradients, view.update.gradients).item(), rel=1e-5)
 
 
-@pytest.mark.parametrize("name", ATTACKS.names())
+@pytest.mark.parametrize("name", ON_LENET)
 def test_known_labels_are_used_verbatim(name):
     view, client = victim(seed=0, batch_size=2)
     given = (client.labels + 1) % 10  # not the truth: an attack that infers labels would not return these
@@ -144,7 +146,7 @@ def test_known_labels_are_used_verbatim(name):
     assert torch.equal(result.labels, given)
 
 
-@pytest.mark.parametrize("name", ATTACKS.names())
+@pytest.mark.parametrize("name", ON_LENET)
 def test_the_same_seed_gives_the_same_reconstruction(name):
     view, _ = victim(seed=0)
     first, second = (reconstruct(name, view, seed=7, **QUICK[name]) for _ in range(2))
@@ -153,14 +155,14 @@ def test_the_same_seed_gives_the_same_reconstruction(name):
     assert first.final_loss == second.final_loss
 
 
-@pytest.mark.parametrize("name", ATTACKS.names())
+@pytest.mark.parametrize("name", ON_LENET)
 def test_another_seed_gives_another_start(name):
     view, _ = victim(seed=0)
     assert not torch.equal(reconstruct(name, view, seed=7, **QUICK[name]).images,
                            reconstruct(name, view, seed=8, **QUICK[name]).images)
 
 
-@pytest.mark.parametrize("name", ATTACKS.names())
+@pytest.mark.parametrize("name", ON_LENET)
 def test_a_nan_update_raises_non_finite_loss_naming_the_iteration(name):
     view, _ = victim(seed=0)
     poisoned = SharedUpdate(tuple(g * math.nan for g in view.update.gradients), view.update.num_samples)
@@ -168,7 +170,7 @@ def test_a_nan_update_raises_non_finite_loss_naming_the_iteration(name):
         reconstruct(name, dataclasses.replace(view, update=poisoned), **QUICK[name])
 
 
-@pytest.mark.parametrize("name", ATTACKS.names())
+@pytest.mark.parametrize("name", ON_LENET)
 @pytest.mark.parametrize("training", [True, False])
 def test_the_attackers_model_is_left_as_given(name, training):
     view, _ = victim(seed=0)
@@ -180,7 +182,7 @@ def test_the_attackers_model_is_left_as_given(name, training):
     assert all(p.grad is None for p in view.model.parameters())
 
 
-@pytest.mark.parametrize("name", ATTACKS.names())
+@pytest.mark.parametrize("name", ON_LENET)
 def test_reconstructions_have_the_batch_shape_and_count_their_steps(name):
     view, _ = victim(seed=0, batch_size=2)
     result = reconstruct(name, view, **QUICK[name])
@@ -198,3 +200,25 @@ def test_reconstructions_have_the_batch_shape_and_count_their_steps(name):
 def test_options_out_of_range_are_rejected(name, key, value):
     with pytest.raises(InvalidOption):
         parse_options(ATTACKS[name].options, {key: value})
+
+
+@pytest.mark.parametrize("name", ["dlg", "ig"])
+def test_an_attack_resumed_from_a_snapshot_ends_exactly_where_an_uninterrupted_run_does(name, tmp_path):
+    view, _ = victim(seed=2, batch_size=2 if name == "ig" else 1)
+    options = {"dlg": {"iterations": 3, "lbfgs_max_iter": 2}, "ig": {"iterations": 6, "restarts": 2}}[name]
+    uninterrupted = reconstruct(name, view, seed=5, **options)
+
+    first = attack(name, **options)
+    state = first.start(view, torch.Generator().manual_seed(5))
+    for _ in range(8 if name == "ig" else 2):  # ig: into its second restart
+        first.step(view, state)
+    torch.save(first.snapshot(state), tmp_path / "state.pt")
+
+    second = attack(name, **options)
+    resumed = second.restore(view, torch.Generator().manual_seed(5),
+                             torch.load(tmp_path / "state.pt", weights_only=True))
+    while not second.done(resumed):
+        second.step(view, resumed)
+    result = second.result(view, resumed)
+    torch.testing.assert_close(result.images, uninterrupted.images, rtol=0, atol=0)
+    assert result.final_loss == uninterrupted.final_loss

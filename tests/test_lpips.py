@@ -123,7 +123,7 @@ def test_missing_alexnet_weights_name_the_path_and_the_fetch_command(torch_home)
     message = str(raised.value)
     assert str(torch_home / "hub" / "checkpoints" / ALEXNET_FILE) in message
     assert str(torch_home / "hub") in message  # torch's cache folder
-    assert "`evalgrid weights fetch`" in message
+    assert "`evalgrid weights fetch alexnet`" in message
 
 
 def test_missing_weights_fail_before_any_download_is_attempted(torch_home, no_network):

@@ -167,9 +167,11 @@ def test_required_weights_lists_each_file_once():
     assert required_weights(["psnr", "ssim", "label_acc"]) == []
 
 
-def test_registry_holds_the_four_metrics():
-    assert METRICS.names() == ["psnr", "ssim", "lpips", "label_acc"]
-    assert [METRICS[name].per_sample for name in METRICS] == [True, True, True, False]
+def test_registry_holds_the_reconstruction_leakage_and_model_metrics():
+    assert METRICS.names() == ["psnr", "ssim", "lpips", "label_acc", "brr", "wsrr", "igsa", "accuracy",
+                               "defended_accuracy"]
+    assert [name for name in METRICS if METRICS[name].per_sample] == ["psnr", "ssim", "lpips"]
+    assert [name for name in METRICS if METRICS[name].kind == "leakage"] == ["brr", "wsrr"]
 
 
 # --- label accuracy ----------------------------------------------------------------------

@@ -5,20 +5,26 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import hashlib
+
 import pytest
 import torch
 from torch import nn
 
 from evalgrid.data.base import DatasetInfo
 from evalgrid.models import MODELS
-from evalgrid.models.convnet import ConvNetOptions
+from evalgrid.errors import UserError
+from evalgrid.models.convnet import ConvNetOptions, ConvNetSoKOptions, minimum_resolution
 from evalgrid.models.resnet import ResNetOptions
+from evalgrid.options import parse_options
 from evalgrid.threat_model import Normalization
 
 DIGITS_LIKE = DatasetInfo("digits-like", channels=1, resolution=32, num_classes=10,
                           normalization=Normalization(mean=(0.5,), std=(0.25,)))
 CIFAR_LIKE = DatasetInfo("cifar-like", channels=3, resolution=32, num_classes=100,
                          normalization=Normalization(mean=(0.5,) * 3, std=(0.25,) * 3))
+
+
 
 
 def build(name, info, options=None):
@@ -30,12 +36,21 @@ def parameter_count(model):
     return sum(p.numel() for p in model.parameters())
 
 
-def test_the_registry_holds_lenet_convnet_and_resnet18():
-    assert {"lenet", "convnet", "resnet18"} <= set(MODELS.names())
+def shapes(model):
+    return [(key, value.shape) for key, value in model.state_dict().items()]
+
+
+PAPER_MODELS = ["lenet", "convnet", "convnet_sok", "resnet10", "resnet18", "resnet34"]  # defined here
+ZOO_MODELS = ["densenet121", "mobilenet_v2", "vgg11", "vgg16", "vgg19", "googlenet", "inception_v3",
+              "resnet50", "resnet152", "vit", "swin"]  # built by torchvision: tests/test_model_zoo.py
+
+
+def test_the_registry_holds_the_papers_models():
+    assert set(PAPER_MODELS + ZOO_MODELS) <= set(MODELS.names())
 
 
 @pytest.mark.parametrize("info", [DIGITS_LIKE, CIFAR_LIKE], ids=lambda info: info.name)
-@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("name", PAPER_MODELS)
 def test_every_model_maps_the_datasets_images_to_its_classes(name, info):
     torch.manual_seed(0)
     model = build(name, info)
@@ -43,7 +58,7 @@ def test_every_model_maps_the_datasets_images_to_its_classes(name, info):
     assert logits.shape == (2, info.num_classes)
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("name", PAPER_MODELS)
 def test_parameters_are_deterministic_under_manual_seed(name):
     def weights(seed):
         torch.manual_seed(seed)
@@ -52,6 +67,13 @@ def test_parameters_are_deterministic_under_manual_seed(name):
     first, again, other = weights(1), weights(1), weights(2)
     assert all(torch.equal(first[key], again[key]) for key in first)
     assert any(not torch.equal(first[key], other[key]) for key in first)
+
+
+@pytest.mark.parametrize("name", PAPER_MODELS)
+def test_every_model_builds_on_the_meta_device(name):
+    with torch.device("meta"):
+        model = build(name, CIFAR_LIKE)
+    assert all(p.is_meta for p in model.parameters())
 
 
 # ConvNet (Geiping et al. 2020) -------------------------------------------------------------
@@ -108,6 +130,111 @@ def test_convnet_seeded_weights_and_names_match_the_reference():
     assert all(torch.equal(ours[key], theirs[key]) for key in ours)
 
 
+# ConvNet micro-designs (SoK Table 4) -------------------------------------------------------
+
+def state_digest(state):
+    digest = hashlib.sha256()
+    for key, value in state.items():
+        digest.update(key.encode())
+        digest.update(value.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_default_convnet_weights_are_unchanged_by_the_micro_design_options():
+    # Pinned before the micro-design options existed: seed 0, ConvNet64, 3 channels, 32×32, 100 classes.
+    torch.manual_seed(0)
+    model = build("convnet", CIFAR_LIKE)
+    assert state_digest(model.state_dict()) == "bea876934870291ef3d9c4f5d4be39e0e4bf7720625de5618e76ef901e26278a"
+
+
+def seeded(name, options, info=DIGITS_LIKE, seed=0):
+    torch.manual_seed(seed)
+    return build(name, info, options)
+
+
+def outputs(model, info=DIGITS_LIKE):
+    torch.manual_seed(1)
+    images = torch.rand(2, info.channels, info.resolution, info.resolution)
+    torch.manual_seed(2)  # the same dropout masks for both models
+    return model(images)
+
+
+SMALL = ConvNetOptions(width=4)
+
+
+def test_convnet_without_bias_drops_every_conv_and_linear_bias():
+    model = seeded("convnet", ConvNetOptions(width=4, bias=False))
+    conv_channels = 4 * (1 + 2 + 2 + 4 * 5)
+    assert parameter_count(model) == parameter_count(seeded("convnet", SMALL)) - conv_channels - 10
+    assert all(name.startswith("model.bn") for name, _ in model.named_parameters() if name.endswith("bias"))
+
+
+def test_convnet_without_relu_keeps_the_parameters_and_changes_the_output():
+    plain, linear = seeded("convnet", SMALL), seeded("convnet", ConvNetOptions(width=4, relu=False))
+    assert not any(isinstance(m, nn.ReLU) for m in linear.modules())
+    assert parameter_count(plain) == parameter_count(linear)
+    assert not torch.allclose(outputs(plain), outputs(linear))
+
+
+def test_convnet_dropout_sits_before_the_linear_layer_and_changes_the_output():
+    plain, dropped = seeded("convnet", SMALL), seeded("convnet", ConvNetOptions(width=4, dropout=0.5))
+    names = [name for name, _ in dropped.model.named_children()]
+    assert names[-3:] == ["flatten", "dropout", "linear"] and dropped.model.dropout.p == 0.5
+    assert parameter_count(plain) == parameter_count(dropped)
+    assert not torch.allclose(outputs(plain), outputs(dropped))
+
+
+def test_convnet_without_max_pool_feeds_the_full_feature_map_to_the_linear_layer():
+    model = seeded("convnet", ConvNetOptions(width=4, max_pool=False))
+    assert not any(isinstance(m, nn.MaxPool2d) for m in model.modules())
+    assert model.model.linear.in_features == 16 * 32 * 32
+
+
+@pytest.mark.parametrize(("kernel_size", "padding", "side"), [(4, 1, 2), (2, 1, 4), (1, 1, 6), (3, 2, 6), (3, 3, 8)])
+def test_convnet_kernel_and_padding_set_every_convolution_and_the_linear_size(kernel_size, padding, side):
+    # 32 + 2p - k + 1 per convolution, ⌊s/3⌋ per pool: e.g. k4 p1: 32 → 26 → 8 → 6 → 2.
+    model = seeded("convnet", ConvNetOptions(width=4, kernel_size=kernel_size, padding=padding))
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert {(c.kernel_size, c.padding) for c in convs} == {((kernel_size,) * 2, (padding,) * 2)}
+    assert model.model.linear.in_features == 16 * side * side
+    assert outputs(model).shape == (2, 10)
+
+
+@pytest.mark.parametrize("max_pool", [True, False])
+@pytest.mark.parametrize("padding", range(4))
+@pytest.mark.parametrize("kernel_size", range(1, 8))
+def test_convnet_linear_size_formula_fits_the_feature_map_down_to_the_minimum(kernel_size, padding, max_pool):
+    options = ConvNetOptions(width=1, kernel_size=kernel_size, padding=padding, max_pool=max_pool)
+    minimum = minimum_resolution(options)
+    for resolution in (minimum, minimum + 5):
+        info = DatasetInfo("x", 1, resolution, 10, DIGITS_LIKE.normalization)
+        with torch.device("meta"):
+            model = build("convnet", info, options)
+            assert model(torch.empty(2, 1, resolution, resolution)).shape == (2, 10)
+    if minimum > 1:
+        with pytest.raises(UserError, match=f"at least {minimum}×{minimum}"):
+            build("convnet", DatasetInfo("x", 1, minimum - 1, 10, DIGITS_LIKE.normalization), options)
+
+
+def test_convnet_on_too_small_images_names_the_model_and_its_minimum():
+    tiny = DatasetInfo("tiny", 1, 8, 10, DIGITS_LIKE.normalization)
+    with pytest.raises(UserError, match=r"model 'convnet_sok' needs images of at least 9×9 pixels.*are 8×8"):
+        build("convnet_sok", tiny)
+
+
+def test_convnet_sok_is_geipings_convnet64_with_one_dropout_layer():
+    sok, geiping = ConvNetSoKOptions(), ConvNetOptions()
+    assert (sok.dropout, geiping.dropout) == (0.5, 0.0)
+    assert {**vars(sok), "dropout": 0.0} == vars(geiping)
+    assert isinstance(build("convnet_sok", CIFAR_LIKE).model.dropout, nn.Dropout)
+
+
+def test_sok_table4_rows_are_convnet_sok_overrides():
+    row = parse_options(ConvNetSoKOptions, {"bias": False})
+    assert (row.bias, row.dropout, row.kernel_size) == (False, 0.5, 3)
+    assert parse_options(ConvNetSoKOptions, {"dropout": 0}).dropout == 0.0
+
+
 # ResNet-18 ------------------------------------------------------------------------------
 
 def layer1_side(model, resolution=32):
@@ -153,3 +280,61 @@ def test_resnet18_parameter_counts_are_the_published_ones():
     assert parameter_count(build("resnet18", rgb_1000, ResNetOptions(stem="imagenet"))) == 11_689_512  # torchvision docs
     # The 3×3 stem has 64·3·9 weights instead of 64·3·49: the usual CIFAR ResNet-18 count.
     assert parameter_count(build("resnet18", rgb_10)) == 11_689_512 - 64 * 3 * (49 - 9) - 990 * 513 == 11_173_962
+
+
+# ResNet-10/18/34: torchvision's layout, width, cut skips ----------------------------------
+
+MNIST_LIKE = DatasetInfo("mnist-like", channels=1, resolution=28, num_classes=10,
+                         normalization=DIGITS_LIKE.normalization)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet34"])
+def test_resnet_imagenet_stem_has_torchvisions_parameter_names_and_shapes(name):
+    import torchvision
+
+    rgb_10 = DatasetInfo("rgb", 3, 32, 10, CIFAR_LIKE.normalization)
+    with torch.device("meta"):
+        ours = build(name, rgb_10, ResNetOptions(stem="imagenet", width=1))
+        theirs = getattr(torchvision.models, name)(num_classes=10)
+    assert shapes(ours) == shapes(theirs)
+
+
+def test_resnet10_on_mnist_has_fedleaks_parameter_count():
+    # FedLeak, footnote 3: "a ResNet10 model for MNIST has 4902090 parameters" (3×3 stem).
+    assert parameter_count(build("resnet10", MNIST_LIKE)) == 4_902_090
+
+
+def test_resnet_width_multiplies_every_stages_channels():
+    with torch.device("meta"):
+        model = build("resnet10", CIFAR_LIKE, ResNetOptions(width=3))
+    assert model.conv1.out_channels == 192
+    assert [getattr(model, f"layer{i}")[0].conv2.out_channels for i in range(1, 5)] == [192, 384, 768, 1536]
+    assert model.fc.in_features == 1536
+
+
+def test_resnet_cut_skip_changes_the_output_but_not_the_weights():
+    plain = seeded("resnet18", ResNetOptions())
+    cut = seeded("resnet18", ResNetOptions(cut_skips="layer1.0"))
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), cut.state_dict().values()))
+    assert not torch.allclose(outputs(plain), outputs(cut))
+
+
+def test_resnet_cut_skip_of_a_downsampling_block_removes_its_shortcut():
+    with torch.device("meta"):
+        model = build("resnet18", CIFAR_LIKE, ResNetOptions(cut_skips="layer2.0, layer3.1"))
+    assert model.layer2[0].downsample is None and not model.layer2[0].skip and not model.layer3[1].skip
+    assert model.layer3[0].downsample is not None and model.layer3[0].skip
+    assert not any("layer2.0.downsample" in name for name, _ in model.named_parameters())
+
+
+def test_resnet_cut_skips_all_cuts_every_block():
+    with torch.device("meta"):
+        model = build("resnet34", CIFAR_LIKE, ResNetOptions(cut_skips="all"))
+    blocks = [block for i in range(1, 5) for block in getattr(model, f"layer{i}")]
+    assert len(blocks) == 16 and not any(block.skip for block in blocks)
+
+
+def test_resnet_cut_skips_with_an_unknown_block_lists_the_valid_ones():
+    with pytest.raises(UserError, match=r"unknown block 'layer1\.2'.*Did you mean 'layer1\.[01]'.*"
+                                        r"layer1\.0, layer1\.1, layer2\.0.*layer4\.1, or 'all'"):
+        build("resnet18", CIFAR_LIKE, ResNetOptions(cut_skips="layer1.2"))

@@ -4,7 +4,7 @@ what the threat model grants; its images are in the model's (normalised) input s
 
 from __future__ import annotations
 
-from evalgrid.attacks import dlg, idlg, inverting_gradients
+from evalgrid.attacks import dlg, fedleak, gradinversion, idlg, inverting_gradients
 from evalgrid.attacks.base import NonFiniteLoss
 from evalgrid.registry import Component, Registry
 
@@ -18,5 +18,13 @@ ATTACKS.register("idlg", Component(
 ATTACKS.register("ig", Component(
     "ig", inverting_gradients.InvertingGradientsOptions, inverting_gradients.build,
     "Inverting Gradients (Geiping et al. 2020): signed Adam on cosine distance + TV, boxed, with restarts"))
+ATTACKS.register("gradinversion", Component(
+    "gradinversion", gradinversion.GradInversionOptions, gradinversion.build,
+    "GradInversion (Yin et al. 2021): L2 gradient matching + shared-BN-statistics, TV and l2 priors, "
+    "restarts pulled to their mean"))
+ATTACKS.register("fedleak", Component(
+    "fedleak", fedleak.FedLeakOptions, fedleak.build,
+    "FedLeak (Fan et al. 2025): Adam on L1 + cosine over the top-50% update elements, TV, activation L1, "
+    "look-ahead gradient blending"))
 
 __all__ = ["ATTACKS", "NonFiniteLoss"]

@@ -8,14 +8,15 @@ that a run can be checkpointed between two steps. All randomness is drawn in ``s
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import torch
 from torch import Tensor, nn
 
-from evalgrid.fl.objective import loss_gradients
+from evalgrid.fl.local_training import local_update
 from evalgrid.threat_model import Normalization, Reconstruction, ServerView
 
 Init = Literal["randn", "rand"]
@@ -35,11 +36,20 @@ def device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def model_gradients(model: nn.Module, inputs: Tensor, targets: Tensor, *,
+def select(view: ServerView, gradients: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """The gradients the attack may match (all, or one module's: ``view.gradient_selection``)."""
+    if view.gradient_selection is None:
+        return gradients
+    return tuple(gradients[i] for i in view.gradient_selection)
+
+
+def model_gradients(view: ServerView, inputs: Tensor, targets: Tensor, *,
                     create_graph: bool = True) -> tuple[Tensor, ...]:
-    """∇θ of the client's own objective (fl/objective.py) at dummy inputs, keeping the graph by
+    """The update the attacker expects dummy ``inputs`` to produce: the client's local training
+    as the attacker believes it (``view.local_training``; FedSGD: one gradient) run on the
+    attacker's model copy, restricted to ``view.gradient_selection``. Keeps the graph by
     default; ``targets`` are class indices or, for DLG's soft labels, class probabilities."""
-    return loss_gradients(model, inputs, targets, create_graph=create_graph)
+    return select(view, local_update(view.model, inputs, targets, view.local_training, create_graph=create_graph))
 
 
 def _randn(shape: tuple[int, ...], generator: torch.Generator, normalization: Normalization) -> Tensor:
@@ -65,9 +75,10 @@ def dummy_images(init: Init, view: ServerView, generator: torch.Generator) -> Te
 
 
 def shared_gradients(view: ServerView) -> tuple[Tensor, ...]:
-    """The client's update on the model's device, the target of gradient matching."""
+    """The client's update on the model's device (restricted to the selected gradients), the
+    target of gradient matching."""
     device = device_of(view.model)
-    return tuple(g.to(device) for g in view.update.gradients)
+    return select(view, tuple(g.to(device) for g in view.update.gradients))
 
 
 class SteppedAttack(ABC, Generic[State]):
@@ -92,3 +103,43 @@ class SteppedAttack(ABC, Generic[State]):
         while not self.done(state):
             self.step(view, state)
         return self.result(view, state)
+
+    def snapshot(self, state: State) -> dict[str, Any]:
+        """The state as plain data for ``torch.save`` (weights_only-loadable): tensors on the
+        CPU, optimisers and schedulers as their state dicts, everything else as is."""
+        return {f.name: _snapshot_value(getattr(state, f.name)) for f in dataclasses.fields(state)}
+
+    def restore(self, view: ServerView, generator: torch.Generator, saved: dict[str, Any]) -> State:
+        """The state a :meth:`snapshot` was taken of: ``start`` rebuilds the objects (with the
+        same generator seed), then every field takes its saved value, tensors in place so that
+        optimisers keep referring to them."""
+        state = self.start(view, generator)
+        device = device_of(view.model)
+        for f in dataclasses.fields(state):
+            current, value = getattr(state, f.name), saved[f.name]
+            if hasattr(current, "load_state_dict"):
+                current.load_state_dict(value)
+            elif isinstance(current, Tensor) and isinstance(value, Tensor) and current.shape == value.shape:
+                with torch.no_grad():
+                    current.copy_(value)
+            else:
+                setattr(state, f.name, _to_device(value, device))
+        return state
+
+
+def _snapshot_value(value: Any) -> Any:
+    if hasattr(value, "state_dict") and not isinstance(value, Tensor):
+        return value.state_dict()
+    if isinstance(value, Tensor):
+        return value.detach().cpu().clone()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_snapshot_value(v) for v in value)
+    return value
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, Tensor):
+        return value.to(device)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_device(v, device) for v in value)
+    return value

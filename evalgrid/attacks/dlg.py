@@ -78,7 +78,7 @@ class DLG(SteppedAttack[DLGState]):
 
         def closure() -> Tensor:
             state.optimizer.zero_grad()
-            gradients = model_gradients(view.model, state.images, state.targets())
+            gradients = model_gradients(view, state.images, state.targets())
             loss = squared_l2_distance(gradients, state.target)
             check_finite(loss, state.iteration)
             loss.backward(inputs=leaves)
@@ -94,7 +94,7 @@ class DLG(SteppedAttack[DLGState]):
         """The final images; ``final_loss`` is D at them with the targets the attack optimised
         (softmax(y') when joint); the labels are argmax y' when joint."""
         images, targets = state.images.detach(), state.targets().detach()
-        loss = squared_l2_distance(model_gradients(view.model, images, targets, create_graph=False), state.target)
+        loss = squared_l2_distance(model_gradients(view, images, targets, create_graph=False), state.target)
         check_finite(loss, state.iteration)
         labels = state.labels if state.labels is not None else targets.argmax(dim=-1)
         return Reconstruction(images=images.clone(), labels=labels.clone(), iterations=state.iteration,

@@ -85,7 +85,7 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
     def step(self, view: ServerView, state: InvertingGradientsState) -> None:
         options, images = self.options, state.images
         state.optimizer.zero_grad()
-        loss = cosine_distance(model_gradients(view.model, images, state.labels), state.target)
+        loss = cosine_distance(model_gradients(view, images, state.labels), state.target)
         if options.tv > 0:
             loss = loss + options.tv * total_variation(images)
         check_finite(loss, state.restart * options.iterations + state.iteration)
@@ -104,7 +104,7 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
 
     def _finish_trial(self, view: ServerView, state: InvertingGradientsState) -> None:
         images = state.images.detach()
-        score = cosine_distance(model_gradients(view.model, images, state.labels, create_graph=False), state.target)
+        score = cosine_distance(model_gradients(view, images, state.labels, create_graph=False), state.target)
         check_finite(score, (state.restart + 1) * self.options.iterations)
         if score.item() < state.best_score:
             state.best_images, state.best_score = images.clone(), score.item()

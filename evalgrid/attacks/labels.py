@@ -45,6 +45,53 @@ def idlg(view: ServerView) -> Tensor:
 
 LABEL_RULES.register("idlg", idlg)
 
+
+def yin(view: ServerView) -> Tensor:
+    """GradInversion's label restoration (Yin et al. 2021): with non-negative features entering the
+    classifier, a row of its weight gradient has a negative entry only if its class is in the
+    batch, so for non-repeating labels the batch's classes are the B rows with the smallest
+    minimum (as breaching's 'yin' strategy computes it), most negative first.
+
+    The rule assumes B ≤ K distinct labels. For B > K (our choice; the paper does not say, and
+    breaching pads with random labels) the K classes in that order are repeated cyclically
+    until B labels are filled: deterministic, and every class is present once before any repeats.
+    """
+    order = torch.argsort(last_layer_weight_gradient(view).amin(dim=1), stable=True)
+    repeats = -(-view.batch_size // len(order))
+    return order.repeat(repeats)[: view.batch_size]
+
+
+def fedleak(view: ServerView) -> Tensor:
+    """FedLeak (Fan et al. 2025, Sec. 5 "Label inference"): s_k = Σ_d ∇W[k, d], the classifier
+    weight gradient summed over the feature dimension.
+
+    B ≤ K: the B classes with the smallest s_k, most negative first (the text's argmin rule).
+    B > K: counts from gradient magnitudes, n_k = ⌊B · m_k / Σ_j m_j⌋, then while Σ n_k < B one
+    more sample of the class with the lowest s_k. Our copy of the paper lost the formula for m_k;
+    we take m_k = max(−s_k, 0), the magnitude of the negative part: with cross-entropy the row
+    sums add up to exactly zero (Σ_k (p_ik − y_ik) = 0), so m_k = |s_k| would hand half of the
+    batch to classes whose sums are positive, i.e. to classes absent from the batch. If no sum is
+    negative, every sample gets the argmin class. The counts are exact when s_k ∝ −n_k, i.e. when
+    the model puts little probability on the batch's classes; at initialisation (p ≈ 1/K) the sums
+    track n_k − B/K instead and the counts come out right mostly when one class dominates.
+    """
+    sums = last_layer_weight_gradient(view).sum(dim=1)
+    batch_size = view.batch_size
+    if batch_size <= len(sums):
+        return torch.argsort(sums, stable=True)[:batch_size]
+    magnitudes = (-sums).clamp(min=0)
+    total = magnitudes.sum()
+    counts = (torch.floor(batch_size * magnitudes / total).long() if total > 0
+              else torch.zeros_like(sums, dtype=torch.long))
+    counts[torch.argmin(sums)] += batch_size - counts.sum()
+    # Classes in order of their row sums (most negative first), each repeated by its count.
+    order = torch.argsort(sums, stable=True)
+    return torch.repeat_interleave(order, counts[order])
+
+
+LABEL_RULES.register("yin", yin)
+LABEL_RULES.register("fedleak", fedleak)
+
 # The option type of the attacks' ``label_inference``: every rule registered above this line.
 RuleName = Literal[tuple(LABEL_RULES.names())]  # type: ignore[misc]
 

@@ -43,7 +43,33 @@ def command(grid_file: Path, out_dir: Path | None, fmt: str) -> None:
     else:
         click.echo(_table(columns, rows, done))
     count = f"{len(rows)} cells" + (f", {sum(r['cell_id'] in done for r in rows)} already done" if out_dir else "")
+    stages = _stage_line(grid, out_dir)
+    if stages:
+        click.echo(stages, err=fmt != "table")
     click.echo(count, err=fmt != "table")
+
+
+def _stage_line(grid, out_dir: Path | None) -> str:
+    """How many FedAvg trainings the grid needs (each trained once, shared by its cells)."""
+    from evalgrid.evaluate import resolved_init
+    from evalgrid.fl.stage import StageRequest, planned_trainings
+
+    requests = []
+    for cell in grid.cells:
+        base = StageRequest(cell.dataset, cell.resolution, cell.model, resolved_init(cell.init, grid.base_dir),
+                            cell.stage, cell.seed)
+        if cell.stage.name != "initial":
+            requests.append(base)
+            if "defended_accuracy" in cell.metrics and cell.defense.steps:
+                requests.append(StageRequest(*[getattr(base, f) for f in ("dataset", "resolution", "model", "init",
+                                                                           "stage", "seed")], defense=cell.defense.steps))
+    if not requests:
+        return ""
+    cache = grid.stage_cache or (out_dir / "stages" if out_dir else None)
+    planned = planned_trainings(requests, cache) if cache else [(r, False) for r in dict.fromkeys(requests)]
+    cached = sum(is_cached for _, is_cached in planned)
+    where = f" in {cache}" if cache else " (no cache given: pass --out DIR to count those in DIR/stages)"
+    return f"{len(planned)} stage trainings, {cached} cached{where}"
 
 
 def _table(columns: list[str], rows: list[dict], done: set[str]) -> str:

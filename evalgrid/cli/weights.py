@@ -26,13 +26,16 @@ def list_weights() -> None:
     """Each weight file, where it is expected, and whether it is present."""
     missing = set(missing_weights(WEIGHTS.names()))
     for name in WEIGHTS.names():
-        click.echo(f"{name:10s} {'missing' if name in missing else 'present'}  {weights_path(name)}")
+        click.echo(f"{name:13s} {'missing' if name in missing else 'present'}  {weights_path(name)}")
 
 
 @command.command("fetch")
 @click.argument("names", nargs=-1)
-def fetch(names: tuple[str, ...]) -> None:
-    """Download NAMES (default: all) into the torch cache. Needs internet."""
+@click.option("--all", "everything", is_flag=True, help="Every file evalgrid knows (about 2.9 GB).")
+def fetch(names: tuple[str, ...], everything: bool) -> None:
+    """Download NAMES into the torch cache (the error that stopped a grid names them). Needs internet."""
+    if not names and not everything:
+        raise click.UsageError(f"name the files to fetch, or pass --all. Known: {', '.join(WEIGHTS.names())}.")
     for name in names or WEIGHTS.names():
         path = fetch_weights(name)
         click.echo(f"{name}: {path}")

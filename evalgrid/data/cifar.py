@@ -51,9 +51,12 @@ class CifarFormat:
         rows = np.concatenate([data for data, _ in parts])
         labels = np.concatenate([labels for _, labels in parts])
         images = torch.from_numpy(rows.reshape(-1, 3, SIDE, SIDE).copy())
-        info = DatasetInfo(self.name, channels=3, resolution=SIDE, num_classes=self.num_classes,
+        return InMemoryImages(images, torch.from_numpy(labels), self.describe(options, data_root))
+
+    def describe(self, options: CifarOptions, data_root: str | os.PathLike | None = None) -> DatasetInfo:
+        """The public facts; reads no file."""
+        return DatasetInfo(self.name, channels=3, resolution=SIDE, num_classes=self.num_classes,
                            normalization=self.normalization)
-        return InMemoryImages(images, torch.from_numpy(labels), info)
 
     def preflight(self, options: CifarOptions, data_root: str | os.PathLike | None = None) -> None:
         """Every file of the split exists and is a valid batch (this reads them once)."""

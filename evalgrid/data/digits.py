@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,18 +26,37 @@ class DigitsOptions:
 def load_split(options: DigitsOptions) -> InMemoryImages:
     """Grayscale digits 0-9 resized bilinearly from 8×8 to ``resolution``; normalisation
     statistics over all 1,797 images."""
+    everything, labels = _upsampled(options.resolution)
+    cut = int(len(labels) * TRAIN_FRACTION)
+    part = slice(0, cut) if options.split == "train" else slice(cut, None)
+    return InMemoryImages(everything[part].contiguous(), labels[part].contiguous(), _info_of(everything))
+
+
+def build(options: DigitsOptions, data_root=None) -> InMemoryImages:
+    return load_split(options)
+
+
+def describe(options: DigitsOptions, data_root=None) -> DatasetInfo:
+    """The public facts; the statistics depend on the resolution only and are cached per resolution."""
+    return _info(options.resolution)
+
+
+@functools.lru_cache(maxsize=16)
+def _info(resolution: int) -> DatasetInfo:
+    return _info_of(_upsampled(resolution)[0])
+
+
+def _info_of(everything: torch.Tensor) -> DatasetInfo:
+    resolution = everything.shape[-1]
+    stats = Normalization(mean=(float(everything.mean()),), std=(float(everything.std()),))
+    return DatasetInfo("digits", channels=1, resolution=resolution, num_classes=10, normalization=stats)
+
+
+def _upsampled(resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """All 1,797 images (N, 1, resolution, resolution) in [0, 1] and their labels."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     pixels = torch.from_numpy((bunch.images / 16.0).astype(np.float32)).unsqueeze(1)
     labels = torch.from_numpy(bunch.target.astype(np.int64))
-    cut = int(len(labels) * TRAIN_FRACTION)
-    part = slice(0, cut) if options.split == "train" else slice(cut, None)
-    everything = F.interpolate(pixels, size=options.resolution, mode="bilinear", align_corners=False).clamp(0, 1)
-    stats = Normalization(mean=(float(everything.mean()),), std=(float(everything.std()),))
-    info = DatasetInfo("digits", channels=1, resolution=options.resolution, num_classes=10, normalization=stats)
-    return InMemoryImages(everything[part].contiguous(), labels[part].contiguous(), info)
-
-
-def build(options: DigitsOptions, data_root=None) -> InMemoryImages:
-    return load_split(options)
+    return F.interpolate(pixels, size=resolution, mode="bilinear", align_corners=False).clamp(0, 1), labels

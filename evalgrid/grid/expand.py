@@ -13,7 +13,7 @@ ExcludeRule = dict[str, list[Callable[[Any], bool]]]  # factor → alternatives;
 
 
 def expand_cells(values: dict[str, tuple[Any, ...]], zip_groups: Sequence[tuple[str, ...]],
-                 excludes: Sequence[ExcludeRule], metrics: tuple[str, ...],
+                 excludes: Sequence[ExcludeRule], metrics: tuple[str, ...], metric_options: Any,
                  varied: Sequence[str]) -> tuple[CellConfig, ...]:
     axes = _axes(values, zip_groups, varied)
     cells: dict[str, CellConfig] = {}
@@ -23,7 +23,7 @@ def expand_cells(values: dict[str, tuple[Any, ...]], zip_groups: Sequence[tuple[
             assignment.update(zip(names, row))
         if any(_matches(rule, assignment) for rule in excludes):
             continue
-        cell = CellConfig(**assignment, metrics=metrics)
+        cell = CellConfig(**assignment, metrics=metrics, metric_options=metric_options)
         clash = cells.get(cell.cell_id)
         if clash is not None and clash != cell:  # a 48-bit hash collision: astronomically rare, never silent
             raise UserError(f"cell id {cell.cell_id} is shared by two different configurations; "

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from evalgrid.cell import Choice
+from evalgrid.cell import Choice, ChoiceChain
 from evalgrid.errors import choices_sentence, did_you_mean
 from evalgrid.options import InvalidOption, parse_options
 from evalgrid.registry import Registry
@@ -102,22 +102,121 @@ class ChoiceFactor:
         return lambda value: value == wanted
 
 
-Factor = ComponentFactor | IntegerFactor | ChoiceFactor
+@dataclass(frozen=True)
+class BoolFactor:
+    name: str
+    summary: str
+    default: Any = REQUIRED
+    pandas_dtype: str = "bool"
+
+    def parse(self, raw: Any, bases: Bases) -> bool:
+        if not isinstance(raw, bool):
+            raise InvalidOption("", f"expected true or false, got {raw!r} ({type(raw).__name__}).")
+        return raw
+
+    def pattern(self, raw: Any, bases: Bases) -> Matcher:
+        wanted = self.parse(raw, bases)
+        return lambda value: value == wanted
+
+
+@dataclass(frozen=True)
+class NameFactor:
+    """A free-form name checked later against what it names (e.g. a module of the model)."""
+
+    name: str
+    summary: str
+    default: Any = REQUIRED
+    pandas_dtype: str = "category"
+
+    def parse(self, raw: Any, bases: Bases) -> str:
+        if not isinstance(raw, str) or not raw.strip():
+            raise InvalidOption("", f"expected a non-empty string, got {raw!r}.")
+        return raw
+
+    def pattern(self, raw: Any, bases: Bases) -> Matcher:
+        wanted = self.parse(raw, bases)
+        return lambda value: value == wanted
+
+
+@dataclass(frozen=True)
+class ChainFactor:
+    """A value is ``"none"``, one component (name or inline table), or a list of components
+    applied in order, e.g. ``["dpsgd", { name = "soteria", prune_ratio = 0.5 }]``."""
+
+    name: str
+    summary: str
+    component: ComponentFactor
+    check: Callable[[list[str]], None]  # raises InvalidOption for an invalid composition
+    default: Any = REQUIRED
+    pandas_dtype: str = "category"
+
+    @property
+    def registry(self) -> Registry:
+        return self.component.registry
+
+    @property
+    def overrides_section(self) -> str:
+        return self.component.overrides_section
+
+    def parse(self, raw: Any, bases: Bases) -> ChoiceChain:
+        if raw == "none" or raw == []:
+            return ChoiceChain()
+        items = raw if isinstance(raw, list) else [raw]
+        steps = []
+        for index, item in enumerate(items):
+            try:
+                steps.append(self.component.parse(item, bases))
+            except InvalidOption as err:
+                where = f"item {index} of the composition: " if isinstance(raw, list) else ""
+                raise InvalidOption(err.key, where + err.message) from None
+        self.check([step.name for step in steps])
+        return ChoiceChain(tuple(steps))
+
+    def pattern(self, raw: Any, bases: Bases) -> Matcher:
+        wanted = self.parse(raw, bases)
+        return lambda value: value == wanted
+
+
+Factor = ComponentFactor | IntegerFactor | ChoiceFactor | BoolFactor | NameFactor | ChainFactor
 
 
 def _build_factors() -> Registry[Factor]:
     from evalgrid.attacks import ATTACKS
     from evalgrid.data import DATASETS
-    from evalgrid.models import MODELS
+    from evalgrid.defenses import DEFENSES
+    from evalgrid.defenses.chain import check_composition
+    from evalgrid.fl.local_training import LOCAL_TRAININGS
+    from evalgrid.fl.stage import STAGES
+    from evalgrid.models import INITS, MODELS
+
+    def check_defenses(names: list[str]) -> None:
+        if "none" in names:
+            raise InvalidOption("", "'none' cannot be part of a composition; write defense = \"none\" on its own.")
+        check_composition(names)
 
     factors: Registry[Factor] = Registry("factor")
     for factor in (
         ComponentFactor("dataset", "the victim's data", DATASETS, "datasets"),
+        IntegerFactor("resolution", "image side the data is resized to (SoK Fig. 4); 0: the dataset's own",
+                      minimum=0, default=0),
         ComponentFactor("model", "the global model's architecture", MODELS, "models"),
+        ComponentFactor("init", "the global model's initial weights", INITS, "inits", default="default"),
+        ComponentFactor("stage", "the FL training stage the model is attacked at", STAGES, "stages",
+                        default="initial"),
+        ComponentFactor("local_training", "the victim's local training: FedSGD or FedAvg", LOCAL_TRAININGS,
+                        "local_trainings", default="fedsgd"),
+        BoolFactor("knows_local_config", "the attacker knows the local training (SoK WST) or assumes one "
+                                         "full-batch step (BST)", default=True),
+        IntegerFactor("batch_size", "the victim's private samples (N; FedSGD's batch B)", minimum=1, default=1),
+        ChainFactor("defense", "post-processing of the update, DP-SGD or secure aggregation; a list composes",
+                    ComponentFactor("defense", "", DEFENSES, "defenses"), check_defenses, default="none"),
         ComponentFactor("attack", "the gradient inversion attack and its options", ATTACKS, "attacks"),
-        IntegerFactor("batch_size", "images in the victim's batch (B)", minimum=1, default=1),
+        NameFactor("gradient_source", "the module whose gradients the attack matches (SoK Table 3); all",
+                   default="all"),
         ChoiceFactor("labels", "whether the attacker is given the true labels", ("known", "inferred"),
                      default="inferred"),
+        IntegerFactor("trials", "independent attack initialisations on the same update (WSRR)", minimum=1,
+                      default=1),
         IntegerFactor("seed", "seeds the model's weights, the victim batch and the attack", minimum=0, default=0),
     ):
         factors.register(factor.name, factor)

@@ -19,6 +19,8 @@ class RunOptions:
     workers: int = option(1, minimum=1, doc="cells run at once by the local executor")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads_per_worker: int = option(0, minimum=0, doc="torch CPU threads per worker; 0: cores / workers")
+    stage_cache: str = option("", doc="folder of trained stage models shared across runs; default DIR/stages "
+                                      "(relative to the grid file)")
 
 
 @dataclass(frozen=True)

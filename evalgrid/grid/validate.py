@@ -12,14 +12,18 @@ from typing import Any
 
 from evalgrid.cell import FACTOR_NAMES, CellConfig
 from evalgrid.errors import GridError, UserError, choices_sentence, did_you_mean
+from evalgrid.grid.compatibility import incompatibility
 from evalgrid.grid.expand import expand_cells
-from evalgrid.grid.factors import FACTORS, REQUIRED, ComponentFactor
+from evalgrid.grid.factors import FACTORS, REQUIRED, ChainFactor, ComponentFactor
 from evalgrid.grid.sections import DataOptions, RunOptions, SlurmOptions
 from evalgrid.grid.toml_io import MergedToml
+from evalgrid.metrics.options import MetricOptions
 from evalgrid.options import InvalidOption, parse_options
 
-TOP_LEVEL_KEYS = ("name", "description", "metrics", "zip", "factors", "attacks", "models", "datasets",
-                  "exclude", "run", "slurm", "data", "extends")
+OVERRIDE_SECTIONS = tuple(FACTORS[n].overrides_section for n in FACTORS
+                          if isinstance(FACTORS[n], (ComponentFactor, ChainFactor)))
+TOP_LEVEL_KEYS = ("name", "description", "metrics", "zip", "factors", *OVERRIDE_SECTIONS,
+                  "exclude", "metric_options", "run", "slurm", "data", "extends")
 DEFAULT_METRICS = ("psnr", "ssim", "label_acc")
 
 
@@ -37,6 +41,8 @@ class Grid:
     run: RunOptions
     slurm: SlurmOptions
     data_root: Path | None
+    stage_cache: Path | None  # [run] stage_cache resolved; None: DIR/stages
+    base_dir: Path  # the grid file's folder: relative paths in options (checkpoints) start here
     resolved: dict[str, Any]  # the merged TOML, extends resolved (written to DIR/grid.toml)
 
 
@@ -95,17 +101,25 @@ class _Validator:
             with self.at(key):
                 sections[key] = parse_options(schema, self.table(key))
         self.check_executor(sections["run"])
+        with self.at("metric_options"):
+            metric_options = parse_options(MetricOptions, self.table("metric_options"))
         bases = self.component_bases()
         values = self.factor_values(bases)
         varied = tuple(self.table("factors", required=True))
         groups = self.zip_groups(varied, values)
         excludes = self.exclude_rules(varied, bases)
-        cells = expand_cells(values, groups, excludes, metrics, varied)
+        cells = expand_cells(values, groups, excludes, metrics, metric_options, varied)
         if not cells:
             raise self.fail(("exclude",), "every combination is excluded: the grid has no cells.")
+        for cell in cells:
+            problem = incompatibility(cell)
+            if problem:
+                raise self.fail(("factors",), problem)
         return Grid(name=name, description=description, source=self.merged.files[-1], metrics=metrics,
                     varied=varied, values=values, cells=cells, run=sections["run"], slurm=sections["slurm"],
-                    data_root=self.data_root(sections["data"]), resolved=self.data)
+                    data_root=self.data_root(sections["data"]),
+                    stage_cache=self.relative_path(("run", "stage_cache"), sections["run"].stage_cache),
+                    base_dir=self.merged.files[-1].resolve().parent, resolved=self.data)
 
     def metrics(self) -> tuple[str, ...]:
         from evalgrid.metrics import METRICS
@@ -120,7 +134,9 @@ class _Validator:
                                                     f"{choices_sentence(METRICS.names())}")
             if raw.index(name) != index:
                 raise self.fail(("metrics", index), f"metric {name!r} is listed twice.")
-        return tuple(raw)
+        from evalgrid.metrics import with_requirements
+
+        return with_requirements(raw)
 
     def check_executor(self, run: RunOptions) -> None:
         from evalgrid.executors import EXECUTORS
@@ -135,7 +151,7 @@ class _Validator:
         bases: dict[str, dict[str, Any]] = {}
         for factor_name in FACTORS:
             factor = FACTORS[factor_name]
-            if not isinstance(factor, ComponentFactor):
+            if not isinstance(factor, (ComponentFactor, ChainFactor)):
                 continue
             section = factor.overrides_section
             bases[factor_name] = {}
@@ -233,10 +249,14 @@ class _Validator:
         return rules
 
     def data_root(self, data: DataOptions) -> Path | None:
-        if not data.root:
+        return self.relative_path(("data", "root"), data.root)
+
+    def relative_path(self, key: tuple[str, str], value: str) -> Path | None:
+        """A path option, relative to the file that sets it."""
+        if not value:
             return None
-        base = self.merged.origin("data", "root").parent
-        return (base / Path(data.root).expanduser()).resolve()
+        base = self.merged.origin(*key).parent
+        return (base / Path(value).expanduser()).resolve()
 
 
 def validate_grid(merged: MergedToml) -> Grid:

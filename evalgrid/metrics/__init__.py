@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -39,15 +40,25 @@ class MatchedBatch:
     labels_known: bool  # the attacker was given the true labels
 
 
+MetricKind = Literal["reconstruction", "leakage", "model"]
+
+
 @dataclass(frozen=True)
 class Metric:
+    """``reconstruction`` metrics score each trial's matched batch (``compute``); ``leakage``
+    metrics combine per-sample PSNR and LPIPS over the trials (metrics/leakage.py); ``model``
+    metrics measure the global model or the client's data, not the reconstruction (the cell
+    pipeline computes them)."""
+
     name: str
     summary: str
     per_sample: bool  # whether MetricValue.per_sample holds one value per image
     higher_is_better: bool
-    compute: Callable[[MatchedBatch], MetricValue]
+    compute: Callable[[MatchedBatch], MetricValue] | None
     required_weights: tuple[str, ...] = ()  # names in evalgrid.weights.WEIGHTS, checked at preflight
     min_image_size: int = 1  # smallest image side the metric accepts
+    kind: MetricKind = "reconstruction"
+    requires: tuple[str, ...] = ()  # metrics computed along with this one
 
     def __repr__(self) -> str:
         return f"Metric({self.name!r}: {self.summary})"
@@ -88,13 +99,29 @@ METRICS.register("lpips", Metric(
 METRICS.register("label_acc", Metric(
     "label_acc", "fraction of true labels recovered, in any order (NaN when labels were known)",
     per_sample=False, higher_is_better=True, compute=_label_accuracy))
+METRICS.register("brr", Metric(
+    "brr", "batch reconstruction rate: share of samples with PSNR > τ1 and LPIPS < τ2 ([metric_options]), mean over trials (SoK)",
+    per_sample=False, higher_is_better=True, compute=None, kind="leakage", requires=("psnr", "lpips")))
+METRICS.register("wsrr", Metric(
+    "wsrr", "worst-sample reconstruction rate: the most vulnerable sample's leak rate over the trials (SoK)",
+    per_sample=False, higher_is_better=True, compute=None, kind="leakage", requires=("psnr", "lpips")))
+METRICS.register("igsa", Metric(
+    "igsa", "input-gradient smoothness of the attacked model at the victim's data (SoK Eq. 10)",
+    per_sample=False, higher_is_better=True, compute=None, kind="model"))
+METRICS.register("accuracy", Metric(
+    "accuracy", "test accuracy of the global model at the attacked training stage",
+    per_sample=False, higher_is_better=True, compute=None, kind="model"))
+METRICS.register("defended_accuracy", Metric(
+    "defended_accuracy", "test accuracy after FedAvg training to the stage's round with every client "
+    "applying the cell's defense (costs one FL training per stage and defense)",
+    per_sample=False, higher_is_better=True, compute=None, kind="model"))
 
 
 def score(client: ClientData, reconstructed_pixels: torch.Tensor, recovered_labels: torch.Tensor,
           labels_known: bool, metric_names: Sequence[str]) -> Scores:
     """Match the reconstructions (clamped to [0, 1]) to the private images once, then evaluate
     each named metric on the matched pairs."""
-    metrics = [METRICS[name] for name in metric_names]
+    metrics = [METRICS[name] for name in metric_names if METRICS[name].kind == "reconstruction"]
     originals = client.images.detach()
     reconstructions = reconstructed_pixels.detach().to(originals).clamp(0, 1)
     permutation = match_reconstructions(originals, reconstructions)
@@ -105,8 +132,18 @@ def score(client: ClientData, reconstructed_pixels: torch.Tensor, recovered_labe
 
 def required_weights(metric_names: Iterable[str]) -> list[str]:
     """The weights files (names in evalgrid.weights.WEIGHTS) that the named metrics need."""
-    return list(dict.fromkeys(w for name in metric_names for w in METRICS[name].required_weights))
+    names = with_requirements(metric_names)
+    return list(dict.fromkeys(w for name in names for w in METRICS[name].required_weights))
+
+
+def with_requirements(metric_names: Iterable[str]) -> tuple[str, ...]:
+    """The metrics and those they need (brr needs psnr and lpips), in order, without repeats."""
+    out: dict[str, None] = {}
+    for name in metric_names:
+        out.update(dict.fromkeys(METRICS[name].requires))
+        out[name] = None
+    return tuple(out)
 
 
 __all__ = ["METRICS", "MatchedBatch", "Metric", "MetricValue", "Scores", "match_reconstructions",
-           "required_weights", "score"]
+           "required_weights", "score", "with_requirements"]

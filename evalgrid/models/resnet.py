@@ -1,28 +1,50 @@
-"""ResNets built by torchvision (He et al. 2016), randomly initialised (weights are never
-fetched), with the first convolution adapted to the dataset's channels and a choice of stem.
+"""ResNets with basic blocks (He et al. 2016): ResNet-10 (FedLeak's), ResNet-18 and ResNet-34.
 
-A depth is one entry in :data:`ARCHITECTURES`; the model registry registers each entry."""
+Module and parameter names are torchvision's (conv1, bn1, layer1.0.conv1, ...,
+layer2.0.downsample.0, fc), so torchvision's ImageNet state dicts load into width-1 models;
+with 3 channels, the 'imagenet' stem and no cut skips, a seed gives exactly
+``torchvision.models.resnet18(weights=None)`` (same modules built in the same order, same
+initialisation). Three options go beyond torchvision:
+
+* ``stem``: 'cifar' (3×3 stride-1 conv, no max-pool: layer1 sees the full image, the usual
+  CIFAR ResNet and FedLeak's ResNet10, whose MNIST parameter count 4,902,090 it matches) or
+  'imagenet' (torchvision's 7×7 stride-2 conv and max-pool).
+* ``width``: every stage has ``width`` times its channels (64·width, 128·width, 256·width,
+  512·width); FedLeak's ResNet10_x3 and ResNet10_x5 are resnet10 with width 3 and 5.
+* ``cut_skips``: residual blocks whose skip connection is cut, as in the SoK's Fig. 9 (Du et al.
+  2025, Sec. 5.2.1), which cuts "the skip connection at different positions" of ResNet-18/34,
+  one position per model, numbered #0, #1, ... from shallow to deep. A cut block computes
+  relu(bn2(conv2(relu(bn1(conv1(x)))))) without adding its input; where the skip is a 1×1
+  downsampling shortcut, that shortcut is removed too (it would get no gradient). The SoK does
+  not say how its numbers map to blocks; we read #i as the i-th block in forward order
+  (resnet18: #0 = layer1.0, #1 = layer1.1, #2 = layer2.0, ...), see :func:`block_names`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 from torch import nn
 
 from evalgrid.data.base import DatasetInfo
+from evalgrid.errors import UserError, did_you_mean
+from evalgrid.options import option
+
+STAGE_CHANNELS = (64, 128, 256, 512)  # at width 1
 
 
 @dataclass(frozen=True)
 class Architecture:
-    block: str  # the residual block class in torchvision.models.resnet: "BasicBlock" or "Bottleneck"
-    layers: tuple[int, int, int, int]  # residual blocks in layer1..layer4
+    layers: tuple[int, int, int, int]  # basic blocks in layer1..layer4
     summary: str
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "resnet18": Architecture("BasicBlock", (2, 2, 2, 2),
-                             "torchvision's ResNet-18, random init; 'cifar' (default) or 'imagenet' stem"),
+    "resnet10": Architecture((1, 1, 1, 1), "FedLeak's ResNet10: one basic block per stage; width 3/5 = ResNet10_x3/x5"),
+    "resnet18": Architecture((2, 2, 2, 2), "ResNet-18 in torchvision's layout; 'cifar' (default) or 'imagenet' stem"),
+    "resnet34": Architecture((3, 4, 6, 3), "ResNet-34 in torchvision's layout; 'cifar' (default) or 'imagenet' stem"),
 }
 
 
@@ -42,19 +64,92 @@ STEMS: dict[str, Stem] = {
 @dataclass(frozen=True)
 class ResNetOptions:
     stem: Literal["cifar", "imagenet"] = "cifar"
+    width: int = option(1, minimum=1, doc="channel multiplier: stages have 64·w, 128·w, 256·w, 512·w "
+                                          "channels; FedLeak's ResNet10_x3 is width 3")
+    cut_skips: str = option("", doc="comma-separated blocks (e.g. 'layer1.0,layer3.1') or 'all' whose "
+                                    "skip connection is cut (SoK Fig. 9); '' keeps every skip")
 
 
-def build(options: ResNetOptions, info: DatasetInfo, architecture: str = "resnet18") -> nn.Module:
-    """``architecture`` names an entry of :data:`ARCHITECTURES`; with 3 channels and the
-    'imagenet' stem, a seed gives exactly ``torchvision.models.<architecture>(weights=None)``."""
-    from torchvision.models import resnet  # deferred: importing torchvision takes about a second
+def block_names(layers: tuple[int, ...]) -> list[str]:
+    """The residual blocks in forward order: layer1.0, layer1.1, ..., layer4.N."""
+    return [f"layer{stage}.{block}" for stage, count in enumerate(layers, start=1) for block in range(count)]
 
-    spec, stem = ARCHITECTURES[architecture], STEMS[options.stem]
-    model = resnet.ResNet(getattr(resnet, spec.block), list(spec.layers), num_classes=info.num_classes)
-    if info.channels != 3 or stem != STEMS["imagenet"]:
-        model.conv1 = nn.Conv2d(info.channels, model.conv1.out_channels, kernel_size=stem.kernel,
-                                stride=stem.stride, padding=stem.kernel // 2, bias=False)
-        nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")  # torchvision's init
-    if not stem.max_pool:
-        model.maxpool = nn.Identity()
-    return model
+
+def parse_cut_skips(value: str, layers: tuple[int, ...], model: str) -> frozenset[str]:
+    """The block names in ``value`` ('' → none, 'all' → every block); UserError on unknown names."""
+    valid = block_names(layers)
+    if value.strip() == "all":
+        return frozenset(valid)
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    for name in names:
+        if name not in valid:
+            raise UserError(f"model {model!r}: cut_skips names an unknown block {name!r}.{did_you_mean(name, valid)} "
+                            f"Valid blocks: {', '.join(valid)}, or 'all'.")
+    return frozenset(names)
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 conv+BN layers and, unless ``skip`` is False, the identity or 1×1-conv shortcut."""
+
+    def __init__(self, in_channels: int, channels: int, stride: int, skip: bool = True):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.downsample: nn.Module | None = None
+        if skip and (stride != 1 or in_channels != channels):
+            self.downsample = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False),
+                                            nn.BatchNorm2d(channels))
+        self.skip = skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        if self.skip:
+            out = out + (x if self.downsample is None else self.downsample(x))
+        return self.relu(out)
+
+    def extra_repr(self) -> str:
+        return "" if self.skip else "skip=cut"
+
+
+class ResNet(nn.Module):
+    def __init__(self, layers: tuple[int, ...], channels: int, num_classes: int, stem: Stem,
+                 width: int = 1, cut: frozenset[str] = frozenset()):
+        super().__init__()
+        stage_channels = [c * width for c in STAGE_CHANNELS]
+        self.conv1 = nn.Conv2d(channels, stage_channels[0], kernel_size=stem.kernel, stride=stem.stride,
+                               padding=stem.kernel // 2, bias=False)
+        self.bn1 = nn.BatchNorm2d(stage_channels[0])
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem.max_pool else nn.Identity()
+        in_channels = stage_channels[0]
+        for stage, (count, out_channels) in enumerate(zip(layers, stage_channels), start=1):
+            blocks = []
+            for index in range(count):
+                stride = 2 if stage > 1 and index == 0 else 1
+                blocks.append(BasicBlock(in_channels, out_channels, stride, skip=f"layer{stage}.{index}" not in cut))
+                in_channels = out_channels
+            self.add_module(f"layer{stage}", nn.Sequential(*blocks))
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(in_channels, num_classes)
+        for module in self.modules():  # torchvision's initialisation, in its order
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def build(options: ResNetOptions, info: DatasetInfo, architecture: str = "resnet18") -> ResNet:
+    """``architecture`` names an entry of :data:`ARCHITECTURES`. Any resolution works: every
+    stride-2 layer pads, so feature maps shrink to 1×1 and no further."""
+    layers = ARCHITECTURES[architecture].layers
+    cut = parse_cut_skips(options.cut_skips, layers, architecture)
+    return ResNet(layers, info.channels, info.num_classes, STEMS[options.stem], options.width, cut)

@@ -10,12 +10,13 @@ import pyarrow.parquet as pq
 from evalgrid.cell import FACTOR_NAMES
 from evalgrid.errors import UserError
 from evalgrid.store.layout import OutputDir
-from evalgrid.store.results import INTEGER_FACTORS, RESULT_SCHEMA, read_rows
+from evalgrid.store.results import BOOLEAN_FACTORS, INTEGER_FACTORS, RESULT_SCHEMA, read_rows
 
 
 def load(directory: str | Path) -> pd.DataFrame:
     """One row per cell (done or failed): factor columns as categories in grid order (integers
-    as int64), metrics as float64, per-sample metrics as lists. Reads DIR/results.parquet when
+    as int64, knows_local_config as bool), metrics as float64, per-sample metrics as lists of
+    lists ([trial][sample]). Reads DIR/results.parquet when
     it is newer than every cell file, else the cell files directly (nothing is written)."""
     out = OutputDir(Path(directory))
     if not out.root.is_dir():
@@ -30,6 +31,8 @@ def load(directory: str | Path) -> pd.DataFrame:
     for name in FACTOR_NAMES:
         if name in INTEGER_FACTORS:
             frame[name] = frame[name].astype("int64")
+        elif name in BOOLEAN_FACTORS:
+            frame[name] = frame[name].astype("bool")
         else:
             present = list(dict.fromkeys(frame[name].dropna()))
             categories = [c for c in order.get(name, []) if c in present]

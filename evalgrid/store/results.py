@@ -17,18 +17,25 @@ from evalgrid.cell import FACTOR_NAMES
 from evalgrid.store.atomic import atomic_write
 from evalgrid.store.layout import OutputDir
 
-# Metric columns: the mean as float64 and, for image metrics, the per-sample values (after matching).
-METRIC_COLUMNS = ("psnr", "ssim", "lpips", "label_acc")
+# Metric columns: the mean over trials as float64 and, for image metrics, the values per
+# [trial][sample] (samples in the private batch's order, after matching).
+METRIC_COLUMNS = ("psnr", "ssim", "lpips", "label_acc", "brr", "wsrr", "igsa", "accuracy", "defended_accuracy")
 PER_SAMPLE_METRICS = ("psnr", "ssim", "lpips")
-INTEGER_FACTORS = ("batch_size", "seed")
+INTEGER_FACTORS = ("resolution", "batch_size", "trials", "seed")
+BOOLEAN_FACTORS = ("knows_local_config",)
+
+
+def _factor_type(name: str) -> pa.DataType:
+    return pa.int64() if name in INTEGER_FACTORS else pa.bool_() if name in BOOLEAN_FACTORS else pa.string()
+
 
 _timestamp = pa.timestamp("us", tz="UTC")
 RESULT_SCHEMA = pa.schema(
     [pa.field("cell_id", pa.string(), nullable=False), pa.field("grid", pa.string())]
-    + [pa.field(name, pa.int64() if name in INTEGER_FACTORS else pa.string()) for name in FACTOR_NAMES]
+    + [pa.field(name, _factor_type(name)) for name in FACTOR_NAMES]
     + [pa.field("config", pa.string())]
     + [pa.field(name, pa.float64()) for name in METRIC_COLUMNS]
-    + [pa.field(f"{name}_per_sample", pa.list_(pa.float64())) for name in PER_SAMPLE_METRICS]
+    + [pa.field(f"{name}_per_sample", pa.list_(pa.list_(pa.float64()))) for name in PER_SAMPLE_METRICS]
     + [
         pa.field("recovered_labels", pa.list_(pa.int64())),
         pa.field("true_labels", pa.list_(pa.int64())),
@@ -38,8 +45,12 @@ RESULT_SCHEMA = pa.schema(
         pa.field("traceback", pa.string()),
         pa.field("final_loss", pa.float64()),
         pa.field("attack_iterations", pa.int64()),
-        pa.field("model_parameters", pa.int64()),
-        pa.field("input_dimension", pa.int64()),  # B × C × H × W
+        pa.field("model_parameters", pa.int64()),  # p, trainable (SoK Theorem 4.3)
+        pa.field("gradient_parameters", pa.int64()),  # of them, those whose gradients the attack matched
+        pa.field("input_dimension", pa.int64()),  # B × D = B × C × H × W (K·B under secure aggregation)
+        pa.field("local_steps", pa.int64()),  # U, the victim's local SGD steps
+        pa.field("stage_round", pa.int64()),  # the FedAvg round of the attacked global model
+        pa.field("epsilon", pa.float64()),  # DP-SGD's ε for the victim's round (δ in the defense); NaN without
         pa.field("wall_s", pa.float64()),
         pa.field("device", pa.string()),
         pa.field("host", pa.string()),
@@ -58,7 +69,7 @@ STATUSES = ("done", "failed")
 def empty_row() -> dict[str, Any]:
     """A row with every column present: metrics NaN, everything else null."""
     row: dict[str, Any] = {name: None for name in RESULT_SCHEMA.names}
-    row.update({name: float("nan") for name in METRIC_COLUMNS})
+    row.update({name: float("nan") for name in (*METRIC_COLUMNS, "epsilon")})
     return row
 
 

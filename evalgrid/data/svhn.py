@@ -1,0 +1,90 @@
+"""SVHN cropped digits (Netzer et al. 2011) read from a local copy of the published
+``{train,test}_32x32.mat`` files, never downloaded.
+
+torchvision's ``SVHN(root)`` keeps these files directly in ``root``; evalgrid expects them one
+level down, in ``ROOT/svhn/``, so that one data root holds every dataset. Each file is a
+MATLAB v5 file with ``X`` uint8 (32, 32, 3, N) (row, column, channel, image) and ``y``
+(N, 1) with labels 1..10, where 10 stands for the digit 0; like torchvision we map 10 to 0.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from evalgrid.data.base import DatasetInfo, InMemoryImages, missing_file, require_data_root
+from evalgrid.errors import UserError
+from evalgrid.threat_model import Normalization
+
+NAME = "svhn"
+FOLDER = "svhn"
+SIDE = 32
+NUM_CLASSES = 10
+FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
+# Per-channel pixel mean and std of the SVHN training set as commonly used, e.g. in Zhao et
+# al.'s dataset condensation code and DeepCore (PatrickZH/DeepCore, deepcore/datasets/svhn.py).
+NORMALIZATION = Normalization(mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970))
+HOW_TO_GET = (f"download the files once on a machine with internet with torchvision.datasets.SVHN("
+              f"'ROOT/{FOLDER}', split='train', download=True) (and split='test'), which puts "
+              f"{FILES['train']} and {FILES['test']} directly in ROOT/{FOLDER}/, and copy that folder here.")
+
+
+@dataclass(frozen=True)
+class SvhnOptions:
+    split: Literal["train", "test"] = "train"
+
+
+def build(options: SvhnOptions, data_root: str | os.PathLike | None = None) -> InMemoryImages:
+    images, labels = _read_split(options.split, data_root)
+    return InMemoryImages(torch.from_numpy(images), torch.from_numpy(labels), describe(options, data_root))
+
+
+def preflight(options: SvhnOptions, data_root: str | os.PathLike | None = None) -> None:
+    """The split's file exists and holds SVHN's arrays (this reads it once)."""
+    _read_split(options.split, data_root)
+
+
+def describe(options: SvhnOptions, data_root: str | os.PathLike | None = None) -> DatasetInfo:
+    return DatasetInfo(NAME, channels=3, resolution=SIDE, num_classes=NUM_CLASSES, normalization=NORMALIZATION)
+
+
+def _read_split(split: str, data_root: str | os.PathLike | None) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (N, 3, 32, 32) and int64 labels (N,) in 0..9."""
+    import scipy.io
+
+    root = require_data_root(NAME, data_root, f"{FOLDER}/", HOW_TO_GET)
+    path = root / FOLDER / FILES[split]
+    if not path.is_file():
+        raise missing_file(NAME, path, root, HOW_TO_GET)
+    try:
+        content = scipy.io.loadmat(path, variable_names=["X", "y"])
+    except Exception as error:  # scipy raises many types (ValueError, OSError, ...) on foreign files
+        raise _invalid(path, f"scipy.io.loadmat cannot read it ({type(error).__name__}: {error})") from error
+    if "X" not in content or "y" not in content:
+        found = sorted(key for key in content if not key.startswith("__"))
+        raise _invalid(path, f"expected variables 'X' and 'y', found {found}")
+    pixels, raw_labels = content["X"], content["y"]
+    if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[:3] != (SIDE, SIDE, 3):
+        raise _invalid(path, f"'X' must be uint8 of shape ({SIDE}, {SIDE}, 3, N), "
+                             f"found {pixels.dtype.name} {pixels.shape}")
+    count = pixels.shape[3]
+    if raw_labels.shape not in ((count, 1), (1, count)) or raw_labels.dtype.kind not in "iuf":
+        raise _invalid(path, f"'y' must hold one number per image, shape ({count}, 1), "
+                             f"found {raw_labels.dtype.name} {raw_labels.shape}")
+    labels = raw_labels.reshape(-1)
+    if count and not (np.all(labels == np.round(labels)) and labels.min() >= 1 and labels.max() <= 10):
+        raise _invalid(path, f"'y' must hold the labels 1..10 (10 for the digit 0), "
+                             f"found {labels.min()}..{labels.max()}")
+    labels = labels.astype(np.int64) % 10  # 10 stands for the digit 0
+    images = np.ascontiguousarray(pixels.transpose(3, 2, 0, 1))  # (row, column, channel, N) -> (N, C, H, W)
+    return images, labels
+
+
+def _invalid(path: Path, reason: str) -> UserError:
+    return UserError(f"dataset {NAME!r}: {path} is not a valid SVHN .mat file: {reason}. Replace it with a "
+                     f"fresh copy: {HOW_TO_GET}")

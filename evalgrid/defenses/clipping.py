@@ -1,0 +1,51 @@
+"""Flat clipping (the SoK's clipping, Appendix C.III, citing McMahan et al. 2018): "the
+gradient values are all in a predefined bound by clipping extreme values".
+
+- ``mode = "value"`` (the SoK's wording): every coordinate is clamped,
+  g̃_i = min(max(g_i, −C), C).
+- ``mode = "norm"`` (McMahan et al.'s flat clipping of the whole update):
+  g̃ = g · min(1, C / ‖g‖₂), with ‖g‖₂ over all tensors of the update.
+
+An update already inside the bound is returned unchanged. Default C = 0.1: the one value in
+both of the SoK's sweeps (ResNet-18: 0.5, 0.3, 0.1, 0.05, 0.01; Swin: 1, 0.7, 0.5, 0.3, 0.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from evalgrid.defenses.base import ClientSide, Defense, with_gradients
+from evalgrid.options import option
+from evalgrid.threat_model import SharedUpdate
+
+
+@dataclass(frozen=True)
+class ClippingOptions:
+    bound: float = option(0.1, positive=True, doc="C: the largest |coordinate| (value) or the largest L2 norm (norm)")
+    mode: Literal["value", "norm"] = option(
+        "value", doc="clamp every coordinate to [-C, C] (value) or scale the whole update to norm <= C (norm)")
+
+
+class Clipping(Defense):
+    """Clamp every coordinate to [−C, C], or scale the update down to L2 norm C."""
+
+    def __init__(self, options: ClippingOptions):
+        self.options = options
+
+    def apply(self, update: SharedUpdate, client: ClientSide) -> SharedUpdate:
+        bound = self.options.bound
+        gradients = [g.detach() for g in update.gradients]
+        if self.options.mode == "value":
+            return with_gradients(update, (g.clamp(-bound, bound) for g in gradients))
+        norm = torch.sqrt(sum((g.double() ** 2).sum().to(gradients[0].device) for g in gradients))
+        if norm <= bound:
+            return with_gradients(update, (g.clone() for g in gradients))
+        scale = bound / norm
+        return with_gradients(update, ((g.double() * scale.to(g.device)).to(g.dtype) for g in gradients))
+
+
+def build(options: ClippingOptions) -> Clipping:
+    return Clipping(options)

@@ -1,0 +1,39 @@
+"""Gaussian perturbation (the SoK's perturbation, Appendix C.III, after the local DP of
+Naseri et al. 2020): independent noise on every coordinate of the shared update,
+
+    g̃ = g + n,   n ~ N(0, σ² I).
+
+σ is absolute, in gradient units: no clipping bound is involved (that is DP-SGD, a separate
+defense), so no privacy ε is claimed. The SoK calls its values "multipliers" and sweeps
+0.05, 0.1, 0.15, 0.2, 0.25 for ResNet-18 (0.005 to 0.05 for Swin); the default 0.1 is one
+of them (and DLG's 10⁻¹ Gaussian noise setting).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evalgrid.defenses.base import ClientSide, Defense, standard_normal, with_gradients
+from evalgrid.options import option
+from evalgrid.threat_model import SharedUpdate
+
+
+@dataclass(frozen=True)
+class GaussianOptions:
+    sigma: float = option(0.1, minimum=0.0, doc="σ: standard deviation of the added noise, in gradient units")
+
+
+class Gaussian(Defense):
+    """Add N(0, σ²) to every coordinate."""
+
+    def __init__(self, options: GaussianOptions):
+        self.options = options
+
+    def apply(self, update: SharedUpdate, client: ClientSide) -> SharedUpdate:
+        sigma = self.options.sigma
+        return with_gradients(update, (g.detach() + sigma * standard_normal(g, client.generator)
+                                       for g in update.gradients))
+
+
+def build(options: GaussianOptions) -> Gaussian:
+    return Gaussian(options)

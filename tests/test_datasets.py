@@ -1,0 +1,514 @@
+"""MNIST, SVHN, image folders and ImageNet's validation set read from local roots in their real
+on-disk formats; describe(); the resolution factor (at_resolution); the grid loader."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import textwrap
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from evalgrid.data import DATASETS, at_resolution
+from evalgrid.data.cifar import CifarOptions
+from evalgrid.data.digits import DigitsOptions
+from evalgrid.data.folder import ImageFolderOptions, ImageNetOptions
+from evalgrid.data.mnist import MnistOptions, read_idx
+from evalgrid.data.svhn import SvhnOptions
+from evalgrid.errors import UserError
+from evalgrid.grid import load_grid
+
+try:
+    from tests.fakedata import (MNIST_FILES, idx_bytes, imagenet_wnids, write_image_folder, write_tiny_cifar10,
+                                write_tiny_imagenet_val, write_tiny_mnist, write_tiny_svhn)
+except ImportError:  # tests/ itself on sys.path
+    from fakedata import (MNIST_FILES, idx_bytes, imagenet_wnids, write_image_folder, write_tiny_cifar10,
+                          write_tiny_imagenet_val, write_tiny_mnist, write_tiny_svhn)
+
+ROOT_HINTS = ("[data] root", "EVALGRID_DATA")
+
+
+def as_float(pixels: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(pixels)).float() / 255
+
+
+def hwc(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) as the (3, H, W) float image a dataset returns."""
+    return as_float(pixels.transpose(2, 0, 1))
+
+
+def everything(dataset):
+    return dataset.batch(list(range(len(dataset))))
+
+
+def fails_naming(check, *needles):
+    with pytest.raises(UserError) as caught:
+        check()
+    for needle in needles:
+        assert str(needle) in str(caught.value)
+    return str(caught.value)
+
+
+# ---- MNIST ------------------------------------------------------------------------------
+
+def mnist(root, split="train"):
+    return DATASETS["mnist"].build(MnistOptions(split=split), root)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_mnist_reads_back_pixels_labels_and_order(tmp_path, split, gz):
+    written = write_tiny_mnist(tmp_path, n_train=7, n_test=3, gz=gz, seed=1)[split]
+    dataset = mnist(tmp_path, split)
+    images, labels = everything(dataset)
+    assert images.shape == (len(written.labels), 1, 28, 28) and images.dtype == torch.float32
+    assert torch.equal(images[:, 0], as_float(written.data))
+    assert torch.equal(labels, torch.from_numpy(written.labels)) and labels.dtype == torch.int64
+    assert torch.equal(dataset.labels, labels)
+    assert torch.equal(dataset.batch([2, 0])[1], torch.from_numpy(written.labels[[2, 0]]))
+
+
+def test_idx_parser_reads_any_idx_type_big_endian():
+    values = np.arange(-6, 6, dtype=np.int32).reshape(3, 4)
+    content = idx_bytes(values.astype(">i4"), type_code=0x0C)
+    assert np.array_equal(read_idx(content), values)
+
+
+def test_mnist_missing_root_says_how_to_get_it():
+    fails_naming(lambda: DATASETS["mnist"].preflight(MnistOptions(), None),
+                 "'mnist'", "MNIST/raw", "torchvision.datasets.MNIST", "download=True", *ROOT_HINTS)
+
+
+def test_mnist_missing_file_names_its_path(tmp_path):
+    write_tiny_mnist(tmp_path)
+    path = tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    path.unlink()
+    for check in (DATASETS["mnist"].preflight, DATASETS["mnist"].build):
+        fails_naming(lambda: check(MnistOptions(split="test"), tmp_path), path, "torchvision.datasets.MNIST",
+                     *ROOT_HINTS)
+
+
+def mnist_images(count=2, rows=28):
+    return idx_bytes(np.zeros((count, rows, 28), np.uint8))
+
+
+MNIST_DAMAGE = {  # file -> what replaces it
+    "truncated images": ("train-images-idx3-ubyte", lambda old: old[:-5]),
+    "foreign file": ("train-images-idx3-ubyte", lambda old: b"\x89PNG\r\n\x1a\n" + bytes(100)),
+    "unknown type code": ("train-images-idx3-ubyte", lambda old: old[:2] + b"\x07" + old[3:]),
+    "wrong image side": ("train-images-idx3-ubyte", lambda old: mnist_images(rows=27)),
+    "labels of another split": ("train-labels-idx1-ubyte", lambda old: idx_bytes(np.zeros(3, np.uint8))),
+    "label out of range": ("train-labels-idx1-ubyte",
+                           lambda old: idx_bytes(np.full(10, 10, np.uint8))),
+    "int32 labels": ("train-labels-idx1-ubyte", lambda old: idx_bytes(np.zeros(10, ">i4"), 0x0C)),
+}
+
+
+@pytest.mark.parametrize("damage", MNIST_DAMAGE)
+def test_a_damaged_mnist_file_is_named(tmp_path, damage):
+    write_tiny_mnist(tmp_path, n_train=10)
+    file, replace = MNIST_DAMAGE[damage]
+    path = tmp_path / "MNIST" / "raw" / file
+    path.write_bytes(replace(path.read_bytes()))
+    for check in (DATASETS["mnist"].preflight, DATASETS["mnist"].build):
+        fails_naming(lambda: check(MnistOptions(), tmp_path), f"{path} is not a valid MNIST IDX file")
+
+
+def test_a_damaged_gzip_is_named(tmp_path):
+    write_tiny_mnist(tmp_path, gz=True)
+    path = tmp_path / "MNIST" / "raw" / (MNIST_FILES["test"][0] + ".gz")
+    path.write_bytes(path.read_bytes()[:30])
+    fails_naming(lambda: DATASETS["mnist"].preflight(MnistOptions(split="test"), tmp_path), str(path))
+
+
+def test_the_uncompressed_mnist_file_wins_over_its_gz(tmp_path):
+    plain = write_tiny_mnist(tmp_path, n_train=4, seed=1)["train"]
+    raw = tmp_path / "MNIST" / "raw"
+    for file in MNIST_FILES["train"]:  # a stale .gz beside the extracted file, as torchvision leaves both
+        (raw / (file + ".gz")).write_bytes(gzip.compress(b"stale"))
+    assert torch.equal(mnist(tmp_path).labels, torch.from_numpy(plain.labels))
+
+
+# ---- SVHN -------------------------------------------------------------------------------
+
+def svhn(root, split="train"):
+    return DATASETS["svhn"].build(SvhnOptions(split=split), root)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_svhn_reads_back_pixels_labels_and_order(tmp_path, split):
+    written = write_tiny_svhn(tmp_path, n_train=9, n_test=4, seed=2)[split]
+    dataset = svhn(tmp_path, split)
+    images, labels = everything(dataset)
+    assert images.shape == (len(written.labels), 3, 32, 32)
+    assert torch.equal(images, as_float(written.data))
+    assert torch.equal(labels, torch.from_numpy(written.labels)) and torch.equal(dataset.labels, labels)
+
+
+def test_svhn_rows_and_columns_are_not_swapped(tmp_path):
+    write_tiny_svhn(tmp_path, n_train=2)
+    stored = scipy.io.loadmat(tmp_path / "svhn" / "train_32x32.mat")["X"]
+    image, _ = svhn(tmp_path).batch([1])
+    row, column, channel = 3, 17, 2
+    assert image[0, channel, row, column] == stored[row, column, channel, 1] / np.float32(255)
+
+
+def test_svhn_label_10_is_the_digit_0(tmp_path):
+    write_tiny_svhn(tmp_path, n_train=5)
+    stored = scipy.io.loadmat(tmp_path / "svhn" / "train_32x32.mat")["y"].reshape(-1)
+    assert stored[0] == 10
+    labels = svhn(tmp_path).labels
+    assert labels[0] == 0 and torch.equal(labels, torch.from_numpy(stored.astype(np.int64) % 10))
+
+
+def test_svhn_missing_file_names_the_path_under_root_svhn(tmp_path):
+    fails_naming(lambda: DATASETS["svhn"].preflight(SvhnOptions(split="test"), tmp_path),
+                 tmp_path / "svhn" / "test_32x32.mat", "torchvision.datasets.SVHN", "ROOT/svhn", *ROOT_HINTS)
+
+
+SVHN_DAMAGE = {
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[:-100]),
+    "not a .mat file": lambda path: path.write_bytes(b"<html>Not Found</html>" * 20),
+    "no labels": lambda path: scipy.io.savemat(path, {"X": np.zeros((32, 32, 3, 2), np.uint8)}),
+    "channels last": lambda path: scipy.io.savemat(path, {"X": np.zeros((2, 32, 32, 3), np.uint8),
+                                                          "y": np.ones((2, 1), np.uint8)}),
+    "labels from 0": lambda path: scipy.io.savemat(path, {"X": np.zeros((32, 32, 3, 2), np.uint8),
+                                                          "y": np.array([[0], [1]], np.uint8)}),
+    "one label for two images": lambda path: scipy.io.savemat(path, {"X": np.zeros((32, 32, 3, 2), np.uint8),
+                                                                     "y": np.ones((1, 1), np.uint8)}),
+}
+
+
+@pytest.mark.parametrize("damage", SVHN_DAMAGE)
+def test_a_damaged_svhn_file_is_named(tmp_path, damage):
+    write_tiny_svhn(tmp_path, n_train=3)
+    path = tmp_path / "svhn" / "train_32x32.mat"
+    SVHN_DAMAGE[damage](path)
+    for check in (DATASETS["svhn"].preflight, DATASETS["svhn"].build):
+        fails_naming(lambda: check(SvhnOptions(), tmp_path), f"{path} is not a valid SVHN .mat file")
+
+
+# ---- image folders ----------------------------------------------------------------------
+
+def folder(root, path="ham", **options):
+    return DATASETS["imagefolder"].build(ImageFolderOptions(path=path, **options), root)
+
+
+def folder_preflight(root, path="ham", **options):
+    return DATASETS["imagefolder"].preflight(ImageFolderOptions(path=path, **options), root)
+
+
+def test_image_folder_reads_back_pixels_with_sorted_classes_and_files(tmp_path):
+    written = write_image_folder(tmp_path / "ham", classes=("zebra", "ant", "moth"), per_class=2, size=8)
+    dataset = folder(tmp_path, resolution=8, test_fraction=0.0)
+    expected = [(name, pixels) for name in sorted(written) for _, pixels in written[name]]
+    images, labels = everything(dataset)
+    assert labels.tolist() == [0, 0, 1, 1, 2, 2]  # ant, moth, zebra
+    assert torch.equal(dataset.labels, labels)
+    assert torch.equal(images, torch.stack([hwc(pixels) for _, pixels in expected]))
+    assert dataset.info.num_classes == 3 and dataset.info.channels == 3 and dataset.info.resolution == 8
+
+
+def test_image_folder_test_split_is_the_last_files_of_each_class(tmp_path):
+    written = write_image_folder(tmp_path / "ham", classes=("a", "b"), per_class=5)
+    train, test = folder(tmp_path, split="train"), folder(tmp_path, split="test")
+    assert [p.name for p in test.files] == ["img_004.png", "img_004.png"]  # round(5 × 0.2) = 1 per class
+    assert test.labels.tolist() == [0, 1] and train.labels.tolist() == [0] * 4 + [1] * 4
+    assert set(train.files).isdisjoint(test.files)
+    assert set(train.files) | set(test.files) == {file for files in written.values() for file, _ in files}
+
+
+def test_image_folder_test_fraction_rounds_per_class(tmp_path):
+    write_image_folder(tmp_path / "ham", classes=("a", "b"), per_class=3)
+    assert len(folder(tmp_path, split="test", test_fraction=0.5)) == 4  # round half up: 2 of 3 per class
+    assert len(folder(tmp_path, split="train", test_fraction=0.5)) == 2
+
+
+def test_image_folder_keeps_only_image_extensions_and_skips_hidden_entries(tmp_path):
+    root = tmp_path / "ham"
+    write_image_folder(root, classes=("a", "b"), per_class=1, ext=".PNG")
+    write_image_folder(root, classes=("a",), per_class=1, ext=".jpeg")
+    (root / "a" / "notes.txt").write_text("not an image")
+    (root / "a" / ".thumbnail.png").write_bytes(b"hidden")
+    (root / ".ipynb_checkpoints").mkdir()  # not a class
+    shutil.copy(root / "a" / "img_000.PNG", root / "b" / "img_001.Tiff")
+    dataset = folder(tmp_path, test_fraction=0.0)
+    assert [f.relative_to(root).as_posix() for f in dataset.files] == [
+        "a/img_000.PNG", "a/img_000.jpeg", "b/img_000.PNG", "b/img_001.Tiff"]
+    assert dataset.info.num_classes == 2
+
+
+def test_image_folder_resizes_the_short_side_then_crops_the_centre(tmp_path):
+    written = write_image_folder(tmp_path / "ham", classes=("a", "b"), per_class=1, size=(24, 8))
+    image, _ = folder(tmp_path, resolution=8, test_fraction=0.0).batch([0])
+    pixels = written["a"][0][1]
+    assert torch.equal(image[0], hwc(pixels[:, 8:16]))  # short side already 8: only the centre crop
+
+    shrunk, _ = folder(tmp_path, resolution=4, test_fraction=0.0).batch([0])
+    reference = Image.fromarray(pixels).resize((12, 4), Image.Resampling.BILINEAR).crop((4, 0, 8, 4))
+    assert torch.equal(shrunk[0], hwc(np.asarray(reference)))
+
+
+def test_image_folder_decodes_grayscale_as_rgb(tmp_path):
+    write_image_folder(tmp_path / "ham", classes=("a", "b"), per_class=1)
+    gray = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    Image.fromarray(gray, mode="L").save(tmp_path / "ham" / "a" / "img_000.png")
+    image, _ = folder(tmp_path, resolution=8, test_fraction=0.0).batch([0])
+    assert torch.equal(image[0], as_float(np.stack([gray] * 3)))
+
+
+def test_image_folder_reads_only_the_files_a_batch_asks_for(tmp_path):
+    write_image_folder(tmp_path / "ham", classes=("a", "b"), per_class=2)
+    dataset = folder(tmp_path, test_fraction=0.0)
+    gone, damaged = dataset.files[1], dataset.files[2]
+    gone.unlink()
+    damaged.write_bytes(b"not a png")
+    images, labels = dataset.batch([3, 0])
+    assert images.shape == (2, 3, 32, 32) and labels.tolist() == [1, 0]
+    fails_naming(lambda: dataset.batch([0, 1]), gone)
+    fails_naming(lambda: dataset.batch([2]), damaged, "cannot be read as an image")
+
+
+def test_image_folder_accepts_an_absolute_path_without_a_data_root(tmp_path):
+    write_image_folder(tmp_path / "lung", classes=("aca", "n", "scc"), per_class=2)
+    options = ImageFolderOptions(path=str(tmp_path / "lung"))
+    DATASETS["imagefolder"].preflight(options, None)
+    assert DATASETS["imagefolder"].build(options, None).info.num_classes == 3
+
+
+def test_image_folder_without_a_path_asks_for_one(tmp_path):
+    fails_naming(lambda: folder_preflight(tmp_path, path=""), "needs the option `path`", 'name = "imagefolder"')
+
+
+def test_image_folder_relative_path_without_a_root_explains_the_root():
+    fails_naming(lambda: folder_preflight(None), "'imagefolder'", "ham/", *ROOT_HINTS)
+
+
+def test_image_folder_missing_folder_is_named_with_where_the_root_came_from(tmp_path):
+    message = fails_naming(lambda: folder_preflight(tmp_path, path="derm/ham"),
+                           f"missing folder {tmp_path / 'derm' / 'ham'}", *ROOT_HINTS)
+    assert "one subfolder per class" in message
+
+
+def test_image_folder_needs_two_classes(tmp_path):
+    write_image_folder(tmp_path / "ham", classes=("only",), per_class=2)
+    fails_naming(lambda: folder_preflight(tmp_path), str(tmp_path / "ham"), "at least 2")
+
+
+def test_image_folder_names_a_class_without_images(tmp_path):
+    write_image_folder(tmp_path / "ham", classes=("a", "b"), per_class=1)
+    (tmp_path / "ham" / "empty").mkdir()
+    (tmp_path / "ham" / "empty" / "readme.txt").write_text("x")
+    for check in (folder_preflight, folder):
+        fails_naming(lambda: check(tmp_path), tmp_path / "ham" / "empty", "without images")
+
+
+def test_image_folder_preflight_opens_the_first_image_of_each_class(tmp_path):
+    write_image_folder(tmp_path / "ham", classes=("a", "b"), per_class=2)
+    pointer = tmp_path / "ham" / "b" / "img_000.png"
+    pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n")
+    fails_naming(lambda: folder_preflight(tmp_path), pointer, "Git LFS")
+
+
+def test_an_empty_split_is_refused(tmp_path):
+    write_image_folder(tmp_path / "ham", classes=("a", "b"), per_class=2)
+    fails_naming(lambda: folder_preflight(tmp_path, split="test", test_fraction=0.0), "test split", "empty")
+
+
+# ---- ImageNet ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def imagenet_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_tiny_imagenet_val(root, per_class=2)
+    return root
+
+
+def imagenet(root, **options):
+    return DATASETS["imagenet"].build(ImageNetOptions(**options), root)
+
+
+def test_imagenet_has_1000_classes_in_sorted_wnid_order(imagenet_root):
+    dataset = imagenet(imagenet_root, resolution=16, test_fraction=0.0)
+    wnids = imagenet_wnids()
+    assert len(dataset) == 2000 and dataset.info.num_classes == 1000
+    assert [f.parent.name for f in dataset.files] == [w for w in wnids for _ in range(2)]
+    assert torch.equal(dataset.labels, torch.arange(1000).repeat_interleave(2))
+    images, labels = dataset.batch([0, 1999])
+    assert images.shape == (2, 3, 16, 16) and labels.tolist() == [0, 999]
+
+
+def test_imagenet_resizes_to_256_over_224_then_crops(imagenet_root):
+    dataset = imagenet(imagenet_root, resolution=14, test_fraction=0.0)
+    file = dataset.files[5]
+    with Image.open(file) as opened:  # 8x8 -> short side round(14 * 256/224) = 16, crop 14 at (1, 1)
+        reference = opened.convert("RGB").resize((16, 16), Image.Resampling.BILINEAR).crop((1, 1, 15, 15))
+    assert torch.equal(dataset.batch([5])[0][0], hwc(np.asarray(reference)))
+    assert DATASETS["imagenet"].describe(ImageNetOptions(), None).resolution == 224
+
+
+def test_imagenet_splits_carve_the_validation_set(imagenet_root):
+    train = imagenet(imagenet_root, split="train", test_fraction=0.5)
+    test = imagenet(imagenet_root, split="test", test_fraction=0.5)
+    assert len(train) == len(test) == 1000
+    assert set(train.files).isdisjoint(test.files)
+    assert torch.equal(train.labels, test.labels)
+
+
+def test_imagenet_needs_exactly_1000_class_folders(tmp_path):
+    val = tmp_path / "imagenet" / "val"
+    write_image_folder(val, classes=[f"n{index:08d}" for index in range(3)], per_class=1)
+    fails_naming(lambda: DATASETS["imagenet"].preflight(ImageNetOptions(), tmp_path),
+                 str(val), "3 class folders, expected 1000")
+
+
+def test_imagenet_missing_folder_says_how_to_get_it(tmp_path):
+    fails_naming(lambda: DATASETS["imagenet"].preflight(ImageNetOptions(), tmp_path),
+                 f"missing folder {tmp_path / 'imagenet' / 'val'}", "image-net.org",
+                 "torchvision.datasets.ImageNet", *ROOT_HINTS)
+    fails_naming(lambda: DATASETS["imagenet"].preflight(ImageNetOptions(), None), "imagenet/val/", *ROOT_HINTS)
+
+
+# ---- describe ---------------------------------------------------------------------------
+
+def write_everything(root):
+    write_tiny_mnist(root)
+    write_tiny_svhn(root)
+    write_tiny_cifar10(root)
+    write_image_folder(root / "ham", classes=("a", "b", "c"), per_class=2)
+
+
+DESCRIBED = {
+    "digits": DigitsOptions(resolution=16),
+    "mnist": MnistOptions(),
+    "svhn": SvhnOptions(split="test"),
+    "cifar10": CifarOptions(),
+    "imagefolder": ImageFolderOptions(path="ham", resolution=12),
+}
+
+
+@pytest.mark.parametrize("name", DESCRIBED)
+def test_describe_agrees_with_the_built_dataset(tmp_path, name):
+    write_everything(tmp_path)
+    entry = DATASETS[name]
+    assert entry.describe(DESCRIBED[name], tmp_path) == entry.build(DESCRIBED[name], tmp_path).info
+
+
+def test_describe_agrees_with_the_built_imagenet(imagenet_root):
+    options = ImageNetOptions(resolution=8)
+    assert DATASETS["imagenet"].describe(options, imagenet_root) == imagenet(imagenet_root, resolution=8).info
+
+
+@pytest.mark.parametrize("name", ["mnist", "svhn", "cifar10", "cifar100", "imagenet"])
+def test_describe_reads_no_file(tmp_path, name):
+    info = DATASETS[name].describe(DATASETS[name].options(), tmp_path / "nothing here")
+    assert info.name == name and info.num_classes in (10, 100, 1000)
+    assert len(info.normalization.mean) == len(info.normalization.std) == info.channels
+
+
+def test_every_dataset_has_a_split_option_and_a_describe():
+    for name in DATASETS:
+        entry = DATASETS[name]
+        assert entry.options().split == "train" and entry.describe is not None
+
+
+# ---- resolution as a factor -------------------------------------------------------------
+
+def test_at_resolution_resizes_batches_and_keeps_labels(tmp_path):
+    write_tiny_mnist(tmp_path, n_train=6)
+    dataset = mnist(tmp_path)
+    resized = at_resolution(dataset, 64)
+    images, labels = resized.batch([4, 1])
+    original, original_labels = dataset.batch([4, 1])
+    expected = F.interpolate(original, size=(64, 64), mode="bilinear", antialias=True).clamp(0, 1)
+    assert images.shape == (2, 1, 64, 64) and torch.allclose(images, expected)
+    assert 0 <= images.min() and images.max() <= 1
+    assert torch.equal(labels, original_labels) and torch.equal(resized.labels, dataset.labels)
+    assert len(resized) == len(dataset)
+    assert resized.info.resolution == 64 and resized.info.normalization == dataset.info.normalization
+    assert at_resolution(dataset, 14).batch([0])[0].shape == (1, 1, 14, 14)
+
+
+def test_at_the_native_resolution_the_dataset_is_returned_itself(tmp_path):
+    write_tiny_mnist(tmp_path)
+    dataset = mnist(tmp_path)
+    assert at_resolution(dataset, 28) is dataset and at_resolution(dataset, 0) is dataset
+    with pytest.raises(ValueError):
+        at_resolution(dataset, -1)
+
+
+def test_image_folders_are_decoded_again_at_a_new_resolution(tmp_path):
+    write_image_folder(tmp_path / "ham", classes=("a", "b"), per_class=2, size=40)
+    resized = at_resolution(folder(tmp_path, resolution=8), 24)
+    direct = folder(tmp_path, resolution=24)
+    assert resized.info == direct.info
+    assert torch.equal(resized.batch([0, 3])[0], direct.batch([0, 3])[0])
+
+
+# ---- through the grid loader ------------------------------------------------------------
+
+GRID = """
+name = "datasets"
+metrics = ["psnr", "label_acc"]
+[factors]
+dataset = [{dataset}]
+model = ["lenet"]
+attack = [{{ name = "idlg", iterations = 2 }}]
+batch_size = [2]
+seed = [0]
+[data]
+root = "datasets"
+{extra}
+"""
+
+WRITERS = {
+    "mnist": lambda root: write_tiny_mnist(root, n_train=4, n_test=3, gz=True),
+    "svhn": lambda root: write_tiny_svhn(root, n_train=4, n_test=3),
+    "imagefolder": lambda root: write_image_folder(root / "ham", classes=("akiec", "bcc", "nv"), per_class=3),
+    "imagenet": lambda root: write_tiny_imagenet_val(root, per_class=1),
+}
+FACTOR = {
+    "mnist": '{ name = "mnist", split = "test" }',
+    "svhn": '"svhn"',
+    "imagefolder": '{ name = "imagefolder", path = "ham" }',
+    "imagenet": '{ name = "imagenet", resolution = 32 }',
+}
+
+
+def grid_file(tmp_path, dataset, extra=""):
+    path = tmp_path / "grid.toml"
+    path.write_text(textwrap.dedent(GRID.format(dataset=dataset, extra=extra)))
+    return path
+
+
+@pytest.mark.parametrize("name", FACTOR)
+def test_each_dataset_loads_through_the_grid_file(tmp_path, name):
+    WRITERS[name](tmp_path / "datasets")
+    grid = load_grid(grid_file(tmp_path, FACTOR[name]))
+    (choice,) = {cell.dataset for cell in grid.cells}
+    assert choice.name == name and grid.data_root == (tmp_path / "datasets").resolve()
+    entry = DATASETS[name]
+    entry.preflight(choice.options, grid.data_root)
+    dataset = entry.build(choice.options, grid.data_root)
+    images, labels = dataset.batch([0, 1])
+    assert images.shape[:2] == (2, dataset.info.channels) and images.shape[-1] == dataset.info.resolution
+    assert entry.describe(choice.options, grid.data_root) == dataset.info
+
+
+def test_image_folder_path_can_be_set_in_the_datasets_table(tmp_path):
+    WRITERS["imagefolder"](tmp_path / "datasets")
+    overrides = '[datasets.imagefolder]\npath = "ham"\nresolution = 16'
+    grid = load_grid(grid_file(tmp_path, '"imagefolder"', extra=overrides))
+    (cell, *_) = grid.cells
+    assert cell.dataset.options == ImageFolderOptions(path="ham", resolution=16)
+    assert len(DATASETS["imagefolder"].build(cell.dataset.options, grid.data_root)) == 9 - 3
+
+
+def test_image_folder_grid_without_the_folder_fails_plan_naming_it(tmp_path, cli):
+    result = cli("plan", grid_file(tmp_path, FACTOR["imagefolder"]))
+    assert result.exit_code == 2 and str(tmp_path / "datasets" / "ham") in result.output

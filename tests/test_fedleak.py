@@ -1,0 +1,195 @@
+"""FedLeak (Fan et al. 2025) on a small conv+BN+ReLU model."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import math
+
+import pytest
+import torch
+
+from evalgrid.attacks import ATTACKS
+from evalgrid.attacks.base import model_gradients, shared_gradients
+from evalgrid.attacks.fedleak import activation_l1, matched_elements, partial_distance
+from evalgrid.attacks.labels import LABEL_RULES
+from evalgrid.attacks.losses import flatten
+from evalgrid.fl.local_training import LocalTraining
+from evalgrid.options import InvalidOption, parse_options
+from test_label_rules import victim
+
+FEDAVG = LocalTraining("fedavg", steps=2, minibatch_size=2, lr=0.05, bn_mode="train", share_bn_statistics=False)
+
+
+
+
+def attack(**overrides):
+    component = ATTACKS["fedleak"]
+    return component.build(parse_options(component.options, overrides))
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def run(fedleak, view, seed: int = 0):
+    state = fedleak.start(view, seeded(seed))
+    while not fedleak.done(state):
+        fedleak.step(view, state)
+    return state
+
+
+def test_preset_is_the_papers_setting():
+    assert dataclasses.asdict(ATTACKS["fedleak"].options()) == {
+        "iterations": 10_000, "lr": 0.1, "partial": True, "keep": 0.5, "blend": 0.5, "lookahead": 0.1,
+        "tv": 1e-4, "activation": 1e-4, "init": "randn", "label_inference": "fedleak"}
+
+
+@pytest.mark.parametrize("keep", [0.15, 0.5, 0.8, 1.0])
+def test_the_mask_keeps_exactly_the_top_share_of_the_update_by_magnitude(keep):
+    view, _ = victim(0, [1, 2, 3])
+    magnitudes = flatten(shared_gradients(view)).abs()
+    matched = matched_elements(shared_gradients(view), keep)
+    assert len(matched) == round(keep * len(magnitudes)) == len(set(matched.tolist()))
+    kept = torch.zeros_like(magnitudes, dtype=torch.bool)
+    kept[matched] = True
+    if keep < 1:
+        assert magnitudes[kept].min() >= magnitudes[~kept].max()
+
+
+def test_the_attack_fixes_its_mask_from_the_shared_update_and_full_matching_keeps_everything():
+    view, _ = victim(0, [1, 2, 3])
+    target = shared_gradients(view)
+    partial = attack(keep=0.3).start(view, seeded())
+    assert torch.equal(partial.matched, matched_elements(target, 0.3))
+    full = attack(keep=0.3, partial=False).start(view, seeded())
+    assert torch.equal(full.matched, torch.arange(flatten(target).numel()))
+
+
+def test_the_distance_ignores_unmatched_elements_and_is_l1_plus_cosine_on_the_matched_ones():
+    view, _ = victim(0, [1, 2])
+    target = shared_gradients(view)
+    matched = matched_elements(target, 0.5)
+    dummy = tuple(torch.randn_like(t) for t in target)
+    unmatched = torch.ones(flatten(target).numel(), dtype=torch.bool)
+    unmatched[matched] = False
+    changed = flatten(dummy).clone()
+    changed[unmatched] += 1.0
+    split = [t.numel() for t in target]
+    changed = tuple(c.view_as(t) for c, t in zip(changed.split(split), target))
+    a, b = flatten(dummy)[matched], flatten(target)[matched]
+    expected = (a - b).abs().sum() + 1 - torch.nn.functional.cosine_similarity(a, b, dim=0)
+    assert partial_distance(dummy, target, matched).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert partial_distance(changed, target, matched).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_the_activation_penalty_is_the_l1_norm_of_every_relu_output():
+    view, _ = victim(0, [1, 2])
+    inputs = torch.randn(2, 1, 16, 16)
+    model = copy.deepcopy(view.model)  # a forward in train mode advances the BN running statistics
+    conv1, bn1, relu1, conv2, bn2, relu2 = model.features
+    first = relu1(bn1(conv1(inputs)))
+    second = relu2(bn2(conv2(first)))
+    expected = first.abs().sum() + second.abs().sum()
+    assert activation_l1(view, inputs).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_a_step_blends_the_gradients_at_the_point_and_one_descent_step_ahead():
+    """Eq. 13: the Adam step uses (1 − γ)·∇L(x') + γ·∇L(x̃), x̃ = x' − h·√n·∇L(x')/‖∇L(x')‖ boxed."""
+    view, _ = victim(0, [1, 2])
+    fedleak = attack(blend=0.3, lookahead=0.2, lr=0.05)
+    state = fedleak.start(view, seeded())
+    here = state.images.detach().clone().requires_grad_(True)
+    (gradient_here,) = torch.autograd.grad(fedleak.objective(view, state, here), [here])
+    shift = 0.2 * math.sqrt(here.numel()) * gradient_here / gradient_here.norm()
+    ahead = (here.detach() - shift).clamp(*state.box).requires_grad_(True)
+    (gradient_ahead,) = torch.autograd.grad(fedleak.objective(view, state, ahead), [ahead])
+    expected = here.detach().clone().requires_grad_(True)
+    expected.grad = 0.7 * gradient_here + 0.3 * gradient_ahead
+    torch.optim.Adam([expected], lr=0.05).step()
+    fedleak.step(view, state)
+    assert torch.allclose(state.images.detach(), expected.detach().clamp(*state.box), atol=1e-6)
+
+
+def test_it_lowers_its_partial_distance():
+    view, _ = victim(0, [1, 3, 5])
+    fedleak = attack(iterations=30)
+    state = fedleak.start(view, seeded())
+    start = partial_distance(model_gradients(view, state.images.detach(), state.labels, create_graph=False),
+                             state.target, state.matched).item()
+    result = fedleak.reconstruct(view, seeded())
+    assert result.final_loss < start / 2
+    final = model_gradients(view, result.images, result.labels, create_graph=False)
+    assert result.final_loss == pytest.approx(partial_distance(final, state.target, state.matched).item())
+
+
+def test_the_pixels_are_projected_into_the_box_after_every_step():
+    view, _ = victim(0, [1, 2])
+    fedleak = attack(iterations=3, lr=1.0)
+    state = fedleak.start(view, seeded())
+    for _ in range(3):
+        fedleak.step(view, state)
+        pixels = view.normalization.denormalize(state.images.detach())
+        assert pixels.min() >= -1e-6 and pixels.max() <= 1 + 1e-6
+
+
+def test_labels_come_from_the_fedleak_rule_unless_known():
+    view, client = victim(0, [4, 0, 7])
+    assert torch.equal(attack(iterations=1).reconstruct(view, seeded()).labels, LABEL_RULES["fedleak"](view))
+    given = (client.labels + 1) % 10
+    known = dataclasses.replace(view, known_labels=given)
+    assert torch.equal(attack(iterations=1).reconstruct(known, seeded()).labels, given)
+
+
+@pytest.mark.parametrize("training", [None, FEDAVG], ids=["fedsgd", "fedavg"])
+def test_snapshot_restore_and_continue_equals_an_uninterrupted_run(training):
+    view, _ = victim(0, [1, 2, 3, 4], training=training)
+    fedleak = attack(iterations=6)
+    straight = run(fedleak, view, seed=3)
+    interrupted = fedleak.start(view, seeded(3))
+    for _ in range(3):
+        fedleak.step(view, interrupted)
+    buffer = io.BytesIO()
+    torch.save(fedleak.snapshot(interrupted), buffer)
+    buffer.seek(0)
+    resumed = fedleak.restore(view, seeded(3), torch.load(buffer, weights_only=True))
+    while not fedleak.done(resumed):
+        fedleak.step(view, resumed)
+    assert resumed.iteration == 6
+    assert torch.equal(resumed.images, straight.images)
+    assert fedleak.result(view, resumed).final_loss == fedleak.result(view, straight).final_loss
+
+
+def test_it_attacks_a_multi_step_fedavg_update():
+    view, _ = victim(0, [1, 2, 3, 4], training=FEDAVG)
+    fedleak = attack(iterations=30)
+    state = fedleak.start(view, seeded())
+    start = partial_distance(model_gradients(view, state.images.detach(), state.labels, create_graph=False),
+                             state.target, state.matched).item()
+    result = fedleak.reconstruct(view, seeded())
+    assert result.images.shape == (4, 1, 16, 16) and result.iterations == 30
+    assert result.final_loss < 0.7 * start
+
+
+@pytest.mark.parametrize("training_mode", [True, False])
+def test_the_attackers_model_is_left_as_given(training_mode):
+    view, _ = victim(0, [1, 2])
+    view.model.train(training_mode)
+    before = copy.deepcopy(view.model.state_dict())
+    attack(iterations=2).reconstruct(view, seeded())
+    assert view.model.training is training_mode
+    assert all(p.grad is None for p in view.model.parameters())
+    # In train mode the BN running statistics are not checked: the FedSGD path of the shared
+    # simulation (fl.local_training.local_update → loss_gradients) calls the model itself.
+    checked = {name for name, _ in view.model.named_parameters()} if training_mode else set(before)
+    assert all(torch.equal(before[key], value) for key, value in view.model.state_dict().items() if key in checked)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("iterations", 0), ("lr", 0.0), ("keep", 0.0), ("keep", 1.5), ("blend", -0.1), ("blend", 1.5),
+    ("lookahead", 0.0), ("tv", -1e-4), ("activation", -1.0), ("partial", 1), ("label_inference", "joint"),
+])
+def test_options_out_of_range_are_rejected(key, value):
+    with pytest.raises(InvalidOption):
+        parse_options(ATTACKS["fedleak"].options, {key: value})
