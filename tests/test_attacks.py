@@ -14,7 +14,9 @@ from evalgrid.attacks import ATTACKS, NonFiniteLoss
 from evalgrid.attacks.base import model_gradients
 from evalgrid.attacks.losses import cosine_distance, squared_l2_distance
 from evalgrid.data import DATASETS
-from evalgrid.fl.fedsgd import compute_update
+from evalgrid.defenses.chain import DefenseChain
+from evalgrid.fl.client import client_update
+from evalgrid.fl.local_training import LOCAL_TRAININGS
 from evalgrid.models import MODELS
 from evalgrid.options import InvalidOption, parse_options
 from evalgrid.threat_model import ClientData, Reconstruction, ServerView, SharedUpdate
@@ -35,7 +37,9 @@ def victim(seed: int, batch_size: int = 1, known_labels: bool = False) -> tuple[
     model = MODELS["lenet"].build(MODELS["lenet"].options(), info)
     images, labels = dataset.batch(torch.randperm(len(dataset))[:batch_size].tolist())
     client = ClientData(images, labels)
-    view = ServerView(model=copy.deepcopy(model), update=compute_update(model, client, info.normalization),
+    fedsgd = LOCAL_TRAININGS["fedsgd"].build(LOCAL_TRAININGS["fedsgd"].options(), batch_size)
+    update = client_update(model, client, info.normalization, fedsgd, DefenseChain(()), torch.Generator())
+    view = ServerView(model=copy.deepcopy(model), update=update,
                       data_shape=(info.channels, info.resolution, info.resolution), num_classes=info.num_classes,
                       normalization=info.normalization, known_labels=labels.clone() if known_labels else None)
     return view, client

@@ -17,27 +17,17 @@ from evalgrid.attacks.labels import LABEL_RULES
 from evalgrid.attacks.losses import flatten
 from evalgrid.fl.local_training import LocalTraining
 from evalgrid.options import InvalidOption, parse_options
+from attacking import build_attack, run_to_end, seeded
 from test_label_rules import victim
 
 FEDAVG = LocalTraining("fedavg", steps=2, minibatch_size=2, lr=0.05, bn_mode="train", share_bn_statistics=False)
 
 
-
-
 def attack(**overrides):
-    component = ATTACKS["fedleak"]
-    return component.build(parse_options(component.options, overrides))
+    return build_attack("fedleak", **overrides)
 
 
-def seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def run(fedleak, view, seed: int = 0):
-    state = fedleak.start(view, seeded(seed))
-    while not fedleak.done(state):
-        fedleak.step(view, state)
-    return state
+run = run_to_end
 
 
 def test_preset_is_the_papers_setting():

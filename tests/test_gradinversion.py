@@ -15,27 +15,17 @@ from evalgrid.attacks.gradinversion import bn_prior, layerwise_l2_distance
 from evalgrid.attacks.labels import LABEL_RULES
 from evalgrid.fl.local_training import LocalTraining
 from evalgrid.options import InvalidOption, parse_options
+from attacking import build_attack, run_to_end, seeded
 from test_label_rules import victim
 
 FEDAVG = LocalTraining("fedavg", steps=2, minibatch_size=2, lr=0.05, bn_mode="train", share_bn_statistics=True)
 
 
-
-
 def attack(**overrides):
-    component = ATTACKS["gradinversion"]
-    return component.build(parse_options(component.options, overrides))
+    return build_attack("gradinversion", **overrides)
 
 
-def seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def run(gradinversion, view, seed: int = 0):
-    state = gradinversion.start(view, seeded(seed))
-    while not gradinversion.done(state):
-        gradinversion.step(view, state)
-    return state
+run = run_to_end
 
 
 def spread(images: torch.Tensor) -> float:

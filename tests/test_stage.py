@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 
+import evalgrid.fl.fedavg as fedavg_training
 import evalgrid.fl.stage as stage
 from evalgrid.cell import Choice, ChoiceChain
 from evalgrid.data.digits import DigitsOptions
 from evalgrid.errors import UserError
+from evalgrid.fl.fedavg import sampled_clients
 from evalgrid.fl.stage import (FedAvgStageOptions, InitialOptions, StageRequest, cached_rounds, global_model,
-                               planned_trainings, sampled_clients, train_stages)
+                               planned_trainings, train_stages)
 from evalgrid.models import INITS, MODELS
 from evalgrid.store.atomic import TMP_MARKER
 
@@ -107,7 +109,7 @@ def test_client_batchnorm_statistics_follow_pytorchs_running_update(momentum):
             module.momentum = momentum
     reference = copy.deepcopy(model)
     batches = [torch.randn(6, 1, 16, 16), torch.randn(4, 1, 16, 16)]
-    with stage._replaying_bn_statistics(model) as replay:
+    with fedavg_training._replaying_bn_statistics(model) as replay:
         for batch in batches:  # as local_update runs its steps: on copies of the buffers
             state = {**dict(model.named_parameters()), **{n: b.clone() for n, b in model.named_buffers()}}
             functional_call(model, state, (batch,))

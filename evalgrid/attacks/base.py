@@ -74,6 +74,18 @@ def dummy_images(init: Init, view: ServerView, generator: torch.Generator) -> Te
     return INITIALISATIONS[init](shape, generator, view.normalization).to(device_of(view.model))
 
 
+def optimizer_step(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+                   images: Tensor, box: tuple[Tensor, Tensor] | None) -> None:
+    """Apply the gradient already in ``images.grad``, advance the schedule, and clamp the
+    dummy pixels into ``box`` (the input-space bounds of [0, 1]) when one is given."""
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    if box is not None:
+        with torch.no_grad():
+            images.clamp_(*box)
+
+
 def shared_gradients(view: ServerView) -> tuple[Tensor, ...]:
     """The client's update on the model's device (restricted to the selected gradients), the
     target of gradient matching."""

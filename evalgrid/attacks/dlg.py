@@ -5,7 +5,7 @@ jointly by L-BFGS on D = ||∇W(x', softmax(y')) − ∇W||² (Eq. 4); the label
 Paper and code differ: Algorithm 1 writes a plain gradient step with rate η; the code uses
 torch's L-BFGS with its defaults (lr 1, max_iter 20, history 100) for 300 steps. We follow
 the code. Its loss on soft labels, mean_i Σ_k −softmax(y')_ik log p_ik, is our client's mean
-cross-entropy (fl/fedsgd.py) with probabilities as targets.
+cross-entropy (fl/objective.py) with probabilities as targets.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_images, model_gradients,
-                                   shared_gradients)
+                                   optimizer_step, shared_gradients)
 from evalgrid.attacks.labels import RuleName, fixed_labels
 from evalgrid.attacks.losses import flatten, total_variation
 from evalgrid.options import option
@@ -161,9 +161,7 @@ class FedLeak(SteppedAttack[FedLeakState]):
             ahead.requires_grad_(True)
             gradient = (1 - options.blend) * gradient + options.blend * self._gradient(view, state, ahead)
         images.grad = gradient
-        state.optimizer.step()
-        with torch.no_grad():
-            images.clamp_(*state.box)
+        optimizer_step(state.optimizer, None, images, state.box)
         state.iteration += 1
 
     def done(self, state: FedLeakState) -> bool:

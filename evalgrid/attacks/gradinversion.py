@@ -54,7 +54,7 @@ from torch import Tensor
 from torch.func import functional_call
 
 from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_images, model_gradients,
-                                   shared_gradients)
+                                   optimizer_step, shared_gradients)
 from evalgrid.attacks.labels import RuleName, fixed_labels
 from evalgrid.attacks.losses import cosine_distance, total_variation
 from evalgrid.fl.local_training import recording_bn_statistics
@@ -180,12 +180,7 @@ class GradInversion(SteppedAttack[GradInversionState]):
             noise_generator = torch.Generator().manual_seed(state.noise_seed + state.iteration)
             noise = torch.randn(images.shape, generator=noise_generator).to(images.device)
             images.grad.add_(noise, alpha=options.noise * state.optimizer.param_groups[0]["lr"])
-        state.optimizer.step()
-        if state.scheduler is not None:
-            state.scheduler.step()
-        if options.boxed:
-            with torch.no_grad():
-                images.clamp_(*state.box)
+        optimizer_step(state.optimizer, state.scheduler, images, state.box if options.boxed else None)
         state.iteration += 1
 
     def done(self, state: GradInversionState) -> bool:

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_images, model_gradients,
-                                   shared_gradients)
+                                   optimizer_step, shared_gradients)
 from evalgrid.attacks.labels import RuleName, fixed_labels
 from evalgrid.attacks.losses import cosine_distance, total_variation
 from evalgrid.options import option
@@ -92,12 +92,7 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
         loss.backward(inputs=[images])
         if options.signed:
             images.grad.sign_()
-        state.optimizer.step()
-        if state.scheduler is not None:
-            state.scheduler.step()
-        if options.boxed:
-            with torch.no_grad():
-                images.clamp_(*state.box)
+        optimizer_step(state.optimizer, state.scheduler, images, state.box if options.boxed else None)
         state.iteration += 1
         if state.iteration == options.iterations:
             self._finish_trial(view, state)

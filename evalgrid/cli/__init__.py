@@ -33,9 +33,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from evalgrid.cli import collect, plan, run, status, weights
+    from evalgrid.cli import collect, components, plan, run, status, weights
 
-    for module in (plan, run, status, collect, weights):
+    for module in (plan, run, status, collect, weights, components):
         main.add_command(module.command)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from evalgrid.cell import ChoiceChain
 from evalgrid.grid import load_grid
 from evalgrid.preflight import check_ready
 from evalgrid.store.layout import OutputDir
@@ -69,7 +70,11 @@ def _stage_line(grid, out_dir: Path | None) -> str:
     planned = planned_trainings(requests, cache) if cache else [(r, False) for r in dict.fromkeys(requests)]
     cached = sum(is_cached for _, is_cached in planned)
     where = f" in {cache}" if cache else " (no cache given: pass --out DIR to count those in DIR/stages)"
-    return f"{len(planned)} stage trainings, {cached} cached{where}"
+    lines = [f"  {'cached ' if is_cached else 'to train'}  {request.stage} of {request.model} on {request.dataset}"
+             f"{f' at {request.resolution}px' if request.resolution else ''}, init {request.init}, seed {request.seed}"
+             f"{f', defense {ChoiceChain(tuple(request.defense))}' if request.defense else ''}"
+             for request, is_cached in planned]
+    return "\n".join([*lines, f"{len(planned)} stage trainings, {cached} cached{where}"])
 
 
 def _table(columns: list[str], rows: list[dict], done: set[str]) -> str:
