@@ -57,7 +57,16 @@ def client_update(model: nn.Module, data: ClientData, normalization: Normalizati
     statistics = client_bn_statistics(model, inputs) if training.share_bn_statistics else None
     summed = local_update(model, inputs, data.labels, training, privacy=defenses.private_gradients(generator))
     update = SharedUpdate(shared_pseudo_gradient(model, summed, training), len(data.labels), statistics)
+    if not all(torch.isfinite(g).all() for g in update.gradients):
+        raise NonFiniteUpdate(
+            "the client's own update is not finite (NaN or inf) before any defense: the model cannot train on "
+            f"this data as configured (e.g. BatchNorm over 1×1 feature maps: {len(data.labels)} images of "
+            f"{tuple(data.images.shape[-2:])} pixels); use a larger resolution or batch, or bn_mode = 'eval'")
     return defenses.apply(update, ClientSide(model, data, normalization, training, generator))
+
+
+class NonFiniteUpdate(ValueError):
+    """The victim's local training produced NaN or inf: a setting the model cannot train in."""
 
 
 def simulate_round(cell: CellConfig, model: nn.Module, dataset: ImageDataset, device: torch.device) -> SimulatedRound:

@@ -179,16 +179,18 @@ class StageRecord:
 
 
 def global_model(request: StageRequest, data_root: Path | None, cache_dir: Path,
-                 device: torch.device | str, *, also_rounds: Iterable[int] = ()) -> tuple[nn.Module, StageRecord]:
+                 device: torch.device | str, *, also_rounds: Iterable[int] = (),
+                 initial_accuracy: bool = True) -> tuple[nn.Module, StageRecord]:
     """The global model of ``request`` on ``device`` and how it was obtained: read from
     ``cache_dir`` when cached, else trained (resuming from the largest cached round below)
-    and written, along with every round of ``also_rounds`` that training passes."""
+    and written, along with every round of ``also_rounds`` that training passes.
+    ``initial_accuracy = False`` skips measuring round 0's accuracy (NaN), which needs the test split."""
     started = time.monotonic()
     device = torch.device(device)
     stage = request.plan
     if stage.round == 0:
         model = initial_model(request, data_root).to(device)
-        accuracy = _initial_accuracy(request, model, data_root, device)
+        accuracy = _initial_accuracy(request, model, data_root, device) if initial_accuracy else math.nan
         return model, StageRecord(0, accuracy, stage.test_samples, request.key(), False, 0,
                                   time.monotonic() - started, 0.0)
     folder = Path(cache_dir) / request.setup_key()

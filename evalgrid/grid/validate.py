@@ -249,7 +249,11 @@ class _Validator:
         return rules
 
     def data_root(self, data: DataOptions) -> Path | None:
-        return self.relative_path(("data", "root"), data.root)
+        """``[data] root`` (relative to its file), else ``$EVALGRID_DATA``, else None."""
+        from evalgrid.data.base import resolve_data_root
+
+        configured = self.relative_path(("data", "root"), data.root)
+        return configured or (Path(resolved).resolve() if (resolved := resolve_data_root(None)) else None)
 
     def relative_path(self, key: tuple[str, str], value: str) -> Path | None:
         """A path option, relative to the file that sets it."""

@@ -109,7 +109,7 @@ METRICS.register("igsa", Metric(
     "igsa", "input-gradient smoothness of the attacked model at the victim's data (SoK Eq. 10)",
     per_sample=False, higher_is_better=True, compute=None, kind="model"))
 METRICS.register("accuracy", Metric(
-    "accuracy", "test accuracy of the global model at the attacked training stage",
+    "accuracy", "test accuracy of the global model at the attacked stage (always recorded for a fedavg stage)",
     per_sample=False, higher_is_better=True, compute=None, kind="model"))
 METRICS.register("defended_accuracy", Metric(
     "defended_accuracy", "test accuracy after FedAvg training to the stage's round with every client "
