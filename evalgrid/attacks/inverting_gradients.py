@@ -23,7 +23,7 @@ from torch import Tensor
 from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_images, model_gradients,
                                    optimizer_step, shared_gradients)
 from evalgrid.attacks.labels import RuleName, fixed_labels
-from evalgrid.attacks.losses import cosine_distance, total_variation
+from evalgrid.attacks.losses import cosine_distance, flatten, total_variation
 from evalgrid.options import option
 from evalgrid.threat_model import Reconstruction, ServerView
 
@@ -56,7 +56,7 @@ class InvertingGradientsState:
     labels: Tensor
     best_images: Tensor | None  # the best finished trial's images
     best_score: float  # its cosine distance; inf before a trial finishes
-    target: tuple[Tensor, ...]  # the shared gradients on the model's device (derived from the view)
+    target: Tensor  # the shared gradients, flattened, on the model's device (derived from the view)
     box: tuple[Tensor, Tensor]  # the input-space bounds of pixels in [0, 1] (derived from the view)
 
 
@@ -72,7 +72,7 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
         return InvertingGradientsState(
             restart=0, iteration=0, starts=starts, images=images, optimizer=optimizer, scheduler=scheduler,
             labels=fixed_labels(view, self.options.label_inference), best_images=None, best_score=math.inf,
-            target=shared_gradients(view), box=view.normalization.pixel_box(starts))
+            target=flatten(shared_gradients(view)), box=view.normalization.pixel_box(starts))
 
     def _new_trial(self, start: Tensor) -> tuple[Tensor, torch.optim.Adam, torch.optim.lr_scheduler.MultiStepLR | None]:
         images = start.clone().requires_grad_(True)

@@ -13,8 +13,11 @@ import torch
 from torch import Tensor
 
 
-def flatten(tensors: Sequence[Tensor]) -> Tensor:
-    """All tensors as one vector, in order."""
+def flatten(tensors: Sequence[Tensor] | Tensor) -> Tensor:
+    """All tensors as one vector, in order; a tensor is taken as already flat (a constant target
+    flattened once outside the attack's loop)."""
+    if isinstance(tensors, Tensor):
+        return tensors.reshape(-1)
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
