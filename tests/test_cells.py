@@ -130,3 +130,10 @@ def test_the_quickstart_grid_is_valid():
 
     grid = load_grid(Path(__file__).parent.parent / "grids" / "quickstart.toml")
     assert len(grid.cells) > 0 and grid.data_root is None
+
+
+def test_excluding_a_defense_by_name_drops_its_every_variant_but_not_compositions(write_grid):
+    grid = MINIMAL_GRID.replace('seed = [0]', 'seed = [0]\ndefense = ["none", "qsgd", { name = "qsgd", bits = 1 }, '
+                                              '["topk", "qsgd"]]') + '\n[[exclude]]\ndefense = "qsgd"\n'
+    defenses = {str(cell.defense) for cell in load_grid(write_grid(grid)).cells}
+    assert defenses == {"none", "topk + qsgd"}

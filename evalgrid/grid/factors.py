@@ -63,8 +63,16 @@ class ComponentFactor:
         return name, written
 
 
+class MatchesEqualValues:
+    """``exclude`` patterns of a plain factor: the value, parsed like a factor value, matches itself."""
+
+    def pattern(self, raw: Any, bases: Bases) -> Matcher:
+        wanted = self.parse(raw, bases)  # type: ignore[attr-defined]
+        return lambda value: value == wanted
+
+
 @dataclass(frozen=True)
-class IntegerFactor:
+class IntegerFactor(MatchesEqualValues):
     name: str
     summary: str
     minimum: int
@@ -78,13 +86,9 @@ class IntegerFactor:
             raise InvalidOption("", f"{raw!r} is out of range: must be >= {self.minimum}.")
         return raw
 
-    def pattern(self, raw: Any, bases: Bases) -> Matcher:
-        wanted = self.parse(raw, bases)
-        return lambda value: value == wanted
-
 
 @dataclass(frozen=True)
-class ChoiceFactor:
+class ChoiceFactor(MatchesEqualValues):
     name: str
     summary: str
     choices: tuple[str, ...]
@@ -97,13 +101,9 @@ class ChoiceFactor:
                                     f"{choices_sentence(self.choices)}")
         return raw
 
-    def pattern(self, raw: Any, bases: Bases) -> Matcher:
-        wanted = self.parse(raw, bases)
-        return lambda value: value == wanted
-
 
 @dataclass(frozen=True)
-class BoolFactor:
+class BoolFactor(MatchesEqualValues):
     name: str
     summary: str
     default: Any = REQUIRED
@@ -114,13 +114,9 @@ class BoolFactor:
             raise InvalidOption("", f"expected true or false, got {raw!r} ({type(raw).__name__}).")
         return raw
 
-    def pattern(self, raw: Any, bases: Bases) -> Matcher:
-        wanted = self.parse(raw, bases)
-        return lambda value: value == wanted
-
 
 @dataclass(frozen=True)
-class NameFactor:
+class NameFactor(MatchesEqualValues):
     """A free-form name checked later against what it names (e.g. a module of the model)."""
 
     name: str
@@ -132,10 +128,6 @@ class NameFactor:
         if not isinstance(raw, str) or not raw.strip():
             raise InvalidOption("", f"expected a non-empty string, got {raw!r}.")
         return raw
-
-    def pattern(self, raw: Any, bases: Bases) -> Matcher:
-        wanted = self.parse(raw, bases)
-        return lambda value: value == wanted
 
 
 @dataclass(frozen=True)
@@ -173,7 +165,11 @@ class ChainFactor:
         return ChoiceChain(tuple(steps))
 
     def pattern(self, raw: Any, bases: Bases) -> Matcher:
+        """A bare name matches that one defense with any options (like a component factor's);
+        ``"none"``, inline tables and lists match exactly."""
         wanted = self.parse(raw, bases)
+        if isinstance(raw, str) and wanted.steps:
+            return lambda value: [step.name for step in value.steps] == [raw]
         return lambda value: value == wanted
 
 
