@@ -81,18 +81,14 @@ def _check_models(grid: Grid) -> None:
 def _smallest_training_batch(cell) -> int:
     """The fewest samples one train-mode forward pass of the victim sees (BatchNorm needs more
     than one value per channel); 0 when its BatchNorm runs in eval mode."""
+    import torch
+
     from evalgrid.defenses.chain import DefenseChain
     from evalgrid.fl.local_training import LOCAL_TRAININGS
 
     training = LOCAL_TRAININGS[cell.local_training.name].build(cell.local_training.options, cell.batch_size)
     if training.bn_mode != "train":
         return 0
-    if DefenseChain.from_choices(cell.defense.steps).private_gradients(torch_generator()) is not None:
+    if DefenseChain.from_choices(cell.defense.steps).private_gradients(torch.Generator()) is not None:
         return 1  # DP-SGD forwards every sample alone
     return min(chunk.stop - chunk.start for chunk in training.chunks(cell.batch_size))
-
-
-def torch_generator():
-    import torch
-
-    return torch.Generator()
