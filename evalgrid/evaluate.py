@@ -27,6 +27,7 @@ from evalgrid.provenance import Provenance
 from evalgrid.store.atomic import atomic_write_bytes, atomic_write_text
 from evalgrid.store.layout import OutputDir
 from evalgrid.store.results import empty_row, write_result
+from evalgrid.resume import CellCheckpoint, Progress, run_resumable, stop_between_trials
 from evalgrid.threat_model import ClientData, Reconstruction
 
 
@@ -41,6 +42,7 @@ class CellContext:
     provenance: Provenance
     stage_cache: Path | None = None  # trained stage models; None: out_root/stages
     base_dir: Path | None = None  # the grid file's folder, for relative paths in options
+    train_stages: bool = True  # False: stage models come from their own jobs; a missing one fails the cell
 
     @property
     def stages(self) -> Path:
@@ -76,17 +78,26 @@ def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], di
     request = StageRequest(cell.dataset, cell.resolution, cell.model, resolved_init(cell.init, context.base_dir),
                            cell.stage, cell.seed)
     model, stage = global_model(request, context.data_root, context.stages, device,
-                                initial_accuracy="accuracy" in cell.metrics)
+                                initial_accuracy="accuracy" in cell.metrics, train=context.train_stages)
     round_ = simulate_round(cell, model.to(device), dataset, device)
     view = round_.server_view(cell, info)
 
     attack = ATTACKS[cell.attack.name].build(cell.attack.options)
+    checkpoint = cell_checkpoint(cell, context)
+    progress = checkpoint.load() or Progress()
     trials: list[Trial] = []
     for trial in range(cell.trials):
-        generator = torch.Generator().manual_seed(stream_seed(cell.seed, ATTACK_STREAM, trial))  # CPU: same on any device
-        with sdpa_kernel(SDPBackend.MATH):  # the only attention kernel with a double backward
-            reconstruction = attack.reconstruct(view, generator)
-        pixels = info.normalization.denormalize(reconstruction.images.detach()).clamp(0, 1)
+        if trial < len(progress.finished):
+            saved = progress.finished[trial]
+            reconstruction = Reconstruction(saved["images"].to(device), saved["labels"].to(device),
+                                            saved["iterations"], saved["final_loss"])
+        else:
+            stop_between_trials(progress, trial, checkpoint.save)
+            generator = torch.Generator().manual_seed(stream_seed(cell.seed, ATTACK_STREAM, trial))  # CPU: same on any device
+            with sdpa_kernel(SDPBackend.MATH):  # the only attention kernel with a double backward
+                reconstruction = run_resumable(attack, view, generator, progress, trial, checkpoint.save)
+            progress.finished.append(_on_cpu(reconstruction))
+        pixels = info.normalization.denormalize(reconstruction.images.detach().to(device)).clamp(0, 1)
         trials.append(Trial(reconstruction, pixels, score(round_.private, pixels, reconstruction.labels,
                                                           cell.labels == "known", cell.metrics)))
     selected = view.gradient_selection if view.gradient_selection is not None else range(len(view.update.gradients))
@@ -100,6 +111,7 @@ def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], di
         "stage_round": stage.round,
         "epsilon": round_.epsilon,
         "true_labels": round_.private.labels.cpu().tolist(),
+        "resumed_at_iteration": progress.resumed_at,
     }
     return fields, trial_artifacts(round_.private, trials)
 
@@ -109,6 +121,15 @@ class Trial:
     reconstruction: Reconstruction
     pixels: torch.Tensor  # the reconstruction in [0, 1], in the attack's order
     scores: Scores
+
+
+def cell_checkpoint(cell: CellConfig, context: CellContext) -> CellCheckpoint:
+    return CellCheckpoint(OutputDir(context.out_root).checkpoint(cell.cell_id), cell.cell_id, cell.canonical_json())
+
+
+def _on_cpu(reconstruction: Reconstruction) -> dict[str, Any]:
+    return {"images": reconstruction.images.detach().cpu(), "labels": reconstruction.labels.detach().cpu(),
+            "iterations": int(reconstruction.iterations), "final_loss": float(reconstruction.final_loss)}
 
 
 def resolved_init(init: Choice, base_dir: Path | None) -> Choice:
@@ -151,7 +172,8 @@ def model_metric_fields(cell: CellConfig, context: CellContext, request: Any, ac
     fields: dict[str, Any] = {"accuracy": accuracy}  # always known for a trained stage (cached with it)
     if "defended_accuracy" in cell.metrics:
         defended = dataclasses.replace(request, defense=cell.defense.steps)
-        fields["defended_accuracy"] = global_model(defended, context.data_root, context.stages, device)[1].test_accuracy
+        fields["defended_accuracy"] = global_model(defended, context.data_root, context.stages, device,
+                                                   train=context.train_stages)[1].test_accuracy
     if "igsa" in cell.metrics:  # on the client's side: it needs the private samples
         normalization = load_dataset(cell.dataset, cell.resolution, context.data_root).info.normalization
         generator = torch.Generator().manual_seed(stream_seed(cell.seed, IGSA_STREAM))
@@ -201,7 +223,9 @@ def execute_cell(cell: CellConfig, context: CellContext) -> CellSummary:
     except Exception as error:  # noqa: BLE001 - every failure is recorded, never swallowed
         row.update(status="failed", error_type=type(error).__name__, error_message=str(error),
                    traceback=traceback.format_exc())
-    return _finish(cell, context, row, started, time.perf_counter() - clock)
+    summary = _finish(cell, context, row, started, time.perf_counter() - clock)
+    cell_checkpoint(cell, context).discard()  # the result is written: the progress is spent
+    return summary
 
 
 def record_failure(cell: CellConfig, context: CellContext, error_type: str, message: str,

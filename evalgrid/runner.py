@@ -15,11 +15,13 @@ import tomli_w
 from evalgrid.errors import UserError
 from evalgrid.evaluate import CellContext, CellSummary
 from evalgrid.executors import EXECUTORS
-from evalgrid.executors.base import CellTask, ExecutorSettings, Report
+from evalgrid.executors.base import CellTask, ExecutorSettings, Report, Scheduler
 from evalgrid.grid import Grid
+from evalgrid.grid.sections import SlurmOptions
 from evalgrid.preflight import check_ready
 from evalgrid.provenance import current_provenance
 from evalgrid.store.atomic import atomic_write_text, remove_stale_temporaries
+from evalgrid.slurm.ledger import Submission
 from evalgrid.store.layout import OutputDir
 
 
@@ -29,16 +31,20 @@ class RunSettings:
     workers: int
     device: str
     threads_per_worker: int  # 0: the machine's cores divided among the workers
+    slurm: SlurmOptions | None = None  # resolved (profile and grid), for the slurm executor
+    alongside: bool = False  # run even though Slurm tasks of this directory are queued or running
 
     def executor_settings(self) -> ExecutorSettings:
         threads = self.threads_per_worker or max(1, (os.cpu_count() or 1) // self.workers)
-        return ExecutorSettings(workers=self.workers, threads_per_worker=threads)
+        return ExecutorSettings(workers=self.workers, threads_per_worker=threads, slurm=self.slurm)
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     finished: list[CellSummary]
     skipped: int  # cells already done before this run
+    held: int = 0  # cells left out because a queued or running Slurm task holds them
+    submission: Submission | None = None  # what a scheduler (slurm) was given
 
 
 def check_device(device: str) -> None:
@@ -54,11 +60,33 @@ def pending_cells(grid: Grid, out: OutputDir) -> list:
     return [cell for cell in grid.cells if cell.cell_id not in done]
 
 
+def cells_to_run(grid: Grid, out: OutputDir, alongside: bool, fresh: bool = True) -> tuple[list, set[str]]:
+    """The cells without a result that no Slurm task holds, and the ids of those one holds."""
+    pending = pending_cells(grid, out)
+    held = held_by_slurm(out, pending, alongside, fresh)
+    return [cell for cell in pending if cell.cell_id not in held], held
+
+
+def held_by_slurm(out: OutputDir, pending: list, alongside: bool, fresh: bool = True) -> set[str]:
+    """Ids of pending cells that queued or running Slurm tasks of ``out`` hold; refuses to go on
+    while there are any unless ``alongside`` (then they are left to their tasks)."""
+    from evalgrid.slurm.cells import active_cells
+
+    held = set(active_cells(out, [cell.cell_id for cell in pending], fresh))
+    if held and not alongside:
+        raise UserError(f"{out.root}: {len(held)} cell(s) of this directory are queued or running on Slurm "
+                        f"(see: evalgrid status {out.root}). Wait for them, stop them with: evalgrid cancel "
+                        f"{out.root}, or pass --alongside to run only the cells no task holds.")
+    return held
+
+
 def grid_as_run(grid: Grid) -> str:
     """The grid file as run: extends resolved, data root absolute (so DIR/grid.toml is self-contained)."""
     resolved = dict(grid.resolved)
     if grid.data_root is not None:
         resolved["data"] = {**resolved.get("data", {}), "root": str(grid.data_root)}
+    if grid.stage_cache is not None:
+        resolved["run"] = {**resolved.get("run", {}), "stage_cache": str(grid.stage_cache)}
     header = f"# evalgrid: the grid as run, from {grid.source} (extends resolved)\n"
     return header + tomli_w.dumps(resolved)
 
@@ -105,23 +133,31 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
     make_executor = EXECUTORS[settings.executor]  # an unknown name raises, listing the valid ones
     check_device(settings.device)
     check_ready(grid)  # all before anything is written
+    executor = make_executor(settings.executor_settings())
+    job_name = f"evalgrid-{grid.name}"
     out = OutputDir(Path(out_root))
+    pending, held = cells_to_run(grid, out, settings.alongside, fresh=False)
+    if isinstance(executor, Scheduler) and pending:
+        executor.check(job_name)
     finished: list[CellSummary] = []
     with exclusive(out), sigterm_as_interrupt():
+        pending, held = cells_to_run(grid, out, settings.alongside)  # again: a run may have got in first
+        skipped = len(grid.cells) - len(pending) - len(held)
         for folder in (out.cells, out.failed, out.artifacts_root, out.logs):
             remove_stale_temporaries(folder)
         atomic_write_text(out.grid_toml, grid_as_run(grid))
-        pending = pending_cells(grid, out)
-        skipped = len(grid.cells) - len(pending)
         on_start(len(pending), skipped)
         context = CellContext(out_root=out.root.resolve(), grid_name=grid.name, data_root=grid.data_root,
                               device=settings.device, provenance=current_provenance(),
                               stage_cache=grid.stage_cache, base_dir=grid.base_dir)
-        executor = make_executor(settings.executor_settings())
+        if isinstance(executor, Scheduler):
+            submission = executor.submit([CellTask(cell, context) for cell in pending], out,
+                                         job_name=job_name, grid_file=grid.source)
+            return RunOutcome(finished=[], skipped=skipped, held=len(held), submission=submission)
 
         def record(summary: CellSummary) -> None:
             finished.append(summary)
             report(summary)
 
         executor.run([CellTask(cell, context) for cell in pending], record)
-    return RunOutcome(finished=finished, skipped=skipped)
+    return RunOutcome(finished=finished, skipped=skipped, held=len(held))

@@ -52,18 +52,9 @@ def command(grid_file: Path, out_dir: Path | None, fmt: str) -> None:
 
 def _stage_line(grid, out_dir: Path | None) -> str:
     """How many FedAvg trainings the grid needs (each trained once, shared by its cells)."""
-    from evalgrid.evaluate import resolved_init
-    from evalgrid.fl.stage import StageRequest, planned_trainings
+    from evalgrid.fl.stage import planned_trainings, stage_requests
 
-    requests = []
-    for cell in grid.cells:
-        base = StageRequest(cell.dataset, cell.resolution, cell.model, resolved_init(cell.init, grid.base_dir),
-                            cell.stage, cell.seed)
-        if cell.stage.name != "initial":
-            requests.append(base)
-            if "defended_accuracy" in cell.metrics and cell.defense.steps:
-                requests.append(StageRequest(*[getattr(base, f) for f in ("dataset", "resolution", "model", "init",
-                                                                           "stage", "seed")], defense=cell.defense.steps))
+    requests = [request for cell in grid.cells for request in stage_requests(cell, grid.base_dir)]
     if not requests:
         return ""
     cache = grid.stage_cache or (out_dir / "stages" if out_dir else None)

@@ -1,4 +1,4 @@
-"""``evalgrid run``: run the cells not done yet."""
+"""``evalgrid run``: run the cells not done yet, here or on Slurm."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import click
 
 from evalgrid.cli.summary import results_summary
 from evalgrid.executors import EXECUTORS
-from evalgrid.grid import load_grid
+from evalgrid.grid import Grid, load_grid
 from evalgrid.progress import Progress, format_duration
-from evalgrid.runner import RunSettings, run_grid
+from evalgrid.runner import RunOutcome, RunSettings, run_grid
 from evalgrid.store.layout import OutputDir
 from evalgrid.store.results import collect
 
@@ -24,28 +24,46 @@ from evalgrid.store.results import collect
 @click.option("--workers", type=click.IntRange(min=1), help="Cells run at once [grid's run.workers].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[grid's run.device]")
 @click.option("--threads", type=click.IntRange(min=0), help="Torch threads per worker; 0: cores / workers.")
+@click.option("--profile", help="Slurm: a cluster profile, NAME or path [grid's slurm.profile].")
+@click.option("--wait", is_flag=True, help="Slurm: stay until every submitted cell has ended, with progress.")
+@click.option("--alongside", is_flag=True,
+              help="Go on although Slurm tasks of DIR are queued or running; their cells are left to them.")
 def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int | None, device: str | None,
-            threads: int | None) -> None:
+            threads: int | None, profile: str | None, wait: bool, alongside: bool) -> None:
     """Run every cell of GRID that has no result in DIR yet, then collect DIR/results.parquet.
 
     A failing cell is recorded (status failed, with its error) and the others go on. Exit code 0
     when every cell is done, 1 when some failed, 2 for usage errors, 130 when interrupted
     (finished cells stay; run the same command again to resume).
 
+    With --executor slurm the cells are submitted as job arrays and the command returns (unless
+    --wait); `evalgrid status DIR` follows them, `evalgrid cancel DIR` stops them, and running the
+    same command again submits the cells neither done nor held by a queued or running task.
+
     \b
     Example:
       evalgrid run grids/quickstart.toml --out runs/quickstart --workers 2
+      evalgrid run grids/quickstart.toml --out runs/quickstart --executor slurm --profile mycluster
     """
     grid = load_grid(grid_file)
-    settings = RunSettings(executor=executor or grid.run.executor, workers=workers or grid.run.workers,
-                           device=device or grid.run.device,
-                           threads_per_worker=grid.run.threads_per_worker if threads is None else threads)
+    name = executor or grid.run.executor
+    slurm = None
+    if name == "slurm":
+        from evalgrid.slurm.resources import resolve_resources
+
+        slurm = resolve_resources(grid.slurm, grid.resolved.get("slurm", {}), profile, grid.base_dir)
+    settings = RunSettings(executor=name, workers=workers or grid.run.workers, device=device or grid.run.device,
+                           threads_per_worker=grid.run.threads_per_worker if threads is None else threads,
+                           slurm=slurm, alongside=alongside)
     progress: Progress | None = None
 
     def started(pending: int, skipped: int) -> None:
         nonlocal progress
-        click.echo(f"{grid.name}: {len(grid.cells)} cells, {skipped} already done, {pending} to run "
-                   f"({settings.executor}, {settings.workers} worker(s)) -> {out_dir}", err=True)
+        where = f"slurm, profile {slurm.profile}" if slurm and slurm.profile else (
+            "slurm" if slurm else f"{settings.executor}, {settings.workers} worker(s)")
+        verb = "to submit" if slurm else "to run"
+        click.echo(f"{grid.name}: {len(grid.cells)} cells, {skipped} already done, {pending} {verb} "
+                   f"({where}) -> {out_dir}", err=True)
         progress = Progress(pending)
 
     try:
@@ -57,12 +75,46 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
         click.echo(f"interrupted: finished cells are kept; {remaining} cells remain. "
                    f"Run the same command again to resume.", err=True)
         sys.exit(143 if str(interrupt) == "SIGTERM" else 130)
+    if slurm is not None:
+        _submitted(grid, out_dir, outcome, wait)
+        return
     progress.close()
+    _finish(grid, out_dir, outcome.finished, progress.elapsed_s())
+
+
+def _submitted(grid: Grid, out_dir: Path, outcome: RunOutcome, wait: bool) -> None:
+    from evalgrid.slurm.follow import describe_submission, wait_for_cells
+
+    if outcome.held:
+        click.echo(f"{outcome.held} cell(s) left to the Slurm tasks that hold them", err=True)
+    if outcome.submission is None:
+        click.echo("nothing to submit", err=True)
+        if not wait:
+            return
+    else:
+        click.echo(describe_submission(outcome.submission), err=True)
+    if not wait:
+        click.echo(f"follow with: evalgrid status {out_dir}   (results: evalgrid collect {out_dir})", err=True)
+        return
+    ids = [cell.cell_id for cell in grid.cells]
+    counts, elapsed = wait_for_cells(OutputDir(out_dir), ids)
+    out = OutputDir(out_dir)
+    collect(out, order=ids)
+    click.echo(f"ended after {format_duration(elapsed)}; results in {out.results}", err=True)
+    click.echo(results_summary(out_dir, grid))
+    unfinished = {state: n for state, n in counts.items() if state != "done" and n}
+    if unfinished:
+        click.echo(f"not done: {', '.join(f'{n} {state}' for state, n in unfinished.items())}; "
+                   f"details: evalgrid status {out_dir}; `evalgrid retry {out_dir}` resubmits them", err=True)
+        sys.exit(1)
+
+
+def _finish(grid: Grid, out_dir: Path, finished: list, wall_s: float) -> None:
     out = OutputDir(out_dir)
     collect(out, order=[cell.cell_id for cell in grid.cells])
-    failed = [s for s in outcome.finished if s.status != "done"]
-    elapsed = sum(s.wall_s for s in outcome.finished)
-    click.echo(f"ran {len(outcome.finished)} cells ({format_duration(progress.elapsed_s())} wall, "
+    failed = [s for s in finished if s.status != "done"]
+    elapsed = sum(s.wall_s for s in finished)
+    click.echo(f"ran {len(finished)} cells ({format_duration(wall_s)} wall, "
                f"{format_duration(elapsed)} of cell time); results in {out.results}", err=True)
     click.echo(results_summary(out_dir, grid))
     if failed:

@@ -1,4 +1,6 @@
-"""Executor registry: where cells run. A new backend (Slurm) is one more entry."""
+"""Executor registry: where cells run. ``local`` and ``debug`` run them here and return when
+they end (:class:`~evalgrid.executors.base.Executor`); ``slurm`` submits them and returns
+(:class:`~evalgrid.executors.base.Scheduler`)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,14 @@ def _debug(settings):
     return DebugExecutor(settings)
 
 
+def _slurm(settings):
+    from evalgrid.slurm.submit import SlurmScheduler
+
+    return SlurmScheduler(settings)
+
+
 # Factories import lazily so that validating a grid does not import the worker machinery.
 EXECUTORS: Registry[ExecutorFactory] = Registry("executor")
 EXECUTORS.register("local", _local)
 EXECUTORS.register("debug", _debug)
+EXECUTORS.register("slurm", _slurm)

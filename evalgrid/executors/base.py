@@ -1,13 +1,19 @@
-"""The executor interface: run cell tasks somewhere and report each cell's summary as it ends."""
+"""The executor interfaces: run cell tasks here and report each cell's summary as it ends
+(:class:`Executor`), or hand them to a batch scheduler and return (:class:`Scheduler`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from evalgrid.cell import CellConfig
 from evalgrid.evaluate import CellContext, CellSummary
+from evalgrid.store.layout import OutputDir
+
+if TYPE_CHECKING:
+    from evalgrid.grid.sections import SlurmOptions
 
 Report = Callable[[CellSummary], None]
 
@@ -22,6 +28,7 @@ class CellTask:
 class ExecutorSettings:
     workers: int
     threads_per_worker: int  # torch CPU threads in each worker
+    slurm: SlurmOptions | None = None  # resolved resources, for the slurm executor
 
 
 class Executor(Protocol):
@@ -31,4 +38,17 @@ class Executor(Protocol):
         Each task's result file is written where the cell ran; a KeyboardInterrupt stops
         the run and leaves no worker behind.
         """
+        ...
+
+
+@runtime_checkable
+class Scheduler(Protocol):
+    def check(self, job_name: str) -> None:
+        """Raise a UserError when the scheduler would refuse the tasks (before anything is written)."""
+        ...
+
+    def submit(self, tasks: Sequence[CellTask], out: OutputDir, job_name: str, grid_file: Path | None = None
+               ) -> Any:
+        """Queue every task's cell and return what was submitted (recorded in ``out``) without
+        waiting; the cells write their results in ``out`` as they end."""
         ...

@@ -161,6 +161,10 @@ class StageRequest:
         return dataclasses.replace(self, stage=dataclasses.replace(self.stage, options=options))
 
 
+class StageNotTrained(RuntimeError):
+    """A cell needs a stage model that is not in the cache and may not train it itself."""
+
+
 @dataclass(frozen=True)
 class StageRecord:
     """How the global model of a request was obtained."""
@@ -180,11 +184,12 @@ class StageRecord:
 
 def global_model(request: StageRequest, data_root: Path | None, cache_dir: Path,
                  device: torch.device | str, *, also_rounds: Iterable[int] = (),
-                 initial_accuracy: bool = True) -> tuple[nn.Module, StageRecord]:
+                 initial_accuracy: bool = True, train: bool = True) -> tuple[nn.Module, StageRecord]:
     """The global model of ``request`` on ``device`` and how it was obtained: read from
     ``cache_dir`` when cached, else trained (resuming from the largest cached round below)
     and written, along with every round of ``also_rounds`` that training passes.
-    ``initial_accuracy = False`` skips measuring round 0's accuracy (NaN), which needs the test split."""
+    ``initial_accuracy = False`` skips measuring round 0's accuracy (NaN), which needs the test split.
+    ``train = False`` raises :class:`StageNotTrained` instead of training (a job that must not train)."""
     started = time.monotonic()
     device = torch.device(device)
     stage = request.plan
@@ -203,6 +208,10 @@ def global_model(request: StageRequest, data_root: Path | None, cache_dir: Path,
             accuracy = _cached_accuracy(request, folder, model, data_root, device)
             return model, StageRecord(stage.round, accuracy, stage.test_samples, request.key(), False,
                                       stage.round, time.monotonic() - started, waited)
+        if not train:
+            raise StageNotTrained(f"the {request.stage} model of {request.model} on {request.dataset} (seed "
+                                  f"{request.seed}) is not in {folder}: the stage-training task that should have "
+                                  f"made it did not (see its log with: evalgrid status DIR)")
         start = max((r for r in cached if r < stage.round), default=0)
         model = _load(request, folder, start, data_root, device) if start else \
             initial_model(request, data_root).to(device)
@@ -345,3 +354,18 @@ def _finite_or_none(value: float) -> float | None:
 
 # --------------------------------------------------------------------------- FedAvg training
 
+
+
+def stage_requests(cell: Any, base_dir: Path | None) -> list[StageRequest]:
+    """The trained models a cell needs: its stage's (round > 0), and with ``defended_accuracy``
+    the same FedAvg run with every client defended."""
+    from evalgrid.evaluate import resolved_init
+
+    if cell.stage.name == "initial":
+        return []
+    base = StageRequest(cell.dataset, cell.resolution, cell.model, resolved_init(cell.init, base_dir),
+                        cell.stage, cell.seed)
+    requests = [base] if base.round > 0 else []
+    if "defended_accuracy" in cell.metrics and cell.defense.steps:
+        requests.append(dataclasses.replace(base, defense=cell.defense.steps))
+    return requests

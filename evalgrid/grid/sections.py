@@ -25,8 +25,12 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class SlurmOptions:
-    """Cluster resources. Validated now; dispatch to Slurm is a later milestone."""
+    """Cluster resources per Slurm task, for ``--executor slurm`` (evalgrid/slurm/resources.py).
 
+    The same keys make a cluster profile (slurm/profiles/NAME.toml); the grid's keys win over
+    its profile's. Extra sbatch options go in a ``[slurm.sbatch]`` table."""
+
+    profile: str = option("", doc="a cluster profile: NAME (slurm/profiles/ or ~/.config/evalgrid/slurm/) or a path")
     partition: str = ""
     account: str = ""
     qos: str = ""
@@ -34,11 +38,13 @@ class SlurmOptions:
     gpus_per_task: int = option(1, minimum=0)
     cpus_per_task: int = option(4, minimum=1)
     mem_gb: float = option(16.0, positive=True)
-    time_min: int = option(60, minimum=1)
-    array_parallelism: int = option(256, minimum=1)
-    cells_per_job: int = option(1, minimum=1)
-    signal_delay_s: int = option(120, minimum=0)
-    max_requeues: int = option(3, minimum=0)
+    time_min: int = option(60, minimum=1, doc="per task: a task runs cells_per_job cells")
+    array_parallelism: int = option(256, minimum=1, doc="tasks of the grid running at once")
+    max_array_size: int = option(0, minimum=0, doc="tasks per array; 0: the cluster's MaxArraySize")
+    cells_per_job: int = option(1, minimum=1, doc="cells run one after another in one task")
+    signal_delay_s: int = option(120, minimum=0, doc="SIGUSR2 this long before the time limit: checkpoint, requeue")
+    max_requeues: int = option(3, minimum=0, doc="times a task may be requeued (time limit or preemption)")
+    sbatch: tuple[tuple[str, str], ...] = ()  # [slurm.sbatch]: extra options, e.g. mail-type = "END"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from evalgrid.grid.compatibility import incompatibility
 from evalgrid.grid.expand import expand_cells
 from evalgrid.grid.factors import FACTORS, REQUIRED, ChainFactor, ComponentFactor
 from evalgrid.grid.sections import DataOptions, RunOptions, SlurmOptions
+from evalgrid.slurm.resources import parse_slurm_table
 from evalgrid.grid.toml_io import MergedToml
 from evalgrid.metrics.options import MetricOptions
 from evalgrid.options import InvalidOption, parse_options
@@ -97,9 +98,11 @@ class _Validator:
             raise self.fail(("description",), f"expected a string, got {description!r}.")
         metrics = self.metrics()
         sections = {}
-        for key, schema in (("run", RunOptions), ("slurm", SlurmOptions), ("data", DataOptions)):
+        for key, schema in (("run", RunOptions), ("data", DataOptions)):
             with self.at(key):
                 sections[key] = parse_options(schema, self.table(key))
+        with self.at("slurm"):
+            sections["slurm"] = parse_slurm_table(self.table("slurm"))
         self.check_executor(sections["run"])
         with self.at("metric_options"):
             metric_options = parse_options(MetricOptions, self.table("metric_options"))

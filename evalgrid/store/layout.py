@@ -12,7 +12,8 @@ RESULT_SUFFIX = ".parquet"
 @dataclass(frozen=True)
 class OutputDir:
     """DIR/grid.toml, DIR/cells/<id>.parquet (done), DIR/failed/<id>.parquet (last failure),
-    DIR/artifacts/<id>/, DIR/logs/<id>.log, DIR/results.parquet (made by ``collect``)."""
+    DIR/artifacts/<id>/, DIR/logs/<id>.log, DIR/checkpoints/<id>.pt (a stopped cell's progress),
+    DIR/slurm/ (what was submitted: evalgrid.slurm), DIR/results.parquet (made by ``collect``)."""
 
     root: Path
 
@@ -33,6 +34,10 @@ class OutputDir:
         return self.root / "artifacts"
 
     @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 
@@ -44,6 +49,10 @@ class OutputDir:
     def lock(self) -> Path:
         return self.root / ".evalgrid.lock"
 
+    @property
+    def slurm(self) -> Path:
+        return self.root / "slurm"
+
     def done_result(self, cell_id: str) -> Path:
         return self.cells / f"{cell_id}{RESULT_SUFFIX}"
 
@@ -52,6 +61,10 @@ class OutputDir:
 
     def artifacts(self, cell_id: str) -> Path:
         return self.artifacts_root / cell_id
+
+    def checkpoint(self, cell_id: str) -> Path:
+        """A stopped cell's attack progress (evalgrid.resume), removed once its result is written."""
+        return self.checkpoints / f"{cell_id}.pt"
 
     def log(self, cell_id: str) -> Path:
         return self.logs / f"{cell_id}.log"

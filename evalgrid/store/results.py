@@ -51,6 +51,7 @@ RESULT_SCHEMA = pa.schema(
         pa.field("local_steps", pa.int64()),  # U, the victim's local SGD steps
         pa.field("stage_round", pa.int64()),  # the FedAvg round of the attacked global model
         pa.field("epsilon", pa.float64()),  # DP-SGD's ε for the victim's round (δ in the defense); NaN without
+        pa.field("resumed_at_iteration", pa.list_(pa.int64())),  # attack iterations done at each resume
         pa.field("wall_s", pa.float64()),
         pa.field("device", pa.string()),
         pa.field("host", pa.string()),

@@ -1,0 +1,132 @@
+"""Stopping a cell mid-attack and resuming it later from where it stopped.
+
+A batch scheduler warns a job before it stops it (Slurm: SIGUSR2 before the time limit,
+SIGTERM on preemption or ``scontrol requeue``). The job's signal handler only calls
+:func:`request_stop`; the attack loop notices at the next step boundary, where the state is
+consistent, writes a :class:`CellCheckpoint` (finished trials, the running trial's attack
+state, the RNG) and raises :class:`Interrupted`. Whoever runs the cell next finds the
+checkpoint and continues from that iteration: the result equals an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from evalgrid.store.atomic import atomic_write
+
+CHECKPOINT_SCHEMA = 1
+
+_stop_signal: int | None = None
+
+
+def request_stop(signum: int) -> None:
+    """Ask the running attack to checkpoint and stop at its next step (safe in a signal handler)."""
+    global _stop_signal
+    _stop_signal = signum
+
+
+def stop_requested() -> int | None:
+    """The signal that asked to stop, or None."""
+    return _stop_signal
+
+
+def clear_stop() -> None:
+    global _stop_signal
+    _stop_signal = None
+
+
+class Interrupted(BaseException):
+    """The cell stopped because it was asked to; its progress is in its checkpoint.
+
+    A BaseException, like KeyboardInterrupt: a cell that was stopped has not failed."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+@dataclass
+class Progress:
+    """Where a cell's attack stands: the finished trials and the running one."""
+
+    finished: list[dict[str, Any]] = field(default_factory=list)  # Reconstruction fields, tensors on the CPU
+    trial: int = 0  # the trial ``state`` belongs to
+    state: dict[str, Any] | None = None  # the attack's snapshot (None: the trial had not started)
+    steps: int = 0  # optimiser steps the running trial had taken
+    rng: dict[str, Any] | None = None  # torch's global generators when the snapshot was taken
+    resumed_at: list[int] = field(default_factory=list)  # attack iterations done when each resume began
+
+
+@dataclass(frozen=True)
+class CellCheckpoint:
+    """DIR/checkpoints/<cell id>.pt: one cell's :class:`Progress`, written atomically."""
+
+    path: Path
+    cell_id: str
+    config: str  # the cell's canonical config: a checkpoint of another config is never used
+
+    def load(self) -> Progress | None:
+        if not self.path.is_file():
+            return None
+        saved = torch.load(self.path, map_location="cpu", weights_only=True)
+        if saved.get("schema") != CHECKPOINT_SCHEMA or saved.get("config") != self.config:
+            return None
+        return Progress(**saved["progress"])
+
+    def save(self, progress: Progress) -> None:
+        body = {"schema": CHECKPOINT_SCHEMA, "cell_id": self.cell_id, "config": self.config,
+                "progress": progress.__dict__}
+        atomic_write(self.path, lambda tmp: torch.save(body, tmp))
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def run_resumable(attack: Any, view: Any, generator: torch.Generator, progress: Progress, trial: int,
+                  save: Callable[[Progress], None]) -> Any:
+    """Run one trial of a :class:`SteppedAttack` to its end, from ``progress`` when it holds this
+    trial's state; when a stop is requested, save the progress and raise :class:`Interrupted`."""
+    if progress.state is not None and progress.trial == trial:
+        state = attack.restore(view, generator, progress.state)
+        set_rng_state(progress.rng)
+        steps = progress.steps
+        progress.resumed_at.append(sum(r["iterations"] for r in progress.finished) + steps)
+    else:
+        state, steps = attack.start(view, generator), 0
+    while not attack.done(state):
+        attack.step(view, state)
+        steps += 1
+        signum = stop_requested()
+        if signum is not None and not attack.done(state):
+            progress.trial, progress.state, progress.steps, progress.rng = trial, attack.snapshot(state), steps, rng_state()
+            save(progress)
+            raise Interrupted(signum)
+    return attack.result(view, state)
+
+
+def stop_between_trials(progress: Progress, next_trial: int, save: Callable[[Progress], None]) -> None:
+    """At a trial boundary: when a stop was requested, save the finished trials and stop."""
+    signum = stop_requested()
+    if signum is not None:
+        progress.trial, progress.state, progress.steps, progress.rng = next_trial, None, 0, None
+        save(progress)
+        raise Interrupted(signum)

@@ -1,0 +1,120 @@
+"""Following a directory's Slurm tasks from any shell: counts of cell states, one cell's
+story (job, Slurm state, its task's stdout/stderr), waiting with a progress line, cancelling."""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from evalgrid.errors import UserError
+from evalgrid.progress import BAR_WIDTH, format_duration
+from evalgrid.slurm.cells import ACTIVE, STATES, CellState, cell_states, task_states
+from evalgrid.slurm.ledger import Submission, latest_assignments, read_submissions
+from evalgrid.store.layout import OutputDir
+
+TAIL_LINES = 20
+
+
+def describe_submission(submission: Submission) -> str:
+    lines = [f"submission {submission.number} ({submission.folder}):"]
+    for job in submission.jobs:
+        items = sum(len(t.items) for t in job.tasks)
+        what = "stage trainings" if job.kind == "stages" else "cells"
+        after = f", after {','.join(job.depends_on)}" if job.depends_on else ""
+        lines.append(f"  job {job.job_id}: {items} {what} in {len(job.tasks)} task(s){after}")
+    return "\n".join(lines)
+
+
+def count_states(states: dict[str, CellState]) -> dict[str, int]:
+    counts = collections.Counter(s.state for s in states.values())
+    return {state: counts.get(state, 0) for state in STATES}
+
+
+def counts_line(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no cells"
+
+
+def wait_for_cells(out: OutputDir, cell_ids: list[str], stream=None) -> tuple[dict[str, int], float]:
+    """Poll (one throttled sacct per refresh) until no cell is queued or running."""
+    stream = stream or sys.stderr
+    started = time.monotonic()
+    interactive = stream.isatty()
+    last = ""
+    while True:
+        counts = count_states(cell_states(out, cell_ids))
+        ended = sum(n for state, n in counts.items() if state not in ACTIVE and state != "not submitted")
+        total = len(cell_ids) - counts["not submitted"]
+        filled = round(BAR_WIDTH * ended / max(total, 1))
+        line = (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {counts_line(counts)} "
+                f"({format_duration(time.monotonic() - started)})")
+        if interactive:
+            stream.write(f"\r{line}\033[K")
+        elif line.split(" (")[0] != last:
+            stream.write(line + "\n")
+        last = line.split(" (")[0]
+        stream.flush()
+        if not any(counts[state] for state in ACTIVE):
+            if interactive:
+                stream.write("\n")
+            return counts, time.monotonic() - started
+        time.sleep(_poll_interval(out))
+
+
+def _poll_interval(out: OutputDir) -> float:
+    from evalgrid.slurm.cells import accounting_for
+
+    return max(1.0, accounting_for(out).interval_s)
+
+
+def cell_story(out: OutputDir, state: CellState, cell_id: str, fresh: bool = False) -> str:
+    """What ``evalgrid status DIR --cell ID`` prints."""
+    lines = [f"cell {cell_id}: {state.state}"]
+    if state.assignment is not None:
+        a = state.assignment
+        slurm_state = state.slurm_state or getattr(task_states(out, [a], fresh).get(a.task.job_id), "state", "")
+        lines.append(f"  slurm job {a.task.job_id} ({slurm_state or 'not known to sacct'}), submission "
+                     f"{a.submission.number}, task of {len(a.task.items)} cell(s)")
+        for label, path in task_logs(a.submission.folder, a.task.job_id).items():
+            lines.append(f"  {label}: {path}")
+            lines += [f"    {line}" for line in tail(path)]
+    for label, path in (("result", out.done_result(cell_id)), ("failure", out.failed_result(cell_id)),
+                        ("log", out.log(cell_id)), ("checkpoint", out.checkpoint(cell_id))):
+        if path.is_file():
+            lines.append(f"  {label}: {path}")
+    return "\n".join(lines)
+
+
+def task_logs(folder: str, job_id: str) -> dict[str, Path]:
+    from submitit.core.utils import JobPaths
+
+    paths = JobPaths(folder, job_id=job_id, task_id=0)
+    return {"stdout": paths.stdout, "stderr": paths.stderr}
+
+
+def tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
+    if not path.is_file():
+        return ["(not written yet)"]
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        handle.seek(max(0, handle.tell() - 64_000))
+        text = handle.read().decode("utf-8", errors="replace")
+    return text.splitlines()[-lines:]
+
+
+def cancel(out: OutputDir) -> list[str]:
+    """scancel every queued or running task of ``out`` (one call); the job ids cancelled."""
+    submissions = read_submissions(out)
+    if not submissions:
+        raise UserError(f"{out.root}: nothing was submitted to Slurm from this directory.")
+    assignments = [a for kind in ("stages", "cells") for a in latest_assignments(submissions, kind).values()]
+    states = task_states(out, assignments, fresh=True)
+    active = sorted({a.task.job_id for a in assignments
+                     if a.task.job_id in states and states[a.task.job_id].phase != "ended"})
+    if active:
+        done = subprocess.run(["scancel", *active], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise UserError(f"scancel failed (exit code {done.returncode}): {done.stderr.strip()}")
+    return active

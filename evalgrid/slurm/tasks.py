@@ -1,0 +1,94 @@
+"""What a Slurm task runs (pickled by submitit, called on the compute node).
+
+A :class:`CellPack` runs its cells one after another in one process, so they share the
+start-up (Python, torch, CUDA context, datasets, LPIPS weights). Cells already done are
+skipped, so a requeued task picks up where it stopped. On SIGUSR2 (the time limit is near)
+or SIGTERM (preemption, ``scontrol requeue``, ``scancel``) the running attack checkpoints at
+its next step (evalgrid.resume); after SIGUSR2 submitit's handler requeues the task
+(``Checkpointable``), after SIGTERM Slurm decides: a requeued task resumes from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import submitit
+
+from evalgrid.cell import CellConfig
+from evalgrid.evaluate import CellContext, execute_cell, record_failure, resolve_device
+from evalgrid.resume import Interrupted, request_stop, stop_requested
+from evalgrid.store.layout import OutputDir
+
+STOP_SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
+
+
+def restarts() -> int:
+    """How many times Slurm has requeued this task."""
+    return int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+
+
+class CellPack(submitit.helpers.Checkpointable):
+    """Run cells in this process; one result file per cell, as with any executor."""
+
+    def __init__(self, context: CellContext, threads: int, max_requeues: int):
+        self.context, self.threads, self.max_requeues = context, threads, max_requeues
+
+    def __call__(self, cells: Sequence[CellConfig]) -> dict[str, str]:
+        import torch
+
+        torch.set_num_threads(self.threads)
+        submitit_handlers = {sig: signal.signal(sig, _ask_to_stop) for sig in STOP_SIGNALS}
+        out = OutputDir(self.context.out_root)
+        outcome: dict[str, str] = {}
+        for cell in cells:
+            if out.done_result(cell.cell_id).is_file():
+                outcome[cell.cell_id] = "done before"
+                continue
+            if restarts() > self.max_requeues:
+                outcome[cell.cell_id] = record_failure(
+                    cell, self.context, "TooManyRequeues",
+                    f"the Slurm task was requeued {restarts()} times, more than max_requeues = {self.max_requeues}; "
+                    f"its progress is kept in {out.checkpoint(cell.cell_id)} for the next run").status
+                continue
+            try:
+                outcome[cell.cell_id] = execute_cell(cell, self.context).status
+            except Interrupted as stop:
+                _stop_task(stop.signum, submitit_handlers)
+            if stop_requested() is not None:  # the signal came outside an attack: stop before the next cell
+                _stop_task(stop_requested(), submitit_handlers)
+        return outcome
+
+
+class StageTraining(submitit.helpers.Checkpointable):
+    """Train the stage models of some setups into the cache (once each: evalgrid.fl.stage).
+    Requeued on the time limit by submitit; training resumes from the largest cached round."""
+
+    def __init__(self, context: CellContext, threads: int):
+        self.context, self.threads = context, threads
+
+    def __call__(self, requests: Sequence) -> list[str]:
+        import torch
+
+        from evalgrid.fl.stage import train_stages
+
+        torch.set_num_threads(self.threads)
+        records = train_stages(requests, self.context.data_root, self.context.stages,
+                               resolve_device(self.context.device))
+        return [f"{r.key}: round {r.round}, accuracy {r.test_accuracy:.3f}" for r in records]
+
+
+def _ask_to_stop(signum, frame) -> None:
+    print(f"evalgrid: {signal.Signals(signum).name} received: checkpointing at the next attack step", flush=True)
+    request_stop(signum)
+
+
+def _stop_task(signum: int, submitit_handlers: dict) -> None:
+    """After the checkpoint: let submitit requeue the task (SIGUSR2), or leave (SIGTERM)."""
+    handler = submitit_handlers.get(signal.Signals(signum))
+    if signum == signal.SIGUSR2 and callable(handler):
+        handler(signum, None)  # submitit: checkpoint() (our arguments again), scontrol requeue, exit
+    print(f"evalgrid: stopping after {signal.Signals(signum).name}; progress is checkpointed", flush=True)
+    sys.exit(128 + signum)
