@@ -23,5 +23,5 @@ def command(out_dir: Path) -> None:
     """
     from evalgrid.slurm.follow import cancel
 
-    cancelled = cancel(OutputDir(out_dir))
-    click.echo(f"cancelled {len(cancelled)} task(s){': ' + ' '.join(cancelled) if cancelled else ''}", err=True)
+    tasks, jobs = cancel(OutputDir(out_dir))
+    click.echo(f"cancelled {tasks} task(s){' of job(s) ' + ', '.join(jobs) if jobs else ''}", err=True)

@@ -186,8 +186,9 @@ class _Validator:
             else:
                 raw_list = declared[name]
                 if not isinstance(raw_list, list):
-                    raise self.fail(("factors", name), f"expected a list of values, got {raw_list!r}; "
-                                                       f"write {name} = [{_toml_repr(raw_list)}].")
+                    hint = (f"list every value, e.g. {name} = [...]; there is no range syntax"
+                            if isinstance(raw_list, dict) else f"write {name} = [{_toml_repr(raw_list)}]")
+                    raise self.fail(("factors", name), f"expected a list of values, got {raw_list!r}; {hint}.")
                 if not raw_list:
                     raise self.fail(("factors", name), "the list is empty: give at least one value.")
             parsed = []

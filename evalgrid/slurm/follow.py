@@ -104,17 +104,19 @@ def tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
     return text.splitlines()[-lines:]
 
 
-def cancel(out: OutputDir) -> list[str]:
-    """scancel every queued or running task of ``out`` (one call); the job ids cancelled."""
+def cancel(out: OutputDir) -> tuple[int, list[str]]:
+    """scancel every queued or running task of ``out`` (one call, by array): how many tasks, and
+    the arrays' job ids."""
     submissions = read_submissions(out)
     if not submissions:
         raise UserError(f"{out.root}: nothing was submitted to Slurm from this directory.")
     assignments = [a for kind in ("stages", "cells") for a in latest_assignments(submissions, kind).values()]
     states = task_states(out, assignments, fresh=True)
-    active = sorted({a.task.job_id for a in assignments
-                     if a.task.job_id in states and states[a.task.job_id].phase != "ended"})
-    if active:
-        done = subprocess.run(["scancel", *active], capture_output=True, text=True, timeout=120)
+    active = {a.task.job_id: a.job.job_id for a in assignments
+              if a.task.job_id in states and states[a.task.job_id].phase != "ended"}
+    arrays = sorted(set(active.values()), key=int)  # cancelling an array leaves its ended tasks as they are
+    if arrays:
+        done = subprocess.run(["scancel", *arrays], capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise UserError(f"scancel failed (exit code {done.returncode}): {done.stderr.strip()}")
-    return active
+    return len(active), arrays

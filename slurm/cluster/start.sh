@@ -137,6 +137,8 @@ KillWait=5
 PreemptType=preempt/none
 JobRequeue=1
 MaxArraySize=1001
+MaxJobCount=50000
+MinJobAge=60
 # submitit reads job states with plain sacct: without accounting they are UNKNOWN.
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost

@@ -1,0 +1,140 @@
+"""Dispatch to Slurm, measured on the single-node cluster of slurm/cluster/ (started if needed).
+
+Prints:
+  1. the wall time of `evalgrid run --executor slurm` for a 2,000-cell grid (one cell per task,
+     and 10 per task), then of `evalgrid cancel` on it — median of REPEATS runs;
+  2. the sacct calls per status refresh of that directory, and the refresh's time;
+  3. the overhead per cell: a task's elapsed time (sacct) minus the wall time its cells report,
+     for 16 tiny cells run one per task and 16 to one task.
+
+    python benchmarks/slurm_dispatch.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+GRID = """
+name = "{name}"
+metrics = ["psnr"]
+
+[factors]
+dataset = ["digits"]
+model = ["lenet"]
+attack = ["idlg"]
+batch_size = {batch_sizes}
+seed = {seeds}
+
+[attacks.idlg]
+iterations = 2
+
+[slurm]
+profile = "local-test"
+cells_per_job = {per_task}
+"""
+
+
+def evalgrid(*args: str, env=None) -> tuple[float, subprocess.CompletedProcess]:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "evalgrid", *args], capture_output=True, text=True, env=env)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"evalgrid {' '.join(args)} failed:\n{done.stderr}")
+    return time.perf_counter() - started, done
+
+
+def write_grid(folder: Path, name: str, cells: int, per_task: int) -> Path:
+    batch_sizes = [1, 2, 4, 8] if cells >= 4 else [1]
+    seeds = list(range(cells // len(batch_sizes)))
+    path = folder / f"{name}.toml"
+    path.write_text(GRID.format(name=name, batch_sizes=batch_sizes, seeds=seeds, per_task=per_task))
+    return path
+
+
+def submission_times(folder: Path, per_task: int, repeats: int) -> tuple[list[float], list[float]]:
+    submits, cancels = [], []
+    grid = write_grid(folder, f"submit{per_task}", 2000, per_task)
+    for repeat in range(repeats):
+        out = folder / f"submit{per_task}-{repeat}"
+        seconds, _ = evalgrid("run", str(grid), "--out", str(out), "--executor", "slurm")
+        submits.append(seconds)
+        seconds, _ = evalgrid("cancel", str(out))
+        cancels.append(seconds)
+    return submits, cancels
+
+
+def refresh(out: Path, repeats: int) -> tuple[int, float]:
+    from evalgrid.grid import load_grid
+    from evalgrid.slurm.accounting import Accounting
+    from evalgrid.slurm.cells import cell_states
+    from evalgrid.store.layout import OutputDir
+
+    ids = [cell.cell_id for cell in load_grid(out / "grid.toml").cells]
+    times, calls = [], []
+    for _ in range(repeats):
+        before = Accounting.calls
+        started = time.perf_counter()
+        cell_states(OutputDir(out), ids, fresh=True)
+        times.append(time.perf_counter() - started)
+        calls.append(Accounting.calls - before)
+    return max(calls), statistics.median(times)
+
+
+def overhead(folder: Path, per_task: int) -> tuple[float, float]:
+    """(seconds of overhead per cell, wall seconds until every cell ended) for 16 tiny cells."""
+    import evalgrid as eg
+    from evalgrid.slurm.ledger import read_submissions
+    from evalgrid.store.layout import OutputDir
+
+    out = folder / f"pack{per_task}"
+    grid = write_grid(folder, f"pack{per_task}", 16, per_task)
+    env = {**os.environ, "EVALGRID_SACCT_INTERVAL_S": "1"}
+    wall, _ = evalgrid("run", str(grid), "--out", str(out), "--executor", "slurm", "--wait", env=env)
+    frame = eg.load(out).set_index("cell_id")
+    tasks = [t for s in read_submissions(OutputDir(out)) for j in s.jobs for t in j.tasks]
+    elapsed = _elapsed({t.job_id.split("_")[0] for t in tasks})
+    spent = sum(elapsed[t.job_id] - frame.loc[list(t.items), "wall_s"].sum() for t in tasks)
+    return spent / len(frame), wall
+
+
+def _elapsed(job_ids: set[str]) -> dict[str, float]:
+    shown = subprocess.run(["sacct", "-X", "-n", "-P", "--format=JobID,ElapsedRaw", "-j", ",".join(sorted(job_ids))],
+                           capture_output=True, text=True, check=True).stdout
+    return {line.split("|")[0]: float(line.split("|")[1]) for line in shown.splitlines() if "|" in line}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    started = subprocess.run(["bash", str(REPO / "slurm" / "cluster" / "start.sh")], capture_output=True, text=True)
+    if started.returncode != 0:
+        raise SystemExit(f"no Slurm cluster: {started.stderr.strip()}")
+    print(f"machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"{subprocess.run(['sinfo', '--version'], capture_output=True, text=True).stdout.strip()}")
+    with tempfile.TemporaryDirectory(prefix="evalgrid-bench-") as tmp:
+        folder = Path(tmp)
+        for per_task in (1, 10):
+            submits, cancels = submission_times(folder, per_task, args.repeats)
+            print(f"submit 2000 cells, {per_task} per task ({2000 // per_task} tasks): median "
+                  f"{statistics.median(submits):.2f} s (min {min(submits):.2f}, max {max(submits):.2f}, "
+                  f"n={len(submits)}); cancel: median {statistics.median(cancels):.2f} s")
+        calls, seconds = refresh(folder / "submit1-0", args.repeats)
+        print(f"status refresh of 2000 cells: {calls} sacct call(s), median {seconds * 1000:.0f} ms")
+        for per_task in (1, 16):
+            spent, wall = overhead(folder, per_task)
+            print(f"16 tiny cells, {per_task} per task: overhead {spent:.2f} s per cell "
+                  f"(task elapsed minus cell wall time); submit to last result {wall:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
