@@ -70,9 +70,16 @@ def cells_to_run(grid: Grid, out: OutputDir, alongside: bool, fresh: bool = True
 def held_by_slurm(out: OutputDir, pending: list, alongside: bool, fresh: bool = True) -> set[str]:
     """Ids of pending cells that queued or running Slurm tasks of ``out`` hold; refuses to go on
     while there are any unless ``alongside`` (then they are left to their tasks)."""
+    from evalgrid.slurm.accounting import NoAccounting
     from evalgrid.slurm.cells import active_cells
 
-    held = set(active_cells(out, [cell.cell_id for cell in pending], fresh))
+    try:
+        held = set(active_cells(out, [cell.cell_id for cell in pending], fresh))
+    except NoAccounting as error:
+        if not alongside:
+            raise UserError(f"{out.root} was submitted to Slurm, but {error} Pass --alongside to run its "
+                            f"cells here all the same.") from None
+        return set()
     if held and not alongside:
         raise UserError(f"{out.root}: {len(held)} cell(s) of this directory are queued or running on Slurm "
                         f"(see: evalgrid status {out.root}). Wait for them, stop them with: evalgrid cancel "

@@ -198,8 +198,8 @@ def test_a_cancelled_cell_is_lost_then_retried_from_its_checkpoint(cluster, env,
                         "--executor", "slurm").returncode == 0
     [cell_id] = [c for s in read_submissions(OutputDir(out)) for j in s.jobs for t in j.tasks for c in t.items]
     job = task_of(out, cell_id)
-    wait_until(lambda: "evalgrid" in _stdout(out, job) or squeue_state(job) == "RUNNING", what="the task to start")
-    time.sleep(6)  # into the attack
+    wait_until(lambda: f"cell {cell_id} (1/1 of this task) starting" in _log(out, job), what="the cell to start")
+    time.sleep(3)  # into its attack (~10 s on 2 cores)
     cancelled = evalgrid_cli(env, "cancel", out)
     assert cancelled.returncode == 0 and "cancelled 1 task(s) of job(s) " + job.split("_")[0] in cancelled.stderr
     wait_until(lambda: "lost" in evalgrid_cli(env, "status", out).stdout, what="the cell to show as lost")
@@ -219,9 +219,10 @@ def test_a_requeued_pack_skips_its_done_cells_and_resumes_the_attack_it_was_runn
     assert evalgrid_cli(env, "run", grid, "--out", out, "--executor", "slurm").returncode == 0
     [task] = [t for s in read_submissions(OutputDir(out)) for j in s.jobs for t in j.tasks]
     first, second = task.items
-    wait_until(lambda: OutputDir(out).done_result(first).is_file(), what="the pack's first cell")
+    wait_until(lambda: f"cell {second} (2/2 of this task) starting" in _log(out, task.job_id),
+               what="the pack's second cell")
     first_written = OutputDir(out).done_result(first).stat().st_mtime_ns
-    time.sleep(3)  # into the second cell's attack
+    time.sleep(2)  # into its attack (~8 s on 2 cores)
     subprocess.run(["scontrol", "requeue", task.job_id], check=True)
     wait_until(lambda: OutputDir(out).done_result(second).is_file(), timeout_s=300, what="the requeued task")
     frame = one_result_each(out, 2)
@@ -229,7 +230,7 @@ def test_a_requeued_pack_skips_its_done_cells_and_resumes_the_attack_it_was_runn
     resumed = frame.loc[second, "resumed_at_iteration"]
     assert len(resumed) == 1 and 0 < resumed[0] < 4000
     assert list(frame.loc[first, "resumed_at_iteration"]) == []
-    log = _stdout(out, task.job_id)
+    log = _log(out, task.job_id)
     assert "SIGTERM received" in log
 
     straight = tmp_path / "straight"  # the same cells, uninterrupted, here, with the task's one thread
@@ -239,18 +240,22 @@ def test_a_requeued_pack_skips_its_done_cells_and_resumes_the_attack_it_was_runn
     assert frame.loc[second, "psnr"] == reference.loc[second, "psnr"]
 
 
-def test_a_task_near_its_time_limit_checkpoints_and_submitit_requeues_it(cluster, env, write_grid, tmp_path):
-    # time limit 1 min, SIGUSR2 50 s before: the 8 000-iteration attack (~20 s) is stopped after ~10 s
-    grid = write_grid(grid_text(seeds=(0,), iterations=8000, per_task=1,
-                                slurm="time_min = 1\nsignal_delay_s = 50"))
+def test_a_task_warned_of_its_time_limit_checkpoints_and_submitit_requeues_it(cluster, env, write_grid, tmp_path):
+    """Slurm sends SIGUSR2 signal_delay_s before the time limit (--signal=USR2@delay, checked in
+    test_slurm_options); here it is sent at a chosen moment, mid-attack, with scancel."""
+    grid = write_grid(grid_text(seeds=(0,), iterations=6000, per_task=1))
     out = tmp_path / "out"
     assert evalgrid_cli(env, "run", grid, "--out", out, "--executor", "slurm").returncode == 0
     [task] = [t for s in read_submissions(OutputDir(out)) for j in s.jobs for t in j.tasks]
-    wait_until(lambda: OutputDir(out).done_result(task.items[0]).is_file(), timeout_s=400, what="the cell")
-    row = one_result_each(out, 1).loc[task.items[0]]
-    assert len(row["resumed_at_iteration"]) >= 1 and 0 < row["resumed_at_iteration"][0] < 8000
-    log = _stdout(out, task.job_id)
-    assert "SIGUSR2 received" in log and "Requeued job" in log + _stderr(out, task.job_id)
+    [cell_id] = task.items
+    wait_until(lambda: f"cell {cell_id} (1/1 of this task) starting" in _log(out, task.job_id), what="the cell")
+    time.sleep(2)
+    subprocess.run(["scancel", "--signal=USR2", task.job_id], check=True)
+    wait_until(lambda: OutputDir(out).done_result(cell_id).is_file(), timeout_s=300, what="the requeued cell")
+    row = one_result_each(out, 1).loc[cell_id]
+    assert len(row["resumed_at_iteration"]) == 1 and 0 < row["resumed_at_iteration"][0] < 6000
+    log = _log(out, task.job_id) + _log(out, task.job_id, "stderr")
+    assert "SIGUSR2 received" in log and "Requeued job" in log
 
 
 def test_jobs_queued_when_the_controller_restarts_still_run_once_each(cluster, env, write_grid, tmp_path):
@@ -266,17 +271,10 @@ def test_jobs_queued_when_the_controller_restarts_still_run_once_each(cluster, e
     assert len(read_submissions(OutputDir(out))) == 1  # nothing was submitted twice
 
 
-def _stdout(out: Path, job_id: str) -> str:
+def _log(out: Path, job_id: str, stream: str = "stdout") -> str:
+    """The task's stdout or stderr (submitit's files, one per task, appended across requeues)."""
     from evalgrid.slurm.follow import task_logs
 
-    [submission] = read_submissions(OutputDir(out))[:1]
-    path = task_logs(submission.folder, job_id)["stdout"]
-    return path.read_text(errors="replace") if path.is_file() else ""
-
-
-def _stderr(out: Path, job_id: str) -> str:
-    from evalgrid.slurm.follow import task_logs
-
-    [submission] = read_submissions(OutputDir(out))[:1]
-    path = task_logs(submission.folder, job_id)["stderr"]
+    submission = read_submissions(OutputDir(out))[0]
+    path = task_logs(submission.folder, job_id)[stream]
     return path.read_text(errors="replace") if path.is_file() else ""

@@ -164,3 +164,49 @@ def test_packs_keep_cells_of_one_setup_together_and_arrays_respect_the_size_limi
     assert [len(p) for p in packs] == [2, 2, 1]
     assert sorted(c.cell_id for p in packs for c in p) == sorted(c.cell_id for c in grid.cells)
     assert [len(a) for a in chunk(list(range(2500)), 1001)] == [1001, 1001, 498]
+
+
+def test_a_directory_submitted_elsewhere_needs_alongside_to_run_here(cli, write_grid, tmp_path, monkeypatch):
+    """Without sacct (a copy of DIR off the cluster) nobody can tell which cells a task holds."""
+    import sys
+    from pathlib import Path
+
+    from evalgrid.slurm.ledger import JobRecord, TaskRecord, new_submission, write_submission
+    from evalgrid.store.layout import OutputDir
+
+    grid = write_grid(GRID.replace("seed = [0, 1, 2, 3, 4]", "seed = [0]"))
+    out = OutputDir(tmp_path / "out")
+    submission = new_submission(out, {})
+    submission.jobs.append(JobRecord("7", "cells", (TaskRecord("7", (load_grid(grid).cells[0].cell_id,)),)))
+    write_submission(out, submission)
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
+    refused = cli("run", grid, "--out", out.root, "--executor", "debug")
+    assert refused.exit_code == 2 and "sacct was not found" in refused.output and "--alongside" in refused.output
+    assert cli("run", grid, "--out", out.root, "--executor", "debug", "--alongside").exit_code == 0
+    status = cli("status", out.root)
+    assert status.exit_code == 0 and "done     1" in status.output and "sacct is not here" in status.output
+
+
+def test_a_task_requeued_more_than_max_requeues_fails_its_cells_and_skips_the_done_ones(write_grid, tmp_path,
+                                                                                        monkeypatch):
+    """What a task does when Slurm starts it again (no cluster needed: the task is a callable)."""
+    import signal
+
+    import pyarrow.parquet as pq
+
+    from evalgrid.evaluate import CellContext
+    from evalgrid.provenance import current_provenance
+    from evalgrid.slurm.tasks import CellPack
+    from evalgrid.store.layout import OutputDir
+
+    cells = load_grid(write_grid(GRID)).cells[:3]
+    context = CellContext(out_root=tmp_path / "out", grid_name="slurmy", data_root=None, device="cpu",
+                          provenance=current_provenance(), train_stages=False)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR2)}
+    assert CellPack(context, threads=1, max_requeues=1)(cells[:1]) == {cells[0].cell_id: "done"}
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
+    outcome = CellPack(context, threads=1, max_requeues=1)(cells)
+    assert outcome == {cells[0].cell_id: "done before", cells[1].cell_id: "failed", cells[2].cell_id: "failed"}
+    row = pq.read_table(OutputDir(context.out_root).failed_result(cells[1].cell_id)).to_pylist()[0]
+    assert row["error_type"] == "TooManyRequeues" and "max_requeues = 1" in row["error_message"]
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers  # the task's handlers are gone again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import click
@@ -37,6 +38,10 @@ def command(out_dir: Path, cell_id: str | None, refresh: bool) -> None:
     from evalgrid.slurm.ledger import read_submissions
 
     on_slurm = bool(read_submissions(out))
+    if on_slurm and shutil.which("sacct") is None:
+        click.echo(f"note: {out_dir} was submitted to Slurm but sacct is not here: showing its result files only",
+                   err=True)
+        on_slurm = False
     if cell_id is not None:
         _one_cell(out, cell_id, ids, on_slurm, refresh)
         return

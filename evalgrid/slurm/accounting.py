@@ -29,6 +29,10 @@ ENDED_STATES = frozenset({"COMPLETED", "FAILED", "TIMEOUT", "PREEMPTED", "CANCEL
 _JOB_ID = re.compile(r"^(?P<job>\d+)(?:_(?P<task>\d+|\[[^\]]*\]))?(?:\+\d+)?$")
 
 
+class NoAccounting(UserError):
+    """Slurm's sacct is not on this machine."""
+
+
 @dataclass(frozen=True)
 class TaskState:
     state: str  # Slurm's, e.g. "RUNNING", "CANCELLED"
@@ -115,8 +119,8 @@ class Accounting:
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         except FileNotFoundError:
-            raise UserError("sacct was not found: the Slurm jobs of this directory can only be followed from a "
-                            "machine of their cluster (a login node).") from None
+            raise NoAccounting("sacct was not found: the Slurm jobs of this directory can only be followed from a "
+                               "machine of their cluster (a login node).") from None
         except subprocess.TimeoutExpired:
             raise UserError("sacct did not answer within 120 s: Slurm's accounting (slurmdbd) is not responding; "
                             "try again later.") from None

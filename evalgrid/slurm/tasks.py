@@ -41,9 +41,16 @@ class CellPack(submitit.helpers.Checkpointable):
 
         torch.set_num_threads(self.threads)
         submitit_handlers = {sig: signal.signal(sig, _ask_to_stop) for sig in STOP_SIGNALS}
+        try:
+            return self._run(cells, submitit_handlers)
+        finally:
+            for sig, handler in submitit_handlers.items():
+                signal.signal(sig, handler)
+
+    def _run(self, cells: Sequence[CellConfig], submitit_handlers: dict) -> dict[str, str]:
         out = OutputDir(self.context.out_root)
         outcome: dict[str, str] = {}
-        for cell in cells:
+        for number, cell in enumerate(cells, 1):
             if out.done_result(cell.cell_id).is_file():
                 outcome[cell.cell_id] = "done before"
                 continue
@@ -53,8 +60,10 @@ class CellPack(submitit.helpers.Checkpointable):
                     f"the Slurm task was requeued {restarts()} times, more than max_requeues = {self.max_requeues}; "
                     f"its progress is kept in {out.checkpoint(cell.cell_id)} for the next run").status
                 continue
+            print(f"evalgrid: cell {cell.cell_id} ({number}/{len(cells)} of this task) starting", flush=True)
             try:
                 outcome[cell.cell_id] = execute_cell(cell, self.context).status
+                print(f"evalgrid: cell {cell.cell_id} {outcome[cell.cell_id]}", flush=True)
             except Interrupted as stop:
                 _stop_task(stop.signum, submitit_handlers)
             if stop_requested() is not None:  # the signal came outside an attack: stop before the next cell
