@@ -117,7 +117,8 @@ def run_resumable(attack: Any, view: Any, generator: torch.Generator, progress: 
         steps += 1
         signum = stop_requested()
         if signum is not None and not attack.done(state):
-            progress.trial, progress.state, progress.steps, progress.rng = trial, attack.snapshot(state), steps, rng_state()
+            progress.trial, progress.state = trial, attack.snapshot(state)
+            progress.steps, progress.rng = steps, rng_state()
             save(progress)
             raise Interrupted(signum)
     return attack.result(view, state)

@@ -183,7 +183,8 @@ def test_a_second_run_refuses_while_tasks_hold_its_cells_and_alongside_submits_n
     out = tmp_path / "out"
     assert evalgrid_cli(env, "run", grid, "--out", out, "--executor", "slurm").returncode == 0
     refused = evalgrid_cli(env, "run", grid, "--out", out, "--executor", "slurm")
-    assert refused.returncode == 2 and "queued or running on Slurm" in refused.stderr and "--alongside" in refused.stderr
+    assert refused.returncode == 2
+    assert "queued or running on Slurm" in refused.stderr and "--alongside" in refused.stderr
     local = evalgrid_cli(env, "run", grid, "--out", out, "--executor", "local")
     assert local.returncode == 2  # a local run would duplicate the queued cells too
     alongside = evalgrid_cli(env, "run", grid, "--out", out, "--executor", "slurm", "--alongside", "--wait")

@@ -88,7 +88,8 @@ class SlurmScheduler:
                 by_setup.setdefault(request.setup_key(), []).append(request)
         if by_setup:
             setups = list(by_setup.values())
-            executor.update_parameters(job_name=job_name, array_parallelism=min(len(setups), self.options.array_parallelism))
+            executor.update_parameters(job_name=job_name,
+                                       array_parallelism=min(len(setups), self.options.array_parallelism))
             jobs = executor.map_array(StageTraining(context, self.options.cpus_per_task), setups)
             record = JobRecord(_array_id(jobs[0].job_id), "stages",
                                tuple(TaskRecord(job.job_id, tuple(r.key() for r in setup))
@@ -112,8 +113,8 @@ class SlurmScheduler:
         for array in arrays:
             jobs = executor.map_array(pack, array)
             submission.jobs.append(JobRecord(_array_id(jobs[0].job_id), "cells",
-                                             tuple(TaskRecord(job.job_id, tuple(c.cell_id for c in cells))
-                                                   for job, cells in zip(jobs, array)),
+                                             tuple(TaskRecord(job.job_id, tuple(c.cell_id for c in packed))
+                                                   for job, packed in zip(jobs, array)),
                                              tuple(stage_jobs)))
             write_submission(out, submission)
 
