@@ -216,3 +216,11 @@ def test_a_worker_killed_mid_cell_fails_that_cell_only(write_grid, tmp_path):
     assert "signal 9" in failed["error_message"].iloc[0]
     assert evalgrid_cli("run", grid, "--out", out).returncode == 0, "the next run retries the failed cell"
     assert (evalgrid.load(out)["status"] == "done").all()
+
+
+def test_result_files_get_the_permissions_of_the_umask_not_private_ones(tmp_path):
+    """A run on a shared cluster filesystem is readable by collaborators as any file is."""
+    from evalgrid.store.atomic import UMASK, atomic_write_text
+
+    atomic_write_text(tmp_path / "grid.toml", "name = 'x'\n")
+    assert (tmp_path / "grid.toml").stat().st_mode & 0o777 == 0o666 & ~UMASK

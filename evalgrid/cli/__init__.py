@@ -33,9 +33,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from evalgrid.cli import cancel, collect, components, plan, retry, run, status, weights
+    from evalgrid.cli import cancel, collect, components, plan, report, retry, run, status, table, weights
 
-    for module in (plan, run, status, cancel, retry, collect, weights, components):
+    for module in (plan, run, status, cancel, retry, collect, table, report, weights, components):
         main.add_command(module.command)
 
 

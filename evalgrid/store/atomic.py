@@ -14,6 +14,15 @@ from pathlib import Path
 TMP_MARKER = ".tmp-"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()  # read once: os.umask can only be read by setting it
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp_path)`` and then move the temporary file onto ``path``."""
     path = Path(path)
@@ -25,6 +34,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         write(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600: give collaborators what open() would
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

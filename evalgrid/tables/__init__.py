@@ -1,0 +1,61 @@
+"""The papers' tables regenerated from a run: published numbers beside measured ones, with the
+difference and a computed trend verdict (``evalgrid table NAME DIR``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from evalgrid.errors import UserError
+from evalgrid.tables.compare import Compared, compare, read_published
+from evalgrid.tables.definition import TableDefinition, Trend
+from evalgrid.tables.measure import MeasuredValue, aggregate, measured_columns, measured_long
+from evalgrid.tables.verdicts import Verdict, verdicts
+
+
+@dataclass(frozen=True)
+class RegeneratedTable:
+    definition: TableDefinition
+    run: Path
+    grid_name: str
+    smoke: bool  # the run is of the smoke companion
+    done: int
+    failed: int
+    columns: dict[str, MeasuredValue]  # value name → the result column it was read from
+    rows: list[Compared]
+    verdicts: tuple[tuple[Trend, list[Verdict]], ...]  # per trend of the definition
+
+
+def grid_names(definition: TableDefinition) -> dict[str, bool]:
+    """Names of the table's grid (False) and its smoke companion (True)."""
+    from evalgrid.grid.toml_io import read_grid_toml
+
+    names = {str(read_grid_toml(definition.grid).data.get("name")): False}
+    if definition.smoke is not None:
+        names[str(read_grid_toml(definition.smoke).data.get("name"))] = True
+    return names
+
+
+def regenerate(definition: TableDefinition, run: Path) -> RegeneratedTable:
+    """The table from the results in ``run`` (done cells only; a partial run gives a partial table)."""
+    import evalgrid
+    from evalgrid.grid.toml_io import read_grid_toml
+    from evalgrid.store.layout import OutputDir
+
+    out = OutputDir(Path(run))
+    if not out.grid_toml.is_file():
+        raise UserError(f"{run}: not an evalgrid output directory (no grid.toml): run a grid into it first.")
+    ran = str(read_grid_toml(out.grid_toml).data.get("name"))
+    names = grid_names(definition)
+    if ran not in names:
+        expected = " or ".join(repr(n) for n in names)
+        raise UserError(f"{run} holds grid {ran!r}, but table {definition.name!r} is made from grid {expected} "
+                        f"({definition.grid}). Run that grid into a directory, or pick the table of {ran!r} "
+                        f"(evalgrid table --list).")
+    frame = evalgrid.load(run)
+    columns = measured_columns(frame[frame["status"] == "done"], definition)
+    measured = aggregate(measured_long(frame, definition, columns), definition)
+    rows = compare(definition, read_published(definition), measured, columns)
+    return RegeneratedTable(definition, Path(run), ran, names[ran], int((frame["status"] == "done").sum()),
+                            int((frame["status"] == "failed").sum()), columns, rows,
+                            tuple((trend, verdicts(definition, trend, rows, columns)) for trend in definition.trends))

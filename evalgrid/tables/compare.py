@@ -1,0 +1,91 @@
+"""Published numbers beside measured ones: one compared row per key combination and value."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from evalgrid.errors import UserError
+from evalgrid.tables.definition import TableDefinition
+from evalgrid.tables.measure import MeasuredValue, canonical
+
+Keys = tuple[str, ...]  # canonical key texts, in definition.key_names order
+
+
+@dataclass(frozen=True)
+class Compared:
+    keys: tuple[str, ...]  # the key values as shown (the paper's text where it has the row)
+    value: str
+    published: float
+    mean: float
+    std: float
+    n: int
+    cells: int
+
+    @property
+    def difference(self) -> float:
+        return self.mean - self.published
+
+
+def read_published(definition: TableDefinition) -> pd.DataFrame:
+    """The published CSV's rows for this table (``published_where`` applied), keys and values only."""
+    if definition.published is None:
+        return pd.DataFrame(columns=[*definition.key_names, *[v.name for v in definition.values]])
+    table = pd.read_csv(definition.published, comment="#")
+    for column, wanted in definition.published_where:
+        _require_column(definition, table, column, "published_where")
+        table = table[table[column].map(canonical) == canonical(wanted)]
+    for column in (*definition.key_names, *[v.name for v in definition.values]):
+        _require_column(definition, table, column, "keys/values")
+    return table.reset_index(drop=True)
+
+
+def _require_column(definition: TableDefinition, table: pd.DataFrame, column: str, where: str) -> None:
+    if column not in table.columns:
+        raise UserError(f"{definition.source}: {where}: {column!r} is not a column of {definition.published} "
+                        f"(columns: {', '.join(table.columns)}).")
+
+
+def compare(definition: TableDefinition, published: pd.DataFrame, measured: pd.DataFrame,
+            columns: dict[str, MeasuredValue]) -> list[Compared]:
+    """Rows in the paper's order, then measured combinations the paper does not have."""
+    names = definition.key_names
+    shown: dict[Keys, tuple[str, ...]] = {}
+    paper: dict[tuple[Keys, str], float] = {}
+    for _, row in published.iterrows():
+        keys = tuple(canonical(row[name]) for name in names)
+        shown.setdefault(keys, tuple(_text(row[name]) for name in names))
+        for value in definition.values:
+            paper[keys, value.name] = float(row[value.name]) if pd.notna(row[value.name]) else math.nan
+    ours: dict[tuple[Keys, str], pd.Series] = {}
+    for _, row in measured.iterrows():
+        keys = tuple(canonical(row[name]) for name in names)
+        shown.setdefault(keys, tuple(_text(row[name]) for name in names))
+        ours[keys, row["value"]] = row
+    compared = []
+    for keys, text in shown.items():
+        for value in definition.values:
+            stats = ours.get((keys, value.name))
+            if stats is None and (keys, value.name) not in paper:
+                continue
+            compared.append(Compared(
+                text, value.name, paper.get((keys, value.name), math.nan),
+                float(stats["mean"]) if stats is not None else math.nan,
+                float(stats["std"]) if stats is not None else math.nan,
+                int(stats["n"]) if stats is not None else 0, int(stats["cells"]) if stats is not None else 0))
+    return compared
+
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def comparable(columns: dict[str, MeasuredValue], value: str) -> bool:
+    """A difference means something only when the run measured the paper's own metric."""
+    return not columns[value].is_fallback

@@ -1,0 +1,118 @@
+"""The measured side of a table: each done cell's keys (as the paper labels them) and its values,
+aggregated to mean ± std over seeds and trials."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evalgrid.store.results import PER_SAMPLE_METRICS
+from evalgrid.tables.definition import Key, TableDefinition, Value
+
+
+def canonical(value: Any) -> str:
+    """The text two sides are joined on: numbers by value (16 = 16.0 = "16"), booleans as TOML
+    writes them, missing values as ""."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _factor_value(config: dict[str, Any], factor: str) -> Any:
+    value = config[factor]
+    if isinstance(value, list):  # a defense chain
+        return "+".join(step["name"] for step in value) or "none"
+    if isinstance(value, dict):  # a component
+        return value["name"]
+    return value
+
+
+def key_value(key: Key, config: dict[str, Any], row: pd.Series) -> Any:
+    """The key's value for one cell, after ``match`` and ``map``."""
+    if key.column:
+        value = row[key.column]
+    elif key.option:
+        value = config[key.factor].get("options", {}).get(key.option)
+    else:
+        value = _factor_value(config, key.factor)
+    component = config.get(key.factor) if key.factor else None
+    if key.matches and isinstance(component, dict):
+        options = {"name": component["name"], **component.get("options", {})}
+        for match in key.matches:
+            if all(name in options and canonical(options[name]) == canonical(wanted) for name, wanted in match.when):
+                value = match.value
+                break
+    mapping = dict(key.mapping)
+    return mapping.get(canonical(value), mapping.get(str(value), value))
+
+
+@dataclass(frozen=True)
+class MeasuredValue:
+    """Which result column a value was read from (``fallback`` when the run lacks ``measured``)."""
+
+    value: Value
+    column: str
+
+    @property
+    def is_fallback(self) -> bool:
+        return self.column != self.value.measured
+
+
+def measured_columns(frame: pd.DataFrame, definition: TableDefinition) -> dict[str, MeasuredValue]:
+    chosen = {}
+    for value in definition.values:
+        column = value.measured
+        if not _has_values(frame, column) and value.fallback and _has_values(frame, value.fallback):
+            column = value.fallback
+        chosen[value.name] = MeasuredValue(value, column)
+    return chosen
+
+
+def _has_values(frame: pd.DataFrame, column: str) -> bool:
+    return column in frame and pd.to_numeric(frame[column], errors="coerce").notna().any()
+
+
+def _samples(row: pd.Series, column: str, per: str) -> list[float]:
+    """One value per trial for per-sample metrics (the batch's mean), else the cell's value."""
+    per_sample = row.get(f"{column}_per_sample") if column in PER_SAMPLE_METRICS else None
+    if per_sample is not None and len(per_sample):
+        values = [float(np.mean(trial)) for trial in per_sample if len(trial)]
+    else:
+        values = [float(row[column])] if pd.notna(row[column]) else []
+    if per:
+        values = [v / float(row[per]) for v in values]
+    return [v for v in values if not math.isnan(v)]
+
+
+def measured_long(frame: pd.DataFrame, definition: TableDefinition,
+                  columns: dict[str, MeasuredValue]) -> pd.DataFrame:
+    """One row per (done cell, value, seed × trial sample): the keys, ``value``, ``sample``."""
+    records = []
+    for _, row in frame[frame["status"] == "done"].iterrows():
+        config = json.loads(row["config"])
+        keys = {key.name: key_value(key, config, row) for key in definition.keys}
+        for name, measured in columns.items():
+            for sample in _samples(row, measured.column, measured.value.per):
+                records.append({**keys, "value": name, "sample": sample, "cell_id": row["cell_id"]})
+    return pd.DataFrame.from_records(records, columns=[*definition.key_names, "value", "sample", "cell_id"])
+
+
+def aggregate(long: pd.DataFrame, definition: TableDefinition) -> pd.DataFrame:
+    """Mean, std (over seeds × trials; NaN from one sample), samples and cells per keys and value."""
+    by = [*definition.key_names, "value"]
+    if long.empty:
+        return pd.DataFrame(columns=[*by, "mean", "std", "n", "cells"])
+    grouped = long.groupby(by, sort=False, dropna=False)
+    stats = grouped["sample"].agg(mean="mean", std="std", n="count")
+    stats["cells"] = grouped["cell_id"].nunique()
+    return stats.reset_index()

@@ -1,0 +1,322 @@
+"""`evalgrid table`: a paper's table regenerated from a real run, published values beside the
+measured ones, with the difference and a computed trend verdict.
+
+One tiny real run (IG against 1, 2 and 4 full-batch FedAvg steps on 16×16 digits, two seeds)
+serves every test; the definitions and "published" CSVs are written per test in a temporary
+analysis folder ($EVALGRID_ANALYSIS), so each test states the paper it compares with."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import evalgrid
+from evalgrid.tables.verdicts import Level, against_reference, monotone, ranking, spearman
+from evalgrid.tables.definition import Trend
+
+RUN_GRID = """
+name = "steps-smoke"
+metrics = ["psnr", "ssim"]
+
+[factors]
+dataset = [{ name = "digits", resolution = 16 }]
+model = [{ name = "convnet", width = 4 }]
+local_training = [{ name = "fedavg", local_steps = 1 }, { name = "fedavg", local_steps = 2 },
+                  { name = "fedavg", local_steps = 4 }]
+attack = ["ig"]
+batch_size = [1]
+labels = ["known"]
+trials = [2]
+seed = [0, 1]
+
+[local_trainings.fedavg]
+lr = 0.3
+bn_mode = "eval"
+
+[attacks.ig]
+iterations = 20
+tv = 0.0
+
+[run]
+executor = "debug"
+threads_per_worker = 1
+"""
+
+PAPER_GRID = """
+extends = "steps-smoke.toml"
+name = "steps-paper"
+"""
+
+
+def invoke(*args):
+    from evalgrid.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tables")
+    (folder / "steps-smoke.toml").write_text(RUN_GRID)
+    (folder / "steps-paper.toml").write_text(PAPER_GRID)
+    result = invoke("run", folder / "steps-smoke.toml", "--out", folder / "run")
+    assert result.exit_code == 0, result.output
+    return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def measured(run) -> pd.DataFrame:
+    """PSNR per U: mean and std over the 2 seeds × 2 trials, computed here from the raw results."""
+    frame = evalgrid.load(run)
+    frame["U"] = frame["local_steps"]
+    samples = frame.explode("psnr_per_sample")
+    samples["trial_psnr"] = samples["psnr_per_sample"].map(lambda trial: sum(trial) / len(trial))
+    return samples.groupby("U")["trial_psnr"].agg(["mean", "std", "count"])
+
+
+@pytest.fixture
+def analysis(tmp_path, monkeypatch, run):
+    """analysis(definition, csv=None) -> the table's name, in a fresh $EVALGRID_ANALYSIS."""
+    root = tmp_path / "analysis"
+    (root / "tables").mkdir(parents=True)
+    monkeypatch.setenv("EVALGRID_ANALYSIS", str(root))
+    grids = run.parent
+
+    def write(definition: str, csv: str | None = None, name: str = "steps") -> str:
+        text = textwrap.dedent(definition).replace("GRIDS", str(grids))
+        if csv is not None:
+            (root / "published.csv").write_text(textwrap.dedent(csv).lstrip())
+            text = 'published = "../published.csv"\n' + text
+        (root / "tables" / f"{name}.toml").write_text(text)
+        return name
+
+    return write
+
+
+STEPS_TABLE = """
+title = "Local steps (a test table)"
+paper = "A paper, Table 1"
+grid = "GRIDS/steps-paper.toml"
+smoke = "GRIDS/steps-smoke.toml"
+rows = ["dataset", "attack"]
+columns = ["local_updates"]
+
+[keys.dataset]
+factor = "dataset"
+map = { digits = "cifar10" }
+
+[keys.attack]
+factor = "attack"
+map = { ig = "O" }
+
+[keys.local_updates]
+column = "local_steps"
+
+[values.{value}]
+measured = "{value}"
+{fallback}
+
+[trend]
+along = "local_updates"
+"""
+
+
+def steps_table(value: str = "psnr", fallback: str = "") -> str:
+    return STEPS_TABLE.replace("{value}", value).replace("{fallback}", fallback)
+
+
+def published_csv(value: str, numbers: dict[int, float]) -> str:
+    lines = [f"# the setting of the published table", f"dataset,attack,local_updates,{value}"]
+    lines += [f"cifar10,O,{u},{v}" for u, v in numbers.items()]
+    lines.append(f"cifar100,O,1,{numbers[1]}")  # a row the run does not measure
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(name: str, run: Path) -> pd.DataFrame:
+    result = invoke("table", name, run, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    import io
+
+    return pd.read_csv(io.StringIO(result.output))
+
+
+def direction(measured: pd.DataFrame) -> int:
+    """+1 when the run's PSNR rises with U (Spearman over U = 1, 2, 4), -1 when it falls."""
+    rho = spearman([1.0, 2.0, 4.0], list(measured["mean"]))
+    assert abs(rho) >= 0.5, f"the tiny run shows no direction (rho {rho}): pick another setting"
+    return 1 if rho > 0 else -1
+
+
+def test_each_cell_is_the_mean_and_std_over_seeds_and_trials_beside_the_published_value(analysis, run, measured):
+    name = analysis(steps_table(), published_csv("psnr", {1: 20.0, 2: 15.0, 4: 10.0}))
+    table = csv_table(name, run).set_index(["dataset", "local_updates"])
+    for steps, stats in measured.iterrows():
+        row = table.loc[("cifar10", steps)]
+        assert row["measured_mean"] == pytest.approx(stats["mean"])
+        assert row["measured_std"] == pytest.approx(stats["std"])
+        assert row["samples"] == stats["count"] == 4  # 2 seeds × 2 trials
+        assert row["difference"] == pytest.approx(stats["mean"] - {1: 20.0, 2: 15.0, 4: 10.0}[steps])
+
+
+def test_published_rows_the_run_did_not_measure_stay_with_an_empty_measured_value(analysis, run):
+    name = analysis(steps_table(), published_csv("psnr", {1: 20.0, 2: 15.0, 4: 10.0}))
+    table = csv_table(name, run)
+    unmeasured = table[table["dataset"] == "cifar100"]
+    assert len(unmeasured) == 1 and math.isnan(unmeasured["measured_mean"].iloc[0])
+    assert unmeasured["published"].iloc[0] == 20.0
+
+
+def test_markdown_prints_the_papers_layout_with_the_difference(analysis, run, measured):
+    name = analysis(steps_table(), published_csv("psnr", {1: 20.0, 2: 15.0, 4: 10.0}))
+    text = invoke("table", name, run).output
+    header = next(line for line in text.splitlines() if line.startswith("| dataset"))
+    assert header.split(" | ")[:5] == ["| dataset", "attack", "local_updates 1", "local_updates 2"][:4] + \
+        ["local_updates 4"]
+    row = next(line for line in text.splitlines() if line.startswith("| cifar10 | O |"))
+    mean_u1 = measured.loc[1, "mean"]
+    assert f"[20.00, Δ {'+' if mean_u1 >= 20 else '−'}{abs(mean_u1 - 20):.2f}]" in row
+
+
+@pytest.mark.parametrize("same_way", [True, False])
+def test_the_trend_verdict_follows_the_measured_direction(analysis, run, measured, same_way):
+    rising = direction(measured) > 0
+    numbers = {1: 10.0, 2: 12.0, 4: 14.0} if rising == same_way else {1: 14.0, 2: 12.0, 4: 10.0}
+    name = analysis(steps_table(), published_csv("psnr", numbers))
+    table = csv_table(name, run)
+    verdict = set(table[table["dataset"] == "cifar10"]["trend"])
+    assert verdict == {"agrees" if same_way else "disagrees"}
+    assert set(table[table["dataset"] == "cifar100"]["trend"]) == {"not measured"}
+
+
+def test_a_psnr_stand_in_for_lpips_is_judged_by_the_direction_of_leakage(analysis, run, measured):
+    """Published LPIPS rising means less leakage: it agrees with a measured PSNR that falls."""
+    leaking_less = direction(measured) < 0
+    numbers = {1: 0.02, 2: 0.10, 4: 0.20} if leaking_less else {1: 0.20, 2: 0.10, 4: 0.02}
+    name = analysis(steps_table("lpips", 'fallback = "psnr"'), published_csv("lpips", numbers))
+    table = csv_table(name, run)
+    measured_rows = table[table["dataset"] == "cifar10"]
+    assert set(measured_rows["measured_column"]) == {"psnr"}
+    assert measured_rows["difference"].isna().all()  # PSNR minus LPIPS means nothing
+    assert set(measured_rows["trend"]) == {"agrees"}
+    text = invoke("table", name, run).output
+    assert "The run has no lpips" in text and "Δ" not in text.split("The run has no lpips")[1]
+
+
+def test_latex_escapes_and_uses_booktabs(analysis, run):
+    name = analysis(steps_table(), published_csv("psnr", {1: 20.0, 2: 15.0, 4: 10.0}))
+    text = invoke("table", name, run, "--format", "latex").output
+    assert r"\begin{tabular}{llcccc}" in text and r"\toprule" in text
+    assert r"$\pm$" in text and r"$\Delta$" in text and "local\\_updates 1" in text
+
+
+def test_out_writes_the_table_to_a_file(analysis, run, tmp_path):
+    name = analysis(steps_table(), published_csv("psnr", {1: 20.0, 2: 15.0, 4: 10.0}))
+    result = invoke("table", name, run, "--format", "csv", "--out", tmp_path / "t.csv")
+    assert result.exit_code == 0
+    assert pd.read_csv(tmp_path / "t.csv")["value"].eq("psnr").all()
+
+
+def test_a_figure_without_published_values_is_judged_against_the_papers_stated_claim(analysis, run, measured):
+    falls = direction(measured) < 0
+    definition = steps_table().replace("[trend]\n", f'[trend]\nexpect = "{"decreasing" if falls else "increasing"}"\n'
+                                                   f'expect_source = "Sec. 5, the text"\n')
+    name = analysis(definition)
+    table = csv_table(name, run)
+    assert set(table["trend"]) == {"agrees"} and table["published"].isna().all()
+
+
+def test_list_names_every_table_with_its_grid(analysis, run):
+    analysis(steps_table(), published_csv("psnr", {1: 20.0, 2: 15.0, 4: 10.0}))
+    result = invoke("table", "--list")
+    assert result.exit_code == 0
+    assert "steps: Local steps (a test table)" in result.output and "steps-paper.toml" in result.output
+
+
+# user mistakes ----------------------------------------------------------------------------------
+
+def test_an_unknown_table_names_the_choices(analysis, run):
+    analysis(steps_table(), published_csv("psnr", {1: 20.0, 2: 15.0, 4: 10.0}))
+    result = invoke("table", "stpes", run)
+    assert result.exit_code == 2
+    assert "unknown table 'stpes'. Did you mean 'steps'? Valid choices: steps." in result.output
+
+
+def test_a_run_of_another_grid_is_refused(analysis, run, tmp_path):
+    other = tmp_path / "other.toml"
+    other.write_text('name = "other"\n[factors]\ndataset = ["digits"]\nmodel = ["lenet"]\nattack = ["ig"]\n')
+    name = analysis(steps_table().replace("GRIDS/steps-paper.toml", str(other)).replace("GRIDS/steps-smoke.toml",
+                                                                                      str(other)),
+                    published_csv("psnr", {1: 20.0, 2: 15.0, 4: 10.0}))
+    result = invoke("table", name, run)
+    assert result.exit_code == 2 and "holds grid 'steps-smoke'" in result.output and "'other'" in result.output
+
+
+@pytest.mark.parametrize("change, key, hint", [
+    (("[keys.attack]\nfactor = \"attack\"", "[keys.attack]\nfactor = \"atack\""), "keys.attack.factor",
+     "Did you mean 'attack'?"),
+    (("column = \"local_steps\"", "column = \"local_step\""), "keys.local_updates.column", "Did you mean 'local_steps'?"),
+    (("[trend]\nalong = \"local_updates\"", "[trend]\nalong = \"local_updates\"\nkind = \"monotonic\""),
+     "trend.kind", "Did you mean 'monotone'?"),
+    (("rows = [", "colour = 1\nrows = ["), "colour", "Valid choices:"),
+])
+def test_a_bad_definition_names_the_file_the_key_and_the_choices(analysis, run, change, key, hint):
+    name = analysis(steps_table().replace(*change), published_csv("psnr", {1: 20.0, 2: 15.0, 4: 10.0}))
+    result = invoke("table", name, run)
+    assert result.exit_code == 2
+    assert f"{name}.toml: {key}:" in result.output and hint in result.output
+    assert "Traceback" not in result.output
+
+
+# the verdict rules ------------------------------------------------------------------------------
+
+def levels(*triples) -> list[Level]:
+    return [Level(text, published, measured) for text, published, measured in triples]
+
+
+def test_monotone_needs_a_strong_rank_correlation_on_both_sides():
+    trend = Trend("psnr", "steps", "monotone")
+    assert monotone(trend, levels(("1", 3.0, 9.0), ("2", 2.0, 8.0), ("4", 1.0, 7.0)), 1)[2] == "agrees"
+    assert monotone(trend, levels(("1", 3.0, 7.0), ("2", 2.0, 8.0), ("4", 1.0, 9.0)), 1)[2] == "disagrees"
+    assert monotone(trend, levels(("1", 3.0, 7.0), ("2", 2.0, 9.0), ("4", 1.0, 7.0)), 1)[2] == "unclear"
+    assert monotone(trend, levels(("1", 3.0, 7.0), ("2", 2.0, math.nan)), 1)[2] == "not measured"
+
+
+def test_reference_compares_every_level_with_the_reference_level():
+    trend = Trend("lpips", "modification", "reference", reference="none")
+    rows = levels(("none", 0.004, 0.10), ("remove_bias", 0.03, 0.20), ("kernel_1", 0.15, 0.05))
+    paper, measured, outcome = against_reference(trend, rows, 1)
+    assert outcome == "mixed (1 of 2 levels agree)"
+    assert "remove_bias higher; kernel_1 higher than none" == paper
+    assert "remove_bias higher; kernel_1 lower" == measured
+
+
+def test_rank_compares_the_order_of_the_levels():
+    trend = Trend("psnr", "attack", "rank")
+    rows = levels(("idlg", 9.9, 8.0), ("ig", 10.3, 9.0), ("gi", 11.3, 9.5), ("fedleak", 23.1, 14.0))
+    assert ranking(trend, rows, 1)[2] == "agrees"
+    assert ranking(trend, rows, -1)[2] == "disagrees"
+
+
+def test_the_command_offers_every_registered_format():
+    from evalgrid.cli.table import FORMATS as OFFERED
+    from evalgrid.tables.render import FORMATS
+
+    assert list(OFFERED) == FORMATS.names()
+
+
+def test_a_table_can_check_several_claims_of_the_paper(analysis, run, measured):
+    rising = direction(measured) > 0
+    definition = steps_table().replace("[trend]\nalong", "[[trend]]\nalong") + \
+        '\n[[trend]]\nalong = "local_updates"\nkind = "reference"\nreference = 1\n'
+    numbers = {1: 10.0, 2: 12.0, 4: 14.0} if rising else {1: 14.0, 2: 12.0, 4: 10.0}
+    name = analysis(definition, published_csv("psnr", numbers))
+    table = csv_table(name, run)
+    assert set(table.loc[table.dataset == "cifar10", "trend_local_updates_monotone"]) == {"agrees"}
+    assert "trend_local_updates_reference" in table.columns
+    text = invoke("table", name, run).output
+    assert "along local_updates (monotone)" in text and "along local_updates (reference, reference 1)" in text
