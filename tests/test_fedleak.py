@@ -32,8 +32,8 @@ run = run_to_end
 
 def test_preset_is_the_papers_setting():
     assert dataclasses.asdict(ATTACKS["fedleak"].options()) == {
-        "iterations": 10_000, "lr": 0.1, "partial": True, "keep": 0.5, "blend": 0.5, "lookahead": 0.1,
-        "tv": 1e-4, "activation": 1e-4, "init": "randn", "label_inference": "fedleak"}
+        "iterations": 10_000, "lr": 0.1, "partial": True, "keep": 0.5, "distance": "l1_and_cosine", "blend": 0.5,
+        "lookahead": 0.1, "tv": 1e-4, "activation": 1e-4, "init": "randn", "label_inference": "fedleak"}
 
 
 @pytest.mark.parametrize("keep", [0.15, 0.5, 0.8, 1.0])
@@ -72,6 +72,53 @@ def test_the_distance_ignores_unmatched_elements_and_is_l1_plus_cosine_on_the_ma
     expected = (a - b).abs().sum() + 1 - torch.nn.functional.cosine_similarity(a, b, dim=0)
     assert partial_distance(dummy, target, matched).item() == pytest.approx(expected.item(), rel=1e-5)
     assert partial_distance(changed, target, matched).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+# Table 19's ablation on a hand-made pair: Λ = {0, 2} picks a = (3, 4) from the dummy gradients
+# and b = (1, 2) from the shared ones; ‖a − b‖₁ = 4, 1 − cos(a, b) = 1 − 11 / (5·√5).
+HAND_DUMMY = (torch.tensor([3.0, 0.0]), torch.tensor([[4.0, 9.0]]))
+HAND_TARGET = (torch.tensor([1.0, 5.0]), torch.tensor([[2.0, -7.0]]))
+HAND_MATCHED = torch.tensor([0, 2])
+HAND_L1, HAND_COSINE = 4.0, 1 - 11 / (5 * math.sqrt(5))
+
+
+@pytest.mark.parametrize(("distance", "expected"), [
+    ("l1_and_cosine", HAND_L1 + HAND_COSINE), ("cosine", HAND_COSINE), ("l1", HAND_L1)])
+def test_the_distance_keeps_the_terms_table_19_ablates(distance, expected):
+    value = partial_distance(HAND_DUMMY, HAND_TARGET, HAND_MATCHED, distance)
+    assert value.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_default_distance_is_l1_plus_cosine():
+    assert ATTACKS["fedleak"].options().distance == "l1_and_cosine"
+    assert partial_distance(HAND_DUMMY, HAND_TARGET, HAND_MATCHED).item() == pytest.approx(
+        HAND_L1 + HAND_COSINE, rel=1e-6)
+
+
+@pytest.mark.parametrize("distance", ["l1_and_cosine", "cosine", "l1"])
+def test_the_objective_and_the_final_loss_use_the_chosen_terms(distance):
+    view, _ = victim(0, [1, 2])
+    fedleak = attack(distance=distance, tv=0.0, activation=0.0, iterations=2)
+    state = fedleak.start(view, seeded())
+    inputs = state.images.detach()
+    expected = partial_distance(model_gradients(view, inputs, state.labels, create_graph=False), state.target,
+                                state.matched, distance).item()
+    assert fedleak.objective(view, state, inputs).item() == pytest.approx(expected, rel=1e-5)
+    while not fedleak.done(state):
+        fedleak.step(view, state)
+    final = model_gradients(view, state.images.detach(), state.labels, create_graph=False)
+    assert fedleak.result(view, state).final_loss == pytest.approx(
+        partial_distance(final, state.target, state.matched, distance).item(), rel=1e-6)
+
+
+def test_each_distance_lowers_its_own_loss():
+    view, _ = victim(0, [1, 3, 5])
+    for distance in ["cosine", "l1"]:
+        fedleak = attack(distance=distance, iterations=30)
+        state = fedleak.start(view, seeded())
+        start = partial_distance(model_gradients(view, state.images.detach(), state.labels, create_graph=False),
+                                 state.target, state.matched, distance).item()
+        assert fedleak.reconstruct(view, seeded()).final_loss < start / 2, distance
 
 
 def test_the_activation_penalty_is_the_l1_norm_of_every_relu_output():
@@ -179,6 +226,7 @@ def test_the_attackers_model_is_left_as_given(training_mode):
 @pytest.mark.parametrize(("key", "value"), [
     ("iterations", 0), ("lr", 0.0), ("keep", 0.0), ("keep", 1.5), ("blend", -0.1), ("blend", 1.5),
     ("lookahead", 0.0), ("tv", -1e-4), ("activation", -1.0), ("partial", 1), ("label_inference", "joint"),
+    ("distance", "l2"), ("distance", "cos"),
 ])
 def test_options_out_of_range_are_rejected(key, value):
     with pytest.raises(InvalidOption):

@@ -218,7 +218,7 @@ def test_out_writes_the_table_to_a_file(analysis, run, tmp_path):
     name = analysis(steps_table(), published_csv("psnr", {1: 20.0, 2: 15.0, 4: 10.0}))
     result = invoke("table", name, run, "--format", "csv", "--out", tmp_path / "t.csv")
     assert result.exit_code == 0
-    assert pd.read_csv(tmp_path / "t.csv")["value"].eq("psnr").all()
+    assert pd.read_csv(tmp_path / "t.csv")["measure"].eq("psnr").all()
 
 
 def test_a_figure_without_published_values_is_judged_against_the_papers_stated_claim(analysis, run, measured):
@@ -320,3 +320,24 @@ def test_a_table_can_check_several_claims_of_the_paper(analysis, run, measured):
     assert "trend_local_updates_reference" in table.columns
     text = invoke("table", name, run).output
     assert "along local_updates (monotone)" in text and "along local_updates (reference, reference 1)" in text
+
+
+def test_a_one_step_defense_chain_reads_like_its_component():
+    from evalgrid.tables.definition import Key, Match
+    from evalgrid.tables.measure import key_value
+
+    one_step = {"defense": [{"name": "qsgd", "options": {"bits": 2}}]}
+    assert key_value(Key("bits", factor="defense", option="bits"), one_step, None) == 2
+    matched = Key("defense", factor="defense", matches=(Match((("name", "qsgd"), ("bits", 2)), "Q2"),))
+    assert key_value(matched, one_step, None) == "Q2"
+    assert key_value(Key("defense", factor="defense"), {"defense": []}, None) == "none"
+    chain = {"defense": [{"name": "dpsgd", "options": {}}, {"name": "soteria", "options": {}}]}
+    assert key_value(matched, chain, None) == "dpsgd+soteria"
+
+
+def test_a_key_named_like_an_output_column_is_refused(analysis, run):
+    definition = steps_table().replace('rows = ["dataset", "attack"]', 'rows = ["dataset", "measure"]') \
+        .replace("[keys.attack]", "[keys.measure]")
+    name = analysis(definition, published_csv("psnr", {1: 20.0, 2: 15.0, 4: 10.0}))
+    result = invoke("table", name, run)
+    assert result.exit_code == 2 and "keys.measure: a name the table's output uses for itself" in result.output

@@ -6,6 +6,9 @@ Objective at dummy batch x' (Sec. 4.4):
 
     L(x') = ‖g'[Λ] − ĝ[Λ]‖₁ + (1 − cos(g'[Λ], ĝ[Λ])) + α·TV(x') + β·Σ_l ‖F_l(x')‖₁
 
+* The gradient distance (``distance``): L1 + cosine as above, or one of the two alone, the
+  terms Appendix F's Table 19 ablates ("w.o. cos", "w.o. ℓ1"); the objective and
+  ``final_loss`` use the same terms.
 * Partial matching (Sec. 4.2): Λ holds the ``keep`` share (50%) of the shared update's
   elements with the largest magnitude, over all matched layers at once; the mask is fixed from
   ĝ before the first step. ``partial = false`` matches every element (Table 15's 100%).
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -53,6 +57,9 @@ from evalgrid.attacks.losses import flatten, total_variation
 from evalgrid.options import option
 from evalgrid.threat_model import Reconstruction, ServerView
 
+# The gradient terms of Sec. 4.4's distance that are kept (Table 19's ablation).
+Distance = Literal["l1_and_cosine", "cosine", "l1"]
+
 # The modules whose outputs are "activation values" for the L1 penalty.
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
                nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Sigmoid, nn.Tanh)
@@ -64,6 +71,8 @@ class FedLeakOptions:
     lr: float = option(0.1, positive=True, doc="Adam step size (lost from our copy of the paper; IG's 0.1)")
     partial: bool = option(True, doc="match only the largest `keep` share of the update's elements (false: all)")
     keep: float = option(0.5, positive=True, maximum=1.0, doc="share of elements matched, largest magnitude first")
+    distance: Distance = option("l1_and_cosine", doc="gradient terms matched on Λ: 'l1_and_cosine' (Sec. 4.4), "
+                                                     "'cosine' or 'l1' alone (Table 19's ablation)")
     blend: float = option(0.5, minimum=0.0, maximum=1.0,
                           doc="γ: the step uses (1 - γ)·∇L(x') + γ·∇L(look-ahead point); 0 turns it off")
     lookahead: float = option(0.1, positive=True, doc="h: RMS pixel change of the descent step to the look-ahead point")
@@ -94,10 +103,15 @@ def matched_elements(target: tuple[Tensor, ...], keep: float) -> Tensor:
     return torch.topk(magnitudes, count, sorted=False).indices.sort().values
 
 
-def partial_distance(dummy: tuple[Tensor, ...], target: tuple[Tensor, ...], matched: Tensor) -> Tensor:
-    """‖g'[Λ] − ĝ[Λ]‖₁ + 1 − cos(g'[Λ], ĝ[Λ]) (FedLeak Sec. 4.4, the two gradient terms)."""
+def partial_distance(dummy: tuple[Tensor, ...], target: tuple[Tensor, ...], matched: Tensor,
+                     distance: Distance = "l1_and_cosine") -> Tensor:
+    """‖g'[Λ] − ĝ[Λ]‖₁ + 1 − cos(g'[Λ], ĝ[Λ]) (FedLeak Sec. 4.4, the two gradient terms), or
+    the one term ``distance`` keeps (Table 19)."""
     a, b = flatten(dummy)[matched], flatten(target)[matched]
-    return (a - b).abs().sum() + 1 - torch.dot(a, b) / (a.norm() * b.norm())
+    if distance == "l1":
+        return (a - b).abs().sum()
+    cosine = 1 - torch.dot(a, b) / (a.norm() * b.norm())
+    return cosine if distance == "cosine" else (a - b).abs().sum() + cosine
 
 
 def activation_l1(view: ServerView, inputs: Tensor) -> Tensor:
@@ -120,7 +134,8 @@ def activation_l1(view: ServerView, inputs: Tensor) -> Tensor:
 
 
 class FedLeak(SteppedAttack[FedLeakState]):
-    """Adam on partial L1 + cosine matching, TV and activation sparsity, with blended look-ahead gradients."""
+    """Adam on partial L1 + cosine matching (or one of the two), TV and activation sparsity, with blended
+    look-ahead gradients."""
 
     def __init__(self, options: FedLeakOptions):
         self.options = options
@@ -137,7 +152,8 @@ class FedLeak(SteppedAttack[FedLeakState]):
     def objective(self, view: ServerView, state: FedLeakState, inputs: Tensor) -> Tensor:
         """L(x'): the partial distance plus the TV and activation priors."""
         options = self.options
-        loss = partial_distance(model_gradients(view, inputs, state.labels), state.target, state.matched)
+        loss = partial_distance(model_gradients(view, inputs, state.labels), state.target, state.matched,
+                                options.distance)
         if options.tv > 0:
             loss = loss + options.tv * total_variation(inputs)
         if options.activation > 0:
@@ -168,10 +184,10 @@ class FedLeak(SteppedAttack[FedLeakState]):
         return state.iteration >= self.options.iterations
 
     def result(self, view: ServerView, state: FedLeakState) -> Reconstruction:
-        """The final images; ``final_loss`` is their partial distance (L1 + cosine on Λ, no priors)."""
+        """The final images; ``final_loss`` is their partial distance (the ``distance`` terms on Λ, no priors)."""
         images = state.images.detach()
         loss = partial_distance(model_gradients(view, images, state.labels, create_graph=False), state.target,
-                                state.matched)
+                                state.matched, self.options.distance)
         check_finite(loss, state.iteration)
         return Reconstruction(images=images.clone(), labels=state.labels.clone(), iterations=state.iteration,
                               final_loss=loss.item())

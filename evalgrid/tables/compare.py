@@ -9,7 +9,7 @@ import pandas as pd
 
 from evalgrid.errors import UserError
 from evalgrid.tables.definition import TableDefinition
-from evalgrid.tables.measure import MeasuredValue, canonical
+from evalgrid.tables.measure import VALUE, MeasuredValue, canonical
 
 Keys = tuple[str, ...]  # canonical key texts, in definition.key_names order
 
@@ -63,7 +63,7 @@ def compare(definition: TableDefinition, published: pd.DataFrame, measured: pd.D
     for _, row in measured.iterrows():
         keys = tuple(canonical(row[name]) for name in names)
         shown.setdefault(keys, tuple(_text(row[name]) for name in names))
-        ours[keys, row["value"]] = row
+        ours[keys, row[VALUE]] = row
     compared = []
     for keys, text in shown.items():
         for value in definition.values:

@@ -19,6 +19,9 @@ KEY_FIELDS = ("factor", "option", "column", "map", "match")
 VALUE_FIELDS = ("measured", "fallback", "per")
 TREND_FIELDS = ("value", "along", "kind", "reference", "expect", "expect_source")
 TREND_KINDS = ("monotone", "reference", "rank")
+# Columns of `evalgrid table --format csv` beside the keys: no key may take these names.
+OUTPUT_COLUMNS = ("measure", "measured_column", "measured_mean", "measured_std", "samples", "cells", "published",
+                  "difference", "trend")
 EXPECTATIONS = {"monotone": ("increasing", "decreasing"), "reference": ("higher", "lower"), "rank": ()}
 
 
@@ -235,6 +238,10 @@ class _Reader:
             raise self.fail("rows", "list at least one key the table's rows are made of.")
         keys_table = self.table("keys")
         wanted = (*rows, *columns)
+        for name_ in wanted:
+            if name_ in OUTPUT_COLUMNS or name_.startswith("trend_"):
+                raise self.fail(f"keys.{name_}", f"a name the table's output uses for itself "
+                                                 f"({', '.join(OUTPUT_COLUMNS)}, trend_*): rename the key.")
         for name_ in wanted:
             if name_ not in keys_table:
                 raise self.fail(f"keys.{name_}", "missing: every key of rows and columns needs a [keys.NAME] table.")

@@ -14,6 +14,9 @@ import pandas as pd
 from evalgrid.store.results import PER_SAMPLE_METRICS
 from evalgrid.tables.definition import Key, TableDefinition, Value
 
+# Columns of the measured frames beside the keys: names no key can take (a key is a CSV column).
+VALUE, SAMPLE, CELL = ".value", ".sample", ".cell"
+
 
 def canonical(value: Any) -> str:
     """The text two sides are joined on: numbers by value (16 = 16.0 = "16"), booleans as TOML
@@ -28,6 +31,17 @@ def canonical(value: Any) -> str:
         return str(value)
 
 
+def _component(config: dict[str, Any], factor: str) -> dict[str, Any] | None:
+    """The factor's component ({name, options}); a defense chain of one step counts as that step,
+    an empty chain as "none"."""
+    value = config[factor]
+    if isinstance(value, list):
+        if len(value) > 1:
+            return None
+        return value[0] if value else {"name": "none", "options": {}}
+    return value if isinstance(value, dict) else None
+
+
 def _factor_value(config: dict[str, Any], factor: str) -> Any:
     value = config[factor]
     if isinstance(value, list):  # a defense chain
@@ -37,16 +51,16 @@ def _factor_value(config: dict[str, Any], factor: str) -> Any:
     return value
 
 
-def key_value(key: Key, config: dict[str, Any], row: pd.Series) -> Any:
+def key_value(key: Key, config: dict[str, Any], row: pd.Series | None) -> Any:
     """The key's value for one cell, after ``match`` and ``map``."""
+    component = _component(config, key.factor) if key.factor else None
     if key.column:
         value = row[key.column]
     elif key.option:
-        value = config[key.factor].get("options", {}).get(key.option)
+        value = (component or {}).get("options", {}).get(key.option)
     else:
         value = _factor_value(config, key.factor)
-    component = config.get(key.factor) if key.factor else None
-    if key.matches and isinstance(component, dict):
+    if key.matches and component is not None:
         options = {"name": component["name"], **component.get("options", {})}
         for match in key.matches:
             if all(name in options and canonical(options[name]) == canonical(wanted) for name, wanted in match.when):
@@ -96,23 +110,23 @@ def _samples(row: pd.Series, column: str, per: str) -> list[float]:
 
 def measured_long(frame: pd.DataFrame, definition: TableDefinition,
                   columns: dict[str, MeasuredValue]) -> pd.DataFrame:
-    """One row per (done cell, value, seed × trial sample): the keys, ``value``, ``sample``."""
+    """One row per (done cell, value, seed × trial sample): the keys, the value's name, the sample."""
     records = []
     for _, row in frame[frame["status"] == "done"].iterrows():
         config = json.loads(row["config"])
         keys = {key.name: key_value(key, config, row) for key in definition.keys}
         for name, measured in columns.items():
             for sample in _samples(row, measured.column, measured.value.per):
-                records.append({**keys, "value": name, "sample": sample, "cell_id": row["cell_id"]})
-    return pd.DataFrame.from_records(records, columns=[*definition.key_names, "value", "sample", "cell_id"])
+                records.append({**keys, VALUE: name, SAMPLE: sample, CELL: row["cell_id"]})
+    return pd.DataFrame.from_records(records, columns=[*definition.key_names, VALUE, SAMPLE, CELL])
 
 
 def aggregate(long: pd.DataFrame, definition: TableDefinition) -> pd.DataFrame:
     """Mean, std (over seeds × trials; NaN from one sample), samples and cells per keys and value."""
-    by = [*definition.key_names, "value"]
+    by = [*definition.key_names, VALUE]
     if long.empty:
         return pd.DataFrame(columns=[*by, "mean", "std", "n", "cells"])
     grouped = long.groupby(by, sort=False, dropna=False)
-    stats = grouped["sample"].agg(mean="mean", std="std", n="count")
-    stats["cells"] = grouped["cell_id"].nunique()
+    stats = grouped[SAMPLE].agg(mean="mean", std="std", n="count")
+    stats["cells"] = grouped[CELL].nunique()
     return stats.reset_index()

@@ -167,7 +167,7 @@ def csv(table: RegeneratedTable) -> str:
     records = []
     for row in table.rows:
         measured = table.columns[row.value]
-        record = {**dict(zip(names, row.keys)), "value": row.value, "measured_column": measured.column,
+        record = {**dict(zip(names, row.keys)), "measure": row.value, "measured_column": measured.column,
                   "measured_mean": row.mean, "measured_std": row.std, "samples": row.n, "cells": row.cells,
                   "published": row.published,
                   "difference": row.difference if not measured.is_fallback else math.nan}

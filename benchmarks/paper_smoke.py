@@ -1,0 +1,74 @@
+"""Run every table's smoke grid, then its table: prints each run's wall time and how many of the
+measured trends agree with the paper.
+
+    python benchmarks/paper_smoke.py [--out runs/paper-smoke] [NAME ...]
+
+Each smoke grid runs with `evalgrid run` (its own [run] settings: local, 2 workers) into
+OUT/NAME, from scratch (an existing OUT/NAME is removed first); the wall time includes the
+CLI's start-up and any stage training. The tables are written next to the runs as
+OUT/NAME.md, and the summary as OUT/summary.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from evalgrid.tables.catalog import load_definition, table_names
+
+EVALGRID = [sys.executable, "-m", "evalgrid"]
+
+
+def verdict_summary(name: str, run_dir: Path) -> str:
+    """'k of n' measured series agree, per trend of the table, with the other outcomes counted."""
+    from evalgrid.tables import regenerate
+
+    parts = []
+    for trend, verdicts in regenerate(load_definition(name), run_dir).verdicts:
+        judged = [v.outcome for v in verdicts if v.outcome != "not measured"]
+        others = sorted({o for o in judged if o != "agrees"})
+        detail = "".join(f", {judged.count(o)} {o}" for o in others)
+        parts.append(f"{trend.along} ({trend.kind}): {judged.count('agrees')} of {len(judged)} agree{detail}")
+    return "; ".join(parts) or "no trend"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/paper-smoke"))
+    parser.add_argument("names", nargs="*", help="tables (default: all)")
+    args = parser.parse_args()
+    names = args.names or table_names()
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    lines = ["| table | smoke grid | cells | wall time | trends agreeing |", "|---|---|---|---|---|"]
+    for name in names:
+        definition = load_definition(name)
+        run_dir = args.out / name
+        shutil.rmtree(run_dir, ignore_errors=True)
+        clock = time.perf_counter()
+        run = subprocess.run([*EVALGRID, "run", str(definition.smoke), "--out", str(run_dir)],
+                             capture_output=True, text=True)
+        wall = time.perf_counter() - clock
+        markdown = subprocess.run([*EVALGRID, "table", name, str(run_dir)], capture_output=True, text=True)
+        (args.out / f"{name}.md").write_text(markdown.stdout + markdown.stderr)
+        verdict = verdict_summary(name, run_dir) if markdown.returncode == 0 else \
+            f"table failed: {markdown.stderr.strip()}"
+        cells = len(list((run_dir / "cells").glob("*.parquet")))
+        failed = len(list((run_dir / "failed").glob("*.parquet")))
+        status = f"{cells} done" + (f", {failed} failed" if failed else "") + (
+            f", exit {run.returncode}" if run.returncode else "")
+        line = f"| {name} | {os.path.relpath(definition.smoke)} | {status} | {wall:.0f} s | {verdict} |"
+        print(line, flush=True)
+        lines.append(line)
+    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+    print(f"summary: {args.out / 'summary.md'}")
+
+
+if __name__ == "__main__":
+    main()
