@@ -53,6 +53,8 @@ def pivot(table: RegeneratedTable) -> tuple[list[str], list[list[str]]]:
         column = (*row.keys[n_rows:], row.value)
         columns.setdefault(column, None)
         cells[row.keys[:n_rows], column] = row
+    if definition.columns and all(_numeric(column[:-1]) for column in columns):
+        columns = dict.fromkeys(sorted(columns, key=lambda c: tuple(float(v) for v in c[:-1])))  # as a paper's axis
     body_keys = list(dict.fromkeys(row.keys[:n_rows] for row in table.rows))
     header = list(definition.rows)
     for column in columns:
@@ -73,6 +75,14 @@ def pivot(table: RegeneratedTable) -> tuple[list[str], list[list[str]]]:
             line.append(trend_per_row.get(keys, ""))
         body.append(line)
     return header, body
+
+
+def _numeric(values: tuple[str, ...]) -> bool:
+    try:
+        [float(v) for v in values]
+    except ValueError:
+        return False
+    return True
 
 
 def _row_verdicts(table: RegeneratedTable) -> dict[tuple[str, ...], str] | None:
