@@ -17,7 +17,25 @@ def check_ready(grid: Grid) -> None:
     _check_datasets(grid)
     _check_inits(grid)
     _check_models(grid)
+    _check_metric_image_sizes(grid)
     require_weights(required_weights(grid.metrics))
+
+
+def _check_metric_image_sizes(grid: Grid) -> None:
+    """A metric with a smallest image side (SSIM's window, LPIPS' AlexNet) against every
+    dataset and resolution of the grid: refused here rather than failing every cell."""
+    from evalgrid.metrics import METRICS
+    from evalgrid.setup import describe_dataset
+
+    for dataset, resolution in dict.fromkeys((cell.dataset, cell.resolution) for cell in grid.cells):
+        side = describe_dataset(dataset, resolution, grid.data_root).resolution
+        for name in grid.metrics:
+            smallest = METRICS[name].min_image_size
+            if side < smallest:
+                raise UserError(f"{grid.source}: metrics: {name!r} needs images of at least {smallest}x{smallest} "
+                                f"pixels, but dataset {dataset} at resolution {resolution or 'native'} gives "
+                                f"{side}x{side}: raise the dataset's or the grid's resolution, or drop {name!r} "
+                                f"from metrics.")
 
 
 def _needs_other_splits(cell) -> bool:

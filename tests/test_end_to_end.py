@@ -224,3 +224,18 @@ def test_result_files_get_the_permissions_of_the_umask_not_private_ones(tmp_path
 
     atomic_write_text(tmp_path / "grid.toml", "name = 'x'\n")
     assert (tmp_path / "grid.toml").stat().st_mode & 0o777 == 0o666 & ~UMASK
+
+
+def test_a_metric_the_images_are_too_small_for_is_refused_before_anything_runs(write_grid, cli, tmp_path):
+    grid = write_grid("""
+        name = "small-images"
+        metrics = ["psnr", "lpips"]
+        [factors]
+        dataset = [{ name = "digits", resolution = 16 }]
+        model = ["lenet"]
+        attack = ["ig"]
+    """)
+    result = cli("run", grid, "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    assert "metrics: 'lpips' needs images of at least 31x31 pixels" in result.output
+    assert "gives 16x16" in result.output and not (tmp_path / "out").exists()

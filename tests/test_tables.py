@@ -291,8 +291,8 @@ def test_reference_compares_every_level_with_the_reference_level():
     rows = levels(("none", 0.004, 0.10), ("remove_bias", 0.03, 0.20), ("kernel_1", 0.15, 0.05))
     paper, measured, outcome = against_reference(trend, rows, 1)
     assert outcome == "mixed (1 of 2 levels agree)"
-    assert "remove_bias higher; kernel_1 higher than none" == paper
-    assert "remove_bias higher; kernel_1 lower" == measured
+    assert paper == "remove_bias higher than none; kernel_1 higher than none"
+    assert measured == "remove_bias higher than none; kernel_1 lower than none"
 
 
 def test_rank_compares_the_order_of_the_levels():

@@ -117,9 +117,14 @@ def verdict_lines(table: RegeneratedTable, trend: Trend, verdicts: list[Verdict]
     stand_in = f" (measured: {measured.column}, judged by the direction of leakage)" if measured.is_fallback else ""
     lines = [f"Trend of {trend.value}{stand_in} along {trend.along} ({trend.kind}"
              + (f", reference {trend.reference}" if trend.kind == "reference" else "") + "):"]
+    unmeasured = [verdict for verdict in verdicts if verdict.outcome == "not measured"]
     for verdict in verdicts:
-        lines.append(f"{verdict.series_text}: paper {verdict.paper or '–'}; measured {verdict.measured}: "
-                     f"{verdict.outcome}")
+        if verdict.outcome != "not measured":
+            lines.append(f"{verdict.series_text}: paper {verdict.paper or '–'}; measured {verdict.measured}: "
+                         f"{verdict.outcome}")
+    if unmeasured:
+        lines.append(f"not measured by this run: {len(unmeasured)} series"
+                     + (f" ({'; '.join(v.series_text for v in unmeasured)})" if len(unmeasured) <= 4 else ""))
     lines.append(summary(verdicts))
     return lines
 

@@ -112,9 +112,9 @@ def against_reference(trend: Trend, levels: list[Level], flip: int) -> tuple[str
     judged = [(lv, p, m) for lv, p, m in zip(others, paper_signs, measured_signs) if p is not None]
     if not judged:
         return "", "no level beside the reference", "not measured"
-    word = {1: "higher", -1: "lower", 0: "equal"}
-    paper = "; ".join(f"{lv.text} {word[p]}" for lv, p, _ in judged) + f" than {reference.text}"
-    measured = "; ".join(f"{lv.text} {word[m]}" for lv, _, m in judged)
+    word = {1: "higher than", -1: "lower than", 0: "equal to"}
+    paper = "; ".join(f"{lv.text} {word[p]} {reference.text}" for lv, p, _ in judged)
+    measured = "; ".join(f"{lv.text} {word[m]} {reference.text}" for lv, _, m in judged)
     agreeing = sum(p == m * flip for _, p, m in judged)
     outcome = "agrees" if agreeing == len(judged) else "disagrees" if agreeing == 0 else (
         f"mixed ({agreeing} of {len(judged)} levels agree)")
