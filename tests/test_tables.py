@@ -131,7 +131,7 @@ def steps_table(value: str = "psnr", fallback: str = "") -> str:
 
 
 def published_csv(value: str, numbers: dict[int, float]) -> str:
-    lines = [f"# the setting of the published table", f"dataset,attack,local_updates,{value}"]
+    lines = ["# the setting of the published table", f"dataset,attack,local_updates,{value}"]
     lines += [f"cifar10,O,{u},{v}" for u, v in numbers.items()]
     lines.append(f"cifar100,O,1,{numbers[1]}")  # a row the run does not measure
     return "\n".join(lines) + "\n"
