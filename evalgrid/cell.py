@@ -3,8 +3,10 @@ canonical form (same config → same id on any machine, in any factor order)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, Literal
@@ -66,23 +68,28 @@ class CellConfig:
     metric_options: Any  # MetricOptions: leak thresholds, IGSA budget (only the listed metrics' enter the id)
 
     def canonical(self) -> dict[str, Any]:
+        return self._body(lambda value: value.canonical(), _relevant_metric_options)
+
+    def _body(self, component: Callable[[Any], Any], metric_options: Callable[[Any, tuple[str, ...]], Any]
+              ) -> dict[str, Any]:
         body: dict[str, Any] = {"schema": CONFIG_SCHEMA}
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, (Choice, ChoiceChain)):
-                body[f.name] = value.canonical()
+                body[f.name] = component(value)
             elif isinstance(value, tuple):
                 body[f.name] = list(value)
             elif f.name == "metric_options":
-                from evalgrid.metrics.options import relevant
-
-                body[f.name] = relevant(value, self.metrics)
+                body[f.name] = metric_options(value, self.metrics)
             else:
                 body[f.name] = value
         return body
 
     def canonical_json(self) -> str:
-        return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        # The components' canonical forms are shared between the cells of a grid (cached):
+        # they are only serialised here, never handed out.
+        body = self._body(_shared_canonical, _shared_metric_options)
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
     @cached_property
     def cell_id(self) -> str:
@@ -93,5 +100,25 @@ class CellConfig:
         return {f.name: str(v) if isinstance(v := getattr(self, f.name), (Choice, ChoiceChain)) else v
                 for f in fields(self) if f.name in FACTOR_NAMES}
 
+
+def _relevant_metric_options(options: Any, metrics: tuple[str, ...]) -> dict[str, Any]:
+    from evalgrid.metrics.options import relevant
+
+    return relevant(options, metrics)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_canonical(value: Choice | ChoiceChain) -> Any:
+    return value.canonical()
+
+
+def _shared_canonical(value: Choice | ChoiceChain) -> Any:
+    try:
+        return _cached_canonical(value)
+    except TypeError:  # options that cannot be hashed: not cached
+        return value.canonical()
+
+
+_shared_metric_options = functools.lru_cache(maxsize=256)(_relevant_metric_options)
 
 FACTOR_NAMES: tuple[str, ...] = tuple(f.name for f in fields(CellConfig) if f.name not in ("metrics", "metric_options"))

@@ -47,6 +47,15 @@ class Grid:
     resolved: dict[str, Any]  # the merged TOML, extends resolved (written to DIR/grid.toml)
 
 
+def _first_index(seen: dict[Any, int], parsed: list[Any], value: Any, index: int) -> int | None:
+    """The index of an earlier equal value, or None (remembering this one)."""
+    try:
+        first = seen.setdefault(value, index)
+        return None if first == index else first
+    except TypeError:  # an unhashable value: compare one by one
+        return parsed.index(value) if value in parsed else None
+
+
 def shown(path: Path) -> str:
     """A path as the user would type it: relative to the working directory when inside it."""
     try:
@@ -192,11 +201,12 @@ class _Validator:
                 if not raw_list:
                     raise self.fail(("factors", name), "the list is empty: give at least one value.")
             parsed = []
+            first_index: dict[Any, int] = {}  # value → its first index: duplicates in O(n), not O(n²)
             for index, raw in enumerate(raw_list):
                 with self.at("factors", name, index):
                     value = factor.parse(raw, bases.get(name, {}))
-                if value in parsed:
-                    first = parsed.index(value)
+                first = _first_index(first_index, parsed, value, index)
+                if first is not None:
                     raise self.fail(("factors", name, index),
                                     f"{_toml_repr(raw)} resolves to the same configuration as "
                                     f"factors.{name}[{first}] ({_toml_repr(raw_list[first])}); remove one.")
