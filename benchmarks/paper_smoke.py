@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from evalgrid.tables.catalog import load_definition, table_names
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import section  # noqa: E402
+
+from evalgrid.tables.catalog import load_definition, table_names  # noqa: E402
 
 EVALGRID = [sys.executable, "-m", "evalgrid"]
 
@@ -45,8 +48,8 @@ def main() -> None:
     args = parser.parse_args()
     names = args.names or table_names()
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     lines = ["| table | smoke grid | cells | wall time | trends agreeing |", "|---|---|---|---|---|"]
+    total = 0.0
     for name in names:
         definition = load_definition(name)
         run_dir = args.out / name
@@ -55,6 +58,7 @@ def main() -> None:
         run = subprocess.run([*EVALGRID, "run", str(definition.smoke), "--out", str(run_dir)],
                              capture_output=True, text=True)
         wall = time.perf_counter() - clock
+        total += wall
         markdown = subprocess.run([*EVALGRID, "table", name, str(run_dir)], capture_output=True, text=True)
         (args.out / f"{name}.md").write_text(markdown.stdout + markdown.stderr)
         verdict = verdict_summary(name, run_dir) if markdown.returncode == 0 else \
@@ -64,10 +68,18 @@ def main() -> None:
         status = f"{cells} done" + (f", {failed} failed" if failed else "") + (
             f", exit {run.returncode}" if run.returncode else "")
         line = f"| {name} | {os.path.relpath(definition.smoke)} | {status} | {wall:.0f} s | {verdict} |"
-        print(line, flush=True)
+        print(line, file=sys.stderr, flush=True)
         lines.append(line)
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
-    print(f"summary: {args.out / 'summary.md'}")
+    minutes, seconds = divmod(round(total), 60)
+    body = "\n".join(lines) + f"""
+
+{len(names)} smoke runs, {minutes} min {seconds} s of wall time in all. "mixed (k of n levels agree)": a reference
+trend where some levels go the paper's way and some not; "unclear": the measured or the published series has no
+clear direction (|Spearman's rho| < 0.5). Smoke grids stand in digits for the papers' datasets and measure PSNR
+where the papers report LPIPS (no AlexNet weights can be downloaded here), so only directions are compared. What
+each disagreement means is in the smoke grid's comments and the table's notes. Tables: OUT/NAME.md."""
+    print(section("paper_smoke.py: the papers' tables at smoke scale", "python benchmarks/paper_smoke.py", body))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import REPO, markdown_table, section  # noqa: E402
 
 GRID = """
 name = "{name}"
@@ -119,22 +120,27 @@ def main() -> None:
     started = subprocess.run(["bash", str(REPO / "slurm" / "cluster" / "start.sh")], capture_output=True, text=True)
     if started.returncode != 0:
         raise SystemExit(f"no Slurm cluster: {started.stderr.strip()}")
-    print(f"machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{subprocess.run(['sinfo', '--version'], capture_output=True, text=True).stdout.strip()}")
+    rows = []
     with tempfile.TemporaryDirectory(prefix="evalgrid-bench-") as tmp:
         folder = Path(tmp)
         for per_task in (1, 10):
             submits, cancels = submission_times(folder, per_task, args.repeats)
-            print(f"submit 2000 cells, {per_task} per task ({2000 // per_task} tasks): median "
-                  f"{statistics.median(submits):.2f} s (min {min(submits):.2f}, max {max(submits):.2f}, "
-                  f"n={len(submits)}); cancel: median {statistics.median(cancels):.2f} s")
+            rows.append([f"`evalgrid run --executor slurm`, 2,000 cells, {per_task} per task "
+                         f"({2000 // per_task} tasks)", f"median {statistics.median(submits):.2f} s "
+                         f"({min(submits):.2f}–{max(submits):.2f})"])
+            rows.append([f"`evalgrid cancel` of those ({per_task} per task)", f"median {statistics.median(cancels):.2f} s"])
+            print(" | ".join(rows[-2]), file=sys.stderr, flush=True)
         calls, seconds = refresh(folder / "submit1-0", args.repeats)
-        print(f"status refresh of 2000 cells: {calls} sacct call(s), median {seconds * 1000:.0f} ms")
+        rows.append(["a status refresh of 2,000 cells", f"{calls} sacct call(s), median {seconds * 1000:.0f} ms"])
         for per_task in (1, 16):
             spent, wall = overhead(folder, per_task)
-            print(f"16 tiny cells, {per_task} per task: overhead {spent:.2f} s per cell "
-                  f"(task elapsed minus cell wall time); submit to last result {wall:.1f} s")
-
+            rows.append([f"overhead per cell, 16 tiny cells, {per_task} per task (task elapsed − the cells' own "
+                         f"wall time)", f"{spent:.2f} s (submit to last result {wall:.1f} s)"])
+    slurm = subprocess.run(["sinfo", "--version"], capture_output=True, text=True).stdout.strip()
+    body = markdown_table(["what", "figure"], rows) + (
+        f"\n\nOn the single-node cluster of slurm/cluster/ ({slurm}), {args.repeats} repeats.")
+    print(section("slurm_dispatch.py: dispatch to Slurm", f"python benchmarks/slurm_dispatch.py --repeats {args.repeats}",
+                  body))
 
 if __name__ == "__main__":
     main()

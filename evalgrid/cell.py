@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, Literal
 
-from evalgrid.options import options_dict
+from evalgrid.options import canonical_options
 
 CONFIG_SCHEMA = 2  # bump only when the meaning of an existing config changes
 CELL_ID_LENGTH = 12  # hex characters of sha256: collisions are checked within a grid
@@ -26,7 +26,8 @@ class Choice:
     label: str = field(default="", compare=False)  # as written in the grid, e.g. "ig(tv=0.0)"
 
     def canonical(self) -> dict[str, Any]:
-        return {"name": self.name, "options": options_dict(self.options)}
+        # every option, less those marked in_id_at_default=False at their default (evalgrid/options.py)
+        return {"name": self.name, "options": canonical_options(self.options)}
 
     def __str__(self) -> str:
         return self.label or self.name
@@ -72,33 +73,70 @@ class CellConfig:
 
     def _body(self, component: Callable[[Any], Any], metric_options: Callable[[Any, tuple[str, ...]], Any]
               ) -> dict[str, Any]:
+        # Field by field, each entry depending on its own value (and the metrics) only: grid
+        # expansion serialises every value once for all its cells (canonical_field).
         body: dict[str, Any] = {"schema": CONFIG_SCHEMA}
         for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, (Choice, ChoiceChain)):
-                body[f.name] = component(value)
-            elif isinstance(value, tuple):
-                body[f.name] = list(value)
-            elif f.name == "metric_options":
-                body[f.name] = metric_options(value, self.metrics)
-            else:
-                body[f.name] = value
+            body[f.name] = _field_body(f.name, getattr(self, f.name), self.metrics, component, metric_options)
         return body
 
     def canonical_json(self) -> str:
         # The components' canonical forms are shared between the cells of a grid (cached):
         # they are only serialised here, never handed out.
-        body = self._body(_shared_canonical, _shared_metric_options)
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return _dumps(self._body(_shared_canonical, _shared_metric_options))
 
     @cached_property
     def cell_id(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:CELL_ID_LENGTH]
+        return config_id(self.canonical_json())
+
+    @classmethod
+    def from_fields(cls, values: dict[str, Any], cell_id: str | None = None) -> CellConfig:
+        """A cell of already validated ``values`` (every field), without the frozen dataclass's
+        per-field ``__init__`` (a grid may expand to 100,000s of cells); ``cell_id``, when given,
+        is ``config_id`` of its canonical JSON, as :func:`canonical_field` writes it."""
+        cell = object.__new__(cls)
+        cell.__dict__.update(values)
+        if cell_id is not None:
+            cell.__dict__["cell_id"] = cell_id  # the cached_property's slot
+        return cell
 
     def factor_labels(self) -> dict[str, Any]:
         """Readable value of each factor (component labels, plain ints and strings)."""
-        return {f.name: str(v) if isinstance(v := getattr(self, f.name), (Choice, ChoiceChain)) else v
-                for f in fields(self) if f.name in FACTOR_NAMES}
+        return {name: factor_label(getattr(self, name)) for name in FACTOR_NAMES}
+
+
+def factor_label(value: Any) -> Any:
+    """A factor value as tables show it: a component's label, else the plain int, bool or string."""
+    return str(value) if isinstance(value, (Choice, ChoiceChain)) else value
+
+
+def config_id(canonical_json: str) -> str:
+    """The cell id of a canonical JSON config."""
+    return hashlib.sha256(canonical_json.encode()).hexdigest()[:CELL_ID_LENGTH]
+
+
+def canonical_field(name: str, value: Any, metrics: tuple[str, ...]) -> str:
+    """``"name":value``, field ``name`` holding ``value`` exactly as ``canonical_json`` writes it.
+
+    ``json.dumps(sort_keys=True)`` writes a dict as its ``"key":value`` items in key order joined
+    by commas, so a cell's canonical JSON is ``"{" + ",".join(fragments) + "}"`` with the fields'
+    fragments (and :data:`SCHEMA_FIELD`) in :data:`CANONICAL_KEYS` order."""
+    return _dumps({name: _field_body(name, value, metrics, _shared_canonical, _shared_metric_options)})[1:-1]
+
+
+def _field_body(name: str, value: Any, metrics: tuple[str, ...], component: Callable[[Any], Any],
+                metric_options: Callable[[Any, tuple[str, ...]], Any]) -> Any:
+    if isinstance(value, (Choice, ChoiceChain)):
+        return component(value)
+    if isinstance(value, tuple):
+        return list(value)
+    if name == "metric_options":
+        return metric_options(value, metrics)
+    return value
+
+
+def _dumps(body: dict[str, Any]) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def _relevant_metric_options(options: Any, metrics: tuple[str, ...]) -> dict[str, Any]:
@@ -122,3 +160,5 @@ def _shared_canonical(value: Choice | ChoiceChain) -> Any:
 _shared_metric_options = functools.lru_cache(maxsize=256)(_relevant_metric_options)
 
 FACTOR_NAMES: tuple[str, ...] = tuple(f.name for f in fields(CellConfig) if f.name not in ("metrics", "metric_options"))
+CANONICAL_KEYS: tuple[str, ...] = tuple(sorted(["schema", *(f.name for f in fields(CellConfig))]))
+SCHEMA_FIELD = _dumps({"schema": CONFIG_SCHEMA})[1:-1]

@@ -18,17 +18,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from evalgrid.cell import CellConfig, Choice
 from evalgrid.metrics import Scores, score
-from evalgrid.setup import ATTACK_STREAM, IGSA_STREAM, load_dataset, stream_seed
+from evalgrid.setup import IGSA_STREAM, load_dataset, stream_seed
 from evalgrid.provenance import Provenance
 from evalgrid.store.atomic import atomic_write_bytes, atomic_write_text
 from evalgrid.store.layout import OutputDir
 from evalgrid.store.results import empty_row, write_result
-from evalgrid.resume import CellCheckpoint, Progress, run_resumable, stop_between_trials
+from evalgrid.resume import CellCheckpoint, Progress
 from evalgrid.threat_model import ClientData, Reconstruction
+from evalgrid.trials import run_trials
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class CellContext:
     stage_cache: Path | None = None  # trained stage models; None: out_root/stages
     base_dir: Path | None = None  # the grid file's folder, for relative paths in options
     train_stages: bool = True  # False: stage models come from their own jobs; a missing one fails the cell
+    stack_trials: int = 1  # trials of a cell run together as stacked lanes (evalgrid/trials.py); 1: one by one
+    speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/speedups.py)
 
     @property
     def stages(self) -> Path:
@@ -68,7 +70,6 @@ def resolve_device(requested: str) -> torch.device:
 
 def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Run the cell; return the metric fields of its row and its artifacts (file name → bytes)."""
-    from evalgrid.attacks import ATTACKS
     from evalgrid.fl.client import simulate_round
     from evalgrid.fl.stage import StageRequest, global_model
 
@@ -82,21 +83,12 @@ def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], di
     round_ = simulate_round(cell, model.to(device), dataset, device)
     view = round_.server_view(cell, info)
 
-    attack = ATTACKS[cell.attack.name].build(cell.attack.options)
     checkpoint = cell_checkpoint(cell, context)
     progress = checkpoint.load() or Progress()
+    reconstructions = run_trials(cell.attack.name, cell.attack.options, view, cell.seed, cell.trials, progress,
+                                 checkpoint.save, context.stack_trials, context.speedups)
     trials: list[Trial] = []
-    for trial in range(cell.trials):
-        if trial < len(progress.finished):
-            saved = progress.finished[trial]
-            reconstruction = Reconstruction(saved["images"].to(device), saved["labels"].to(device),
-                                            saved["iterations"], saved["final_loss"])
-        else:
-            stop_between_trials(progress, trial, checkpoint.save)
-            generator = torch.Generator().manual_seed(stream_seed(cell.seed, ATTACK_STREAM, trial))  # CPU: same on any device
-            with sdpa_kernel(SDPBackend.MATH):  # the only attention kernel with a double backward
-                reconstruction = run_resumable(attack, view, generator, progress, trial, checkpoint.save)
-            progress.finished.append(_on_cpu(reconstruction))
+    for reconstruction in reconstructions:
         pixels = info.normalization.denormalize(reconstruction.images.detach().to(device)).clamp(0, 1)
         trials.append(Trial(reconstruction, pixels, score(round_.private, pixels, reconstruction.labels,
                                                           cell.labels == "known", cell.metrics)))
@@ -112,6 +104,8 @@ def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], di
         "epsilon": round_.epsilon,
         "true_labels": round_.private.labels.cpu().tolist(),
         "resumed_at_iteration": progress.resumed_at,
+        "trials_stacked": progress.stacked,
+        "speedups": ",".join(context.speedups),
     }
     return fields, trial_artifacts(round_.private, trials)
 
@@ -127,11 +121,6 @@ def cell_checkpoint(cell: CellConfig, context: CellContext) -> CellCheckpoint:
     return CellCheckpoint(OutputDir(context.out_root).checkpoint(cell.cell_id), cell.cell_id, cell.canonical_json())
 
 
-def _on_cpu(reconstruction: Reconstruction) -> dict[str, Any]:
-    return {"images": reconstruction.images.detach().cpu(), "labels": reconstruction.labels.detach().cpu(),
-            "iterations": int(reconstruction.iterations), "final_loss": float(reconstruction.final_loss)}
-
-
 def resolved_init(init: Choice, base_dir: Path | None) -> Choice:
     """A checkpoint path relative to the grid file made absolute (the id keeps it as written)."""
     path = getattr(init.options, "path", "")
@@ -141,8 +130,10 @@ def resolved_init(init: Choice, base_dir: Path | None) -> Choice:
 
 
 def trial_fields(cell: CellConfig, trials: list[Trial]) -> dict[str, Any]:
-    """Metric means over trials, per-sample values as [trial][sample], leakage rates, and the
-    loss, iterations and labels of the trial with the lowest final loss."""
+    """Metric means over trials, per-sample values as [trial][sample], leakage rates, the
+    attack's iterations run and saved by early stopping (summed over trials), and the loss and
+    labels of the trial with the lowest final loss."""
+    from evalgrid.attacks import ATTACKS
     from evalgrid.metrics import METRICS
     from evalgrid.metrics.leakage import batch_reconstruction_rate, worst_sample_reconstruction_rate
 
@@ -157,8 +148,10 @@ def trial_fields(cell: CellConfig, trials: list[Trial]) -> dict[str, Any]:
         rates = {"brr": batch_reconstruction_rate, "wsrr": worst_sample_reconstruction_rate}
         fields.update({name: rates[name](psnr, lpips, cell.metric_options) for name in rates if name in cell.metrics})
     best = min(trials, key=lambda t: t.reconstruction.final_loss)
+    iterations = int(sum(t.reconstruction.iterations for t in trials))
+    planned = ATTACKS[cell.attack.name].build(cell.attack.options).planned_iterations() * len(trials)
     fields.update(final_loss=float(best.reconstruction.final_loss),
-                  attack_iterations=int(sum(t.reconstruction.iterations for t in trials)),
+                  attack_iterations=iterations, attack_iterations_saved=planned - iterations,
                   recovered_labels=best.reconstruction.labels.detach().cpu().tolist())
     return fields
 

@@ -25,10 +25,15 @@ class InvalidOption(Exception):
 
 
 def option(default: Any, *, minimum: float | None = None, maximum: float | None = None,
-           positive: bool = False, doc: str = "") -> Any:
-    """A dataclass field with bounds: ``minimum``/``maximum`` inclusive, ``positive`` means > 0."""
+           positive: bool = False, doc: str = "", in_id_at_default: bool = True) -> Any:
+    """A dataclass field with bounds: ``minimum``/``maximum`` inclusive, ``positive`` means > 0.
+
+    ``in_id_at_default=False`` leaves the option out of the canonical config (and so out of
+    the cell id) while it holds its default: for an option added to a component after grids
+    were run, whose default changes nothing, so that those grids' cells keep their ids."""
     return dataclasses.field(default=default, metadata={
-        "minimum": minimum, "maximum": maximum, "positive": positive, "doc": doc})
+        "minimum": minimum, "maximum": maximum, "positive": positive, "doc": doc,
+        "in_id_at_default": in_id_at_default})
 
 
 def option_names(schema: type) -> list[str]:
@@ -52,6 +57,13 @@ def parse_options(schema: type, raw: Mapping[str, Any], *, base: Any = None) -> 
 def options_dict(options: Any) -> dict[str, Any]:
     """The options as a plain dict, in schema order (for canonical configs)."""
     return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+
+
+def canonical_options(options: Any) -> dict[str, Any]:
+    """The options that identify a config: every option, except one marked
+    ``in_id_at_default=False`` that holds its default."""
+    return {f.name: value for f in dataclasses.fields(options)
+            if (value := getattr(options, f.name)) != f.default or f.metadata.get("in_id_at_default", True)}
 
 
 def describe_type(annotation: Any) -> str:

@@ -4,9 +4,18 @@ and every model can be built for its data (resolution, gradient source)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
+from operator import attrgetter
+from typing import Any
 
+from evalgrid.cell import CellConfig
 from evalgrid.errors import UserError
 from evalgrid.grid import Grid
+
+
+# The checks read everything of a cell but its seed (which only seeds the weights, the data and
+# the attack): the cells of a grid that differ only in their seeds are checked once.
+CHECKED_FIELDS = tuple(f.name for f in dataclasses.fields(CellConfig) if f.name != "seed")
 
 
 def check_ready(grid: Grid) -> None:
@@ -14,20 +23,37 @@ def check_ready(grid: Grid) -> None:
     from evalgrid.metrics import required_weights
     from evalgrid.weights import require_weights
 
-    _check_datasets(grid)
-    _check_inits(grid)
-    _check_models(grid)
-    _check_metric_image_sizes(grid)
+    cells = distinct_setups(grid.cells)
+    _check_datasets(grid, cells)
+    _check_inits(grid, cells)
+    _check_models(grid, cells)
+    _check_metric_image_sizes(grid, cells)
     require_weights(required_weights(grid.metrics))
 
 
-def _check_metric_image_sizes(grid: Grid) -> None:
+def distinct_setups(cells: Iterable[CellConfig]) -> list[CellConfig]:
+    """The first cell of each distinct config apart from the seed (:data:`CHECKED_FIELDS`), in grid order.
+
+    A grid's cells share their values (the same objects), so cells are first told apart by the
+    identity of those values, which costs no hashing of options; equal values held by different
+    objects are then merged by equality."""
+    read = attrgetter(*CHECKED_FIELDS)
+    by_identity: dict[tuple[int, ...], CellConfig] = {}
+    for cell in cells:
+        by_identity.setdefault(tuple(map(id, read(cell))), cell)
+    by_value: dict[tuple[Any, ...], CellConfig] = {}
+    for cell in by_identity.values():
+        by_value.setdefault(read(cell), cell)
+    return list(by_value.values())
+
+
+def _check_metric_image_sizes(grid: Grid, cells: list[CellConfig]) -> None:
     """A metric with a smallest image side (SSIM's window, LPIPS' AlexNet) against every
     dataset and resolution of the grid: refused here rather than failing every cell."""
     from evalgrid.metrics import METRICS
     from evalgrid.setup import describe_dataset
 
-    for dataset, resolution in dict.fromkeys((cell.dataset, cell.resolution) for cell in grid.cells):
+    for dataset, resolution in dict.fromkeys((cell.dataset, cell.resolution) for cell in cells):
         side = describe_dataset(dataset, resolution, grid.data_root).resolution
         for name in grid.metrics:
             smallest = METRICS[name].min_image_size
@@ -43,11 +69,11 @@ def _needs_other_splits(cell) -> bool:
     return cell.stage.name != "initial" or bool({"accuracy", "defended_accuracy"} & set(cell.metrics))
 
 
-def _check_datasets(grid: Grid) -> None:
+def _check_datasets(grid: Grid, cells: list[CellConfig]) -> None:
     from evalgrid.data import DATASETS
 
     checked = set()
-    for cell in grid.cells:
+    for cell in cells:
         choice = cell.dataset
         entry = DATASETS[choice.name]
         variants = [choice.options]
@@ -59,17 +85,17 @@ def _check_datasets(grid: Grid) -> None:
             checked.add((choice.name, options))
 
 
-def _check_inits(grid: Grid) -> None:
+def _check_inits(grid: Grid, cells: list[CellConfig]) -> None:
     from evalgrid.evaluate import resolved_init
     from evalgrid.models import INITS
 
-    for init, model in dict.fromkeys((cell.init, cell.model) for cell in grid.cells):
+    for init, model in dict.fromkeys((cell.init, cell.model) for cell in cells):
         entry = INITS[init.name]
         if entry.preflight is not None:
             entry.preflight(resolved_init(init, grid.base_dir).options, model.name, model.options)
 
 
-def _check_models(grid: Grid) -> None:
+def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
     """Build every (model, data shape) on the meta device: no memory, no time, but the same
     errors as a real build (too small images), and check the gradient sources it names."""
     import torch
@@ -80,7 +106,7 @@ def _check_models(grid: Grid) -> None:
 
     infos = {}
     for key in dict.fromkeys((cell.dataset, cell.resolution, cell.model, cell.gradient_source,
-                              _smallest_training_batch(cell)) for cell in grid.cells):
+                              _smallest_training_batch(cell)) for cell in cells):
         dataset, resolution, model, source, smallest = key
         info = infos.get((dataset, resolution))
         if info is None:

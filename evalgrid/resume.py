@@ -61,6 +61,7 @@ class Progress:
     steps: int = 0  # optimiser steps the running trial had taken
     rng: dict[str, Any] | None = None  # torch's global generators when the snapshot was taken
     resumed_at: list[int] = field(default_factory=list)  # attack iterations done when each resume began
+    stacked: int = 1  # the most trials that ran together (evalgrid/trials.py)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ class RunSettings:
     threads_per_worker: int  # 0: the machine's cores divided among the workers
     slurm: SlurmOptions | None = None  # resolved (profile and grid), for the slurm executor
     alongside: bool = False  # run even though Slurm tasks of this directory are queued or running
+    stack_trials: int = 1  # a cell's trials run together as stacked lanes, at most this many (evalgrid/trials.py)
+    speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/speedups.py)
 
     def executor_settings(self) -> ExecutorSettings:
         threads = self.threads_per_worker or max(1, (os.cpu_count() or 1) // self.workers)
@@ -45,6 +47,17 @@ class RunOutcome:
     skipped: int  # cells already done before this run
     held: int = 0  # cells left out because a queued or running Slurm task holds them
     submission: Submission | None = None  # what a scheduler (slurm) was given
+
+
+def check_speedups(names: tuple[str, ...]) -> None:
+    from evalgrid.errors import choices_sentence, did_you_mean
+    from evalgrid.speedups import NOT_OFFERED, SPEEDUPS
+
+    for name in names:
+        if name not in SPEEDUPS:
+            why = f" ({NOT_OFFERED[name]})" if name in NOT_OFFERED else did_you_mean(name, SPEEDUPS)
+            raise UserError(f"unknown speedup {name!r} (--speedups or [run] speedups){why}. "
+                            f"{choices_sentence(SPEEDUPS)}")
 
 
 def check_device(device: str) -> None:
@@ -139,6 +152,7 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
     """Run every cell of ``grid`` that has no result in ``out_root`` yet."""
     make_executor = EXECUTORS[settings.executor]  # an unknown name raises, listing the valid ones
     check_device(settings.device)
+    check_speedups(settings.speedups)
     check_ready(grid)  # all before anything is written
     executor = make_executor(settings.executor_settings())
     job_name = f"evalgrid-{grid.name}"
@@ -156,7 +170,8 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
         on_start(len(pending), skipped)
         context = CellContext(out_root=out.root.resolve(), grid_name=grid.name, data_root=grid.data_root,
                               device=settings.device, provenance=current_provenance(),
-                              stage_cache=grid.stage_cache, base_dir=grid.base_dir)
+                              stage_cache=grid.stage_cache, base_dir=grid.base_dir,
+                              stack_trials=settings.stack_trials, speedups=settings.speedups)
         if isinstance(executor, Scheduler):
             submission = executor.submit([CellTask(cell, context) for cell in pending], out,
                                          job_name=job_name, grid_file=grid.source)

@@ -72,18 +72,21 @@ def test_the_registry_offers_the_five_attacks_of_the_papers():
 
 def test_dlg_preset_is_its_reference_code():
     assert dataclasses.asdict(ATTACKS["dlg"].options()) == {
-        "iterations": 300, "lr": 1.0, "lbfgs_max_iter": 20, "init": "randn", "label_inference": "joint"}
+        "iterations": 300, "lr": 1.0, "lbfgs_max_iter": 20, "init": "randn", "label_inference": "joint",
+        "early_stop_window": 0, "early_stop_tolerance": 1e-3}
 
 
 def test_idlg_preset_is_its_reference_code():
     assert dataclasses.asdict(ATTACKS["idlg"].options()) == {
-        "iterations": 300, "lr": 1.0, "lbfgs_max_iter": 20, "init": "randn"}
+        "iterations": 300, "lr": 1.0, "lbfgs_max_iter": 20, "init": "randn",
+        "early_stop_window": 0, "early_stop_tolerance": 1e-3}
 
 
 def test_ig_preset_is_the_papers_cifar10_setting():
     assert dataclasses.asdict(ATTACKS["ig"].options()) == {
         "iterations": 24_000, "lr": 0.1, "tv": 1e-4, "restarts": 1, "signed": True, "boxed": True,
-        "lr_decay": True, "init": "randn", "label_inference": "idlg"}
+        "lr_decay": True, "init": "randn", "label_inference": "idlg",
+        "early_stop_window": 0, "early_stop_tolerance": 1e-3}
 
 
 def test_idlg_recovers_a_digit_almost_exactly_with_its_label():

@@ -33,7 +33,8 @@ run = run_to_end
 def test_preset_is_the_papers_setting():
     assert dataclasses.asdict(ATTACKS["fedleak"].options()) == {
         "iterations": 10_000, "lr": 0.1, "partial": True, "keep": 0.5, "distance": "l1_and_cosine", "blend": 0.5,
-        "lookahead": 0.1, "tv": 1e-4, "activation": 1e-4, "init": "randn", "label_inference": "fedleak"}
+        "lookahead": 0.1, "tv": 1e-4, "activation": 1e-4, "init": "randn", "label_inference": "fedleak",
+        "early_stop_window": 0, "early_stop_tolerance": 1e-3}
 
 
 @pytest.mark.parametrize("keep", [0.15, 0.5, 0.8, 1.0])
@@ -231,3 +232,4 @@ def test_the_attackers_model_is_left_as_given(training_mode):
 def test_options_out_of_range_are_rejected(key, value):
     with pytest.raises(InvalidOption):
         parse_options(ATTACKS["fedleak"].options, {key: value})
+

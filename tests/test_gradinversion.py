@@ -36,7 +36,8 @@ def spread(images: torch.Tensor) -> float:
 def test_preset_is_the_papers_setting_as_breaching_configures_it():
     assert dataclasses.asdict(ATTACKS["gradinversion"].options()) == {
         "iterations": 20_000, "lr": 0.1, "lr_decay": True, "distance": "l2", "bn": 0.1, "tv": 1e-4, "l2": 1e-6,
-        "group": 0.01, "restarts": 4, "noise": 0.0, "boxed": True, "init": "randn", "label_inference": "yin"}
+        "group": 0.01, "restarts": 4, "noise": 0.0, "boxed": True, "init": "randn", "label_inference": "yin",
+        "early_stop_window": 0, "early_stop_tolerance": 1e-3}
 
 
 def test_it_refuses_an_update_without_bn_statistics():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import errno
 import fcntl
 import json
 import multiprocessing
@@ -201,7 +202,7 @@ def test_cache_files_are_complete_and_no_temporaries_are_left(tmp_path):
     global_model(request(fedavg(round=2)), None, tmp_path, "cpu", also_rounds=[1])
     folder = tmp_path / request().setup_key()
     assert sorted(p.name for p in folder.iterdir()) == [".lock", "round-1.json", "round-1.pt",
-                                                        "round-2.json", "round-2.pt"]
+                                                        "round-2.json", "round-2.pt", stage.TRAININGS_DIR]
     assert not [p for p in tmp_path.rglob("*") if TMP_MARKER in p.name]
     meta = json.loads((folder / "round-2.json").read_text())
     assert meta["key"] == request(fedavg(round=2)).key() and meta["round"] == 2
@@ -246,9 +247,20 @@ def test_two_processes_asking_for_the_same_stage_train_it_once(tmp_path):
         worker.join(timeout=60)
         assert worker.exitcode == 0
     assert sorted(trained for trained, _, _ in outcomes) == [False, True]
+    assert len(stage.training_events(tmp_path)) == 1
     assert all(waited > 0.2 for _, waited, _ in outcomes)
     first, second = ({name: torch.from_numpy(a) for name, a in state.items()} for _, _, state in outcomes)
     assert_same_state(first, second)
+
+
+def test_a_stage_cache_on_a_filesystem_without_locks_is_refused_with_the_reason(tmp_path, monkeypatch):
+    def no_locks(handle, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(stage.fcntl, "flock", no_locks)
+    with pytest.raises(UserError, match="filesystem with file locks"):
+        global_model(request(), None, tmp_path, "cpu")
+    assert stage.training_events(tmp_path) == []
 
 
 # --------------------------------------------------------------------------- defended training

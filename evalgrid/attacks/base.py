@@ -108,7 +108,13 @@ class SteppedAttack(ABC, Generic[State]):
     def done(self, state: State) -> bool: ...
 
     @abstractmethod
-    def result(self, view: ServerView, state: State) -> Reconstruction: ...
+    def result(self, view: ServerView, state: State) -> Reconstruction:
+        """The reconstruction; its ``iterations`` are the steps actually taken (fewer than
+        :meth:`planned_iterations` when early stopping ended a trial)."""
+
+    @abstractmethod
+    def planned_iterations(self) -> int:
+        """The steps a run takes when nothing stops it early, summed over restarts."""
 
     def reconstruct(self, view: ServerView, generator: torch.Generator) -> Reconstruction:
         state = self.start(view, generator)
@@ -124,10 +130,13 @@ class SteppedAttack(ABC, Generic[State]):
     def restore(self, view: ServerView, generator: torch.Generator, saved: dict[str, Any]) -> State:
         """The state a :meth:`snapshot` was taken of: ``start`` rebuilds the objects (with the
         same generator seed), then every field takes its saved value, tensors in place so that
-        optimisers keep referring to them."""
+        optimisers keep referring to them. A field the snapshot lacks (added to the state since
+        it was taken) keeps its value from ``start``."""
         state = self.start(view, generator)
         device = device_of(view.model)
         for f in dataclasses.fields(state):
+            if f.name not in saved:
+                continue
             current, value = getattr(state, f.name), saved[f.name]
             if hasattr(current, "load_state_dict"):
                 current.load_state_dict(value)

@@ -2,6 +2,9 @@
 ``main.py``) runs it: dummy data x' ~ N(0, 1) and dummy label logits y' ~ N(0, 1), optimised
 jointly by L-BFGS on D = ||∇W(x', softmax(y')) − ∇W||² (Eq. 4); the labels are argmax y'.
 
+With ``early_stop_window`` set, the run ends once D (at the images an L-BFGS step starts
+from) has not improved for that many steps (:mod:`.stopping`).
+
 Paper and code differ: Algorithm 1 writes a plain gradient step with rate η; the code uses
 torch's L-BFGS with its defaults (lr 1, max_iter 20, history 100) for 300 steps. We follow
 the code. Its loss on soft labels, mean_i Σ_k −softmax(y')_ik log p_ik, is our client's mean
@@ -10,6 +13,7 @@ cross-entropy (fl/objective.py) with probabilities as targets.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,6 +24,7 @@ from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_imag
                                    shared_gradients)
 from evalgrid.attacks.labels import LABEL_RULES, fixed_labels
 from evalgrid.attacks.losses import squared_l2_distance
+from evalgrid.attacks.stopping import EarlyStopping, tolerance_option, window_option
 from evalgrid.options import option
 from evalgrid.threat_model import Reconstruction, ServerView
 
@@ -35,6 +40,8 @@ class DLGOptions:
     init: Init = option("randn", doc="dummy data: 'randn' N(0, 1) in input space, 'rand' uniform pixels")
     label_inference: LabelInference = option(
         "joint", doc="labels when not known: 'joint' optimises dummy labels with the data (DLG), else a rule")
+    early_stop_window: int = window_option("gradient distance D (at the start of an L-BFGS step)")
+    early_stop_tolerance: float = tolerance_option()
 
 
 @dataclass
@@ -47,6 +54,8 @@ class DLGState:
     label_logits: Tensor | None  # DLG's dummy labels y' (a leaf) when optimised jointly
     optimizer: torch.optim.LBFGS
     target: tuple[Tensor, ...]  # the shared gradients on the model's device (derived from the view)
+    best_loss: float  # the best D for early stopping (inf before the first step)
+    since_best: int  # steps since that best
 
     def leaves(self) -> list[Tensor]:
         return [self.images] if self.label_logits is None else [self.images, self.label_logits]
@@ -60,6 +69,7 @@ class DLG(SteppedAttack[DLGState]):
 
     def __init__(self, options: DLGOptions):
         self.options = options
+        self.stopping = EarlyStopping(options.early_stop_window, options.early_stop_tolerance)
 
     def start(self, view: ServerView, generator: torch.Generator) -> DLGState:
         images = dummy_images(self.options.init, view, generator).requires_grad_(True)
@@ -71,7 +81,8 @@ class DLG(SteppedAttack[DLGState]):
             labels = fixed_labels(view, self.options.label_inference)
         leaves = [images] if label_logits is None else [images, label_logits]
         optimizer = torch.optim.LBFGS(leaves, lr=self.options.lr, max_iter=self.options.lbfgs_max_iter)
-        return DLGState(0, images, labels, label_logits, optimizer, shared_gradients(view))
+        return DLGState(iteration=0, images=images, labels=labels, label_logits=label_logits, optimizer=optimizer,
+                        target=shared_gradients(view), best_loss=math.inf, since_best=0)
 
     def step(self, view: ServerView, state: DLGState) -> None:
         leaves = state.leaves()
@@ -84,11 +95,14 @@ class DLG(SteppedAttack[DLGState]):
             loss.backward(inputs=leaves)
             return loss
 
-        state.optimizer.step(closure)
+        loss = state.optimizer.step(closure)  # D at the images the step started from
+        if self.stopping.enabled:
+            state.best_loss, state.since_best, _ = self.stopping.update(state.best_loss, state.since_best,
+                                                                       loss.detach().item())
         state.iteration += 1
 
     def done(self, state: DLGState) -> bool:
-        return state.iteration >= self.options.iterations
+        return state.iteration >= self.options.iterations or self.stopping.stopped(state.since_best)
 
     def result(self, view: ServerView, state: DLGState) -> Reconstruction:
         """The final images; ``final_loss`` is D at them with the targets the attack optimised
@@ -99,6 +113,9 @@ class DLG(SteppedAttack[DLGState]):
         labels = state.labels if state.labels is not None else targets.argmax(dim=-1)
         return Reconstruction(images=images.clone(), labels=labels.clone(), iterations=state.iteration,
                               final_loss=loss.item())
+
+    def planned_iterations(self) -> int:
+        return self.options.iterations
 
 
 def build(options: DLGOptions) -> DLG:

@@ -20,6 +20,8 @@ rule, the paper's minimum-of-rows restoration for non-repeating labels).
 All restarts step in lock-step on one Adam optimiser (Adam is element-wise, so this equals one
 optimiser per restart), lr 0.1 with cosine decay to 0 over the iterations, pixels clamped into
 the box after every step. Of the group, the restart with the lowest gradient distance is returned.
+With ``early_stop_window`` set, the whole group stops once the sum of the restarts' losses has
+not improved for that many steps (:mod:`.stopping`); the cosine decay keeps its planned length.
 
 Preset: breaching's ``seethroughgradients`` configuration (JonasGeiping/breaching), which
 reimplements the paper: 20,000 iterations, Adam lr 0.1, cosine decay, α_TV = 1e-4,
@@ -57,6 +59,7 @@ from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_imag
                                    optimizer_step, shared_gradients)
 from evalgrid.attacks.labels import RuleName, fixed_labels
 from evalgrid.attacks.losses import cosine_distance, total_variation
+from evalgrid.attacks.stopping import EarlyStopping, tolerance_option, window_option
 from evalgrid.fl.local_training import recording_bn_statistics
 from evalgrid.options import option
 from evalgrid.threat_model import BatchNormStatistics, Reconstruction, ServerView
@@ -80,6 +83,8 @@ class GradInversionOptions:
     boxed: bool = option(True, doc="clamp the dummy pixels into [0, 1] after every step")
     init: Init = option("randn", doc="dummy data: 'randn' N(0, 1) in input space, 'rand' uniform pixels")
     label_inference: RuleName = option("yin", doc="label rule when the labels are not known")
+    early_stop_window: int = window_option("loss (summed over the restarts, priors included)")
+    early_stop_tolerance: float = tolerance_option()
 
 
 @dataclass
@@ -87,6 +92,8 @@ class GradInversionState:
     """Everything a GradInversion run changes, step by step."""
 
     iteration: int  # lock-step Adam steps taken
+    best_loss: float  # the best loss (summed over restarts) for early stopping (inf before the first step)
+    since_best: int  # steps since that best
     images: Tensor  # (restarts, B, C, H, W): every restart's dummy inputs (one leaf), input space
     optimizer: torch.optim.Adam
     scheduler: torch.optim.lr_scheduler.CosineAnnealingLR | None
@@ -131,6 +138,7 @@ class GradInversion(SteppedAttack[GradInversionState]):
 
     def __init__(self, options: GradInversionOptions):
         self.options = options
+        self.stopping = EarlyStopping(options.early_stop_window, options.early_stop_tolerance)
         self.distance = DISTANCES[options.distance]
 
     def start(self, view: ServerView, generator: torch.Generator) -> GradInversionState:
@@ -147,7 +155,7 @@ class GradInversion(SteppedAttack[GradInversionState]):
         device = images.device
         bn_target = tuple((mean.to(device), var.to(device)) for mean, var in view.update.bn_statistics)
         return GradInversionState(
-            iteration=0, images=images, optimizer=optimizer, scheduler=scheduler,
+            iteration=0, best_loss=math.inf, since_best=0, images=images, optimizer=optimizer, scheduler=scheduler,
             labels=fixed_labels(view, options.label_inference), noise_seed=noise_seed,
             target=shared_gradients(view), bn_target=bn_target, box=view.normalization.pixel_box(starts[0]))
 
@@ -175,6 +183,9 @@ class GradInversion(SteppedAttack[GradInversionState]):
         # backward of the sum gives every restart its own gradient.
         loss = sum(self.objective(view, state, images[restart], consensus) for restart in range(options.restarts))
         check_finite(loss, state.iteration)
+        if self.stopping.enabled:
+            state.best_loss, state.since_best, _ = self.stopping.update(state.best_loss, state.since_best,
+                                                                       loss.item())
         loss.backward(inputs=[images])
         if options.noise > 0:
             noise_generator = torch.Generator().manual_seed(state.noise_seed + state.iteration)
@@ -184,7 +195,7 @@ class GradInversion(SteppedAttack[GradInversionState]):
         state.iteration += 1
 
     def done(self, state: GradInversionState) -> bool:
-        return state.iteration >= self.options.iterations
+        return state.iteration >= self.options.iterations or self.stopping.stopped(state.since_best)
 
     def result(self, view: ServerView, state: GradInversionState) -> Reconstruction:
         """The restart with the lowest gradient distance (without priors); ``final_loss`` is that distance."""
@@ -197,6 +208,9 @@ class GradInversion(SteppedAttack[GradInversionState]):
                 best_images, best_score = images.clone(), score.item()
         return Reconstruction(images=best_images, labels=state.labels.clone(),
                               iterations=state.iteration * self.options.restarts, final_loss=best_score)
+
+    def planned_iterations(self) -> int:
+        return self.options.iterations * self.options.restarts
 
 
 def build(options: GradInversionOptions) -> GradInversion:

@@ -2,6 +2,9 @@
 1 − cos(∇W(x'), ∇W) + tv·TV(x') (Eq. 4) with Adam on the sign of ∇x', the learning rate
 ×0.1 at 3/8, 5/8 and 7/8 of the iterations, x' clamped into the pixel box after every
 step; of ``restarts`` trials the one with the lowest cosine distance (without TV) wins.
+With ``early_stop_window`` set, a trial ends once cosine + TV has not improved for that many
+steps (:mod:`.stopping`) and the next restart begins; the milestones stay at fractions of
+``iterations``.
 
 Preset: the paper's CIFAR-10 setting in inversefed (``reconstruct_image.py`` with
 ``options.py`` defaults): 24,000 iterations, lr 0.1, tv 1e-4, 1 restart, signed, boxed,
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -24,6 +28,7 @@ from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_imag
                                    optimizer_step, shared_gradients)
 from evalgrid.attacks.labels import RuleName, fixed_labels
 from evalgrid.attacks.losses import cosine_distance, flatten, total_variation
+from evalgrid.attacks.stopping import EarlyStopping, tolerance_option, window_option
 from evalgrid.options import option
 from evalgrid.threat_model import Reconstruction, ServerView
 
@@ -41,6 +46,8 @@ class InvertingGradientsOptions:
     lr_decay: bool = option(True, doc="learning rate ×0.1 at 3/8, 5/8 and 7/8 of the iterations")
     init: Init = option("randn", doc="dummy data: 'randn' N(0, 1) in input space, 'rand' uniform pixels")
     label_inference: RuleName = option("idlg", doc="label rule when the labels are not known")
+    early_stop_window: int = window_option("loss (cosine distance + TV)")
+    early_stop_tolerance: float = tolerance_option()
 
 
 @dataclass
@@ -49,6 +56,9 @@ class InvertingGradientsState:
 
     restart: int  # the running trial (== restarts when all are done)
     iteration: int  # steps taken in the running trial
+    finished_iterations: int  # steps taken in the finished trials (fewer than planned when stopped early)
+    best_loss: float  # the running trial's best loss for early stopping (inf before its first step)
+    since_best: int  # the running trial's steps since that best
     starts: Tensor  # (restarts, B, C, H, W): every trial's initial images, drawn up front
     images: Tensor  # the running trial's dummy inputs x' (a leaf), in the model's input space
     optimizer: torch.optim.Adam
@@ -65,12 +75,14 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
 
     def __init__(self, options: InvertingGradientsOptions):
         self.options = options
+        self.stopping = EarlyStopping(options.early_stop_window, options.early_stop_tolerance)
 
     def start(self, view: ServerView, generator: torch.Generator) -> InvertingGradientsState:
         starts = torch.stack([dummy_images(self.options.init, view, generator) for _ in range(self.options.restarts)])
         images, optimizer, scheduler = self._new_trial(starts[0])
         return InvertingGradientsState(
-            restart=0, iteration=0, starts=starts, images=images, optimizer=optimizer, scheduler=scheduler,
+            restart=0, iteration=0, finished_iterations=0, best_loss=math.inf, since_best=0, starts=starts,
+            images=images, optimizer=optimizer, scheduler=scheduler,
             labels=fixed_labels(view, self.options.label_inference), best_images=None, best_score=math.inf,
             target=flatten(shared_gradients(view)), box=view.normalization.pixel_box(starts))
 
@@ -88,24 +100,29 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
         loss = cosine_distance(model_gradients(view, images, state.labels), state.target)
         if options.tv > 0:
             loss = loss + options.tv * total_variation(images)
-        check_finite(loss, state.restart * options.iterations + state.iteration)
+        check_finite(loss, state.finished_iterations + state.iteration)
+        stop = False
+        if self.stopping.enabled:
+            state.best_loss, state.since_best, stop = self.stopping.update(state.best_loss, state.since_best,
+                                                                          loss.item())
         loss.backward(inputs=[images])
         if options.signed:
             images.grad.sign_()
         optimizer_step(state.optimizer, state.scheduler, images, state.box if options.boxed else None)
         state.iteration += 1
-        if state.iteration == options.iterations:
+        if state.iteration == options.iterations or stop:
             self._finish_trial(view, state)
 
     def _finish_trial(self, view: ServerView, state: InvertingGradientsState) -> None:
         images = state.images.detach()
         score = cosine_distance(model_gradients(view, images, state.labels, create_graph=False), state.target)
-        check_finite(score, (state.restart + 1) * self.options.iterations)
+        state.finished_iterations += state.iteration
+        check_finite(score, state.finished_iterations)
         if score.item() < state.best_score:
             state.best_images, state.best_score = images.clone(), score.item()
         state.restart += 1
         if state.restart < self.options.restarts:
-            state.iteration = 0
+            state.iteration, state.best_loss, state.since_best = 0, math.inf, 0
             state.images, state.optimizer, state.scheduler = self._new_trial(state.starts[state.restart])
 
     def done(self, state: InvertingGradientsState) -> bool:
@@ -114,8 +131,16 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
     def result(self, view: ServerView, state: InvertingGradientsState) -> Reconstruction:
         """The best trial's images; ``final_loss`` is their cosine distance (without TV)."""
         return Reconstruction(images=state.best_images, labels=state.labels.clone(),
-                              iterations=self.options.iterations * self.options.restarts,
-                              final_loss=state.best_score)
+                              iterations=state.finished_iterations, final_loss=state.best_score)
+
+    def planned_iterations(self) -> int:
+        return self.options.iterations * self.options.restarts
+
+    def restore(self, view: ServerView, generator: torch.Generator, saved: dict[str, Any]) -> InvertingGradientsState:
+        state = super().restore(view, generator, saved)
+        if "finished_iterations" not in saved:  # a checkpoint from before early stopping: every trial ran in full
+            state.finished_iterations = state.restart * self.options.iterations
+        return state
 
 
 def build(options: InvertingGradientsOptions) -> InvertingGradients:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -10,7 +11,21 @@ from evalgrid import __version__
 from evalgrid.errors import UserError
 
 
+# Each command is the ``command`` of the module evalgrid.cli.NAME, imported only when it is used:
+# start-up stays light (no torch for `evalgrid plan --help`); `evalgrid --help` imports them all.
+COMMANDS = ("plan", "run", "status", "cancel", "retry", "collect", "table", "report", "weights", "components")
+
+
 class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:  # an unknown name loads them all: click suggests the closest
+            for name in [cmd_name] if cmd_name in COMMANDS else COMMANDS:
+                self.add_command(importlib.import_module(f"evalgrid.cli.{name}").command)
+        return self.commands.get(cmd_name)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -30,13 +45,3 @@ def main() -> None:
       evalgrid run grids/quickstart.toml --out runs/quickstart
       evalgrid status runs/quickstart
     """
-
-
-def _register() -> None:
-    from evalgrid.cli import cancel, collect, components, plan, report, retry, run, status, table, weights
-
-    for module in (plan, run, status, cancel, retry, collect, table, report, weights, components):
-        main.add_command(module.command)
-
-
-_register()

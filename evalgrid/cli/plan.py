@@ -5,14 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
 import click
 
-from evalgrid.cell import ChoiceChain
-from evalgrid.grid import load_grid
-from evalgrid.preflight import check_ready
-from evalgrid.store.layout import OutputDir
+from evalgrid.cell import ChoiceChain, factor_label
+from evalgrid.grid.expand import collector_paused
 
 
 @click.command("plan")
@@ -30,24 +30,44 @@ def command(grid_file: Path, out_dir: Path | None, fmt: str) -> None:
     Example:
       evalgrid plan grids/quickstart.toml --out runs/quickstart
     """
+    with collector_paused():  # a grid may have 100,000s of cells
+        _plan(grid_file, out_dir, fmt)
+
+
+def _plan(grid_file: Path, out_dir: Path | None, fmt: str) -> None:
+    from evalgrid.grid import load_grid  # here, not above: `evalgrid plan --help` needs no torch
+    from evalgrid.preflight import check_ready
+    from evalgrid.store.layout import OutputDir
+
     grid = load_grid(grid_file)
     check_ready(grid)
     columns = ["cell_id", *grid.varied]
-    rows = [{"cell_id": cell.cell_id, **{k: cell.factor_labels()[k] for k in grid.varied}} for cell in grid.cells]
+    rows = _rows(grid.cells, grid.varied)
     done = OutputDir(out_dir).done_ids() if out_dir else set()
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(_json(columns, rows))
     elif fmt == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
         writer.writerows(rows)
     else:
         click.echo(_table(columns, rows, done))
-    count = f"{len(rows)} cells" + (f", {sum(r['cell_id'] in done for r in rows)} already done" if out_dir else "")
+    count = f"{len(rows)} cells" + (f", {sum(row[0] in done for row in rows)} already done" if out_dir else "")
     stages = _stage_line(grid, out_dir)
     if stages:
         click.echo(stages, err=fmt != "table")
     click.echo(count, err=fmt != "table")
+
+
+def _rows(cells: tuple, varied: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """(cell id, label of each varied factor) per cell. Built column by column: a grid's cells
+    share their values, so each distinct value is labelled once."""
+    columns: list[list[Any]] = [[cell.cell_id for cell in cells]]
+    for name in varied:
+        values = list(map(attrgetter(name), cells))
+        labels = {id(value): factor_label(value) for value in {id(v): v for v in values}.values()}
+        columns.append(list(map(labels.__getitem__, map(id, values))))
+    return list(zip(*columns))
 
 
 def _stage_line(grid, out_dir: Path | None) -> str:
@@ -68,11 +88,26 @@ def _stage_line(grid, out_dir: Path | None) -> str:
     return "\n".join([*lines, f"{len(planned)} stage trainings, {cached} cached{where}"])
 
 
-def _table(columns: list[str], rows: list[dict], done: set[str]) -> str:
+def _table(columns: list[str], rows: list[tuple[Any, ...]], done: set[str]) -> str:
     if done:
         columns = [*columns, "done"]
-        rows = [{**row, "done": "yes" if row["cell_id"] in done else ""} for row in rows]
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
-    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns).rstrip() for r in rows]
-    return "\n".join(lines)
+        rows = [(*row, "yes" if row[0] in done else "") for row in rows]
+    header, cells = [], []  # per column: its padded name, and each row's padded text
+    for name, values in zip(columns, zip(*rows)):
+        texts = {value: str(value) for value in set(values)}  # a column holds one type: no 1 == True clash
+        width = max(len(name), *map(len, texts.values()))
+        padded = {value: text.ljust(width) for value, text in texts.items()}
+        header.append(name.ljust(width))
+        cells.append(map(padded.__getitem__, values))
+    return "\n".join(["  ".join(header), *map(str.rstrip, map("  ".join, zip(*cells)))])
+
+
+def _json(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
+    """``json.dumps([dict(zip(columns, row)) for row in rows], indent=2)``, each distinct value encoded once."""
+    keys = [f"    {json.dumps(name)}: " for name in columns]
+    encoded = []
+    for values in zip(*rows):
+        texts = {value: json.dumps(value) for value in set(values)}
+        encoded.append(list(map(texts.__getitem__, values)))
+    items = ("  {\n" + ",\n".join(map(str.__add__, keys, row)) + "\n  }" for row in zip(*encoded))
+    return "[\n" + ",\n".join(items) + "\n]"

@@ -24,12 +24,16 @@ from evalgrid.store.results import collect
 @click.option("--workers", type=click.IntRange(min=1), help="Cells run at once [grid's run.workers].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[grid's run.device]")
 @click.option("--threads", type=click.IntRange(min=0), help="Torch threads per worker; 0: cores / workers.")
+@click.option("--stack-trials", type=click.IntRange(min=1),
+              help="A cell's attack trials run together, at most N at once [grid's run.stack_trials; 1: one by one].")
+@click.option("--speedups", help="Attack-loop switches, comma-separated: tf32, channels_last, bf16, fp16 "
+                                 "[grid's run.speedups; none].")
 @click.option("--profile", help="Slurm: a cluster profile, NAME or path [grid's slurm.profile].")
 @click.option("--wait", is_flag=True, help="Slurm: stay until every submitted cell has ended, with progress.")
 @click.option("--alongside", is_flag=True,
               help="Go on although Slurm tasks of DIR are queued or running; their cells are left to them.")
 def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int | None, device: str | None,
-            threads: int | None, profile: str | None, wait: bool, alongside: bool) -> None:
+            threads: int | None, stack_trials: int | None, speedups: str | None, profile: str | None, wait: bool, alongside: bool) -> None:
     """Run every cell of GRID that has no result in DIR yet, then collect DIR/results.parquet.
 
     A failing cell is recorded (status failed, with its error) and the others go on. Exit code 0
@@ -54,7 +58,10 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
         slurm = resolve_resources(grid.slurm, grid.resolved.get("slurm", {}), profile, grid.base_dir)
     settings = RunSettings(executor=name, workers=workers or grid.run.workers, device=device or grid.run.device,
                            threads_per_worker=grid.run.threads_per_worker if threads is None else threads,
-                           slurm=slurm, alongside=alongside)
+                           slurm=slurm, alongside=alongside,
+                           stack_trials=grid.run.stack_trials if stack_trials is None else stack_trials,
+                           speedups=tuple(s.strip() for s in (grid.run.speedups if speedups is None else speedups)
+                                          .split(",") if s.strip()))
     progress: Progress | None = None
 
     def started(pending: int, skipped: int) -> None:
@@ -71,7 +78,8 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
     except KeyboardInterrupt as interrupt:
         if progress is not None:
             progress.close()
-        remaining = sum(cell.cell_id not in OutputDir(out_dir).done_ids() for cell in grid.cells)
+        done = OutputDir(out_dir).done_ids()  # one listing, not one per cell
+        remaining = sum(cell.cell_id not in done for cell in grid.cells)
         click.echo(f"interrupted: finished cells are kept; {remaining} cells remain. "
                    f"Run the same command again to resume.", err=True)
         sys.exit(143 if str(interrupt) == "SIGTERM" else 130)

@@ -5,20 +5,32 @@ on-disk cache, by all cells and by concurrent jobs.
 Cache layout: ``cache_dir/<setup_key>/round-<r>.pt`` (state dict) and ``round-<r>.json``
 (metadata, test accuracy), both written atomically, the JSON last; an exclusive ``flock`` on
 ``cache_dir/<setup_key>/.lock`` is held around "look up → train → write", so two processes that
-need the same setup train it once. Training to round r resumes from the largest cached round
-below r and writes round r, plus the rounds of ``also_rounds`` it passes; :func:`train_stages`
-caches all of a grid's rounds, each setup trained once up to its highest round. Round 0 (the
-``initial`` stage) is the initialised model: cheap to rebuild, never written.
+need the same setup (the local executor's workers, Slurm tasks on a shared filesystem) train it
+once: the second waits, then reads the first one's files. The kernel drops the lock when its
+holder dies, so a killed training blocks nobody. On NFS, Linux emulates ``flock`` with byte-range
+locks, which hold across machines; a filesystem without locks fails with an error that says so.
+Training to round r resumes from the largest cached round below r and writes round r, plus the
+rounds of ``also_rounds`` it passes; :func:`train_stages` caches all of a grid's rounds, each
+setup trained once up to its highest round. Round 0 (the ``initial`` stage) is the initialised
+model: cheap to rebuild, never written.
+
+Every completed training also writes an event, ``cache_dir/<setup_key>/trainings/round-<r>.<ns>.
+<pid>.<random>.json`` (what it trained from and to, the rounds it wrote, where and how long):
+one new file per training, never overwritten, so :func:`training_events` counts trainings that
+actually ran, including any that a broken lock would let run twice for the same round.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import fcntl
 import hashlib
 import json
 import math
 import os
+import secrets
+import socket
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -40,7 +52,7 @@ from evalgrid.store.atomic import atomic_write, atomic_write_text, remove_stale_
 
 STAGE_SCHEMA = 1  # bump when the training changes what weights a setup gives
 LOCK_NAME = ".lock"
-
+TRAININGS_DIR = "trainings"  # in a setup's folder: one event file per completed training
 
 
 @dataclass(frozen=True)
@@ -226,6 +238,7 @@ def global_model(request: StageRequest, data_root: Path | None, cache_dir: Path,
         from evalgrid.fl.fedavg import train_global_model
 
         train_global_model(request, data_root, device, model=model, start_round=start, on_round=write)
+        _record_training(request, folder, start, sorted(wanted), time.monotonic() - segment_started, device)
         accuracy = _cached_accuracy(request, folder, model, data_root, device)
         return model, StageRecord(stage.round, accuracy, stage.test_samples, request.key(), True,
                                   start, time.monotonic() - started, waited)
@@ -280,7 +293,14 @@ def _exclusive(folder: Path) -> Iterator[float]:
     folder.mkdir(parents=True, exist_ok=True)
     asked = time.monotonic()
     with open(folder / LOCK_NAME, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError as error:
+            if error.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            raise UserError(f"cannot lock {folder / LOCK_NAME} ({error.strerror}): the stage cache must be on a "
+                            f"filesystem with file locks (on Lustre, mounted with -o flock); point [run] "
+                            f"stage_cache at one.") from None
         waited = time.monotonic() - asked
         handle.seek(0)
         handle.truncate()
@@ -290,6 +310,26 @@ def _exclusive(folder: Path) -> Iterator[float]:
             yield waited
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _record_training(request: StageRequest, folder: Path, resumed_from: int, rounds_written: list[int],
+                     train_seconds: float, device: torch.device) -> None:
+    """Write this training's event: a new file whose name no other training can take."""
+    unique = f"{time.time_ns()}.{os.getpid()}.{secrets.token_hex(4)}"
+    body = {"schema": STAGE_SCHEMA, "key": request.key(), "setup_key": request.setup_key(),
+            "round": request.round, "resumed_from": resumed_from, "rounds_written": rounds_written,
+            "train_seconds": round(train_seconds, 3), "device": str(device), "host": socket.gethostname(),
+            "pid": os.getpid(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    atomic_write_text(folder / TRAININGS_DIR / f"round-{request.round}.{unique}.json",
+                      json.dumps(body, indent=1, sort_keys=True) + "\n")
+
+
+def training_events(cache_dir: Path) -> list[dict[str, Any]]:
+    """Every training that ran into ``cache_dir`` (one per completed :func:`global_model` call
+    that trained), oldest first: the JSON bodies of the event files, each with its ``path``."""
+    paths = sorted(Path(cache_dir).glob(f"*/{TRAININGS_DIR}/round-*.json"),
+                   key=lambda path: int(path.name.split(".")[1]))  # round-<r>.<ns>.<pid>.<random>.json
+    return [{**json.loads(path.read_text(encoding="utf-8")), "path": str(path)} for path in paths]
 
 
 def _paths(folder: Path, round_: int) -> tuple[Path, Path]:

@@ -2,13 +2,17 @@
 
 A factor value is parsed from TOML into the typed value a :class:`CellConfig` field holds.
 Parsers raise :class:`InvalidOption` with a key relative to the value; the grid validator
-prefixes the file and key path.
+prefixes the file and key path. A factor's ``label`` of a TOML value is the label its parsed
+value shows (``str``), read without the component registries: those, and torch with them, are
+imported on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from evalgrid.cell import Choice, ChoiceChain
@@ -27,16 +31,25 @@ class ComponentFactor:
 
     name: str
     summary: str
-    registry: Registry
+    registry_path: str  # "module:NAME" of its Registry, imported on first use
     overrides_section: str  # top-level table of per-component overrides, e.g. "attacks"
     default: Any = REQUIRED
     pandas_dtype: str = "category"
 
+    @cached_property
+    def registry(self) -> Registry:
+        module, name = self.registry_path.split(":")
+        return getattr(importlib.import_module(module), name)
+
     def parse(self, raw: Any, bases: Bases) -> Choice:
         name, written = self._split(raw)
         options = parse_options(self.registry[name].options, written, base=bases.get(name))
-        label = name if not written else f"{name}({', '.join(f'{k}={written[k]!r}' for k in sorted(written))})"
-        return Choice(name, options, label)
+        return Choice(name, options, self.label(raw))
+
+    def label(self, raw: Any) -> str:
+        """``name``, or ``name(option=value, ...)`` for an inline table (options sorted, values as repr)."""
+        name, written = self._shape(raw)
+        return name if not written else f"{name}({', '.join(f'{k}={written[k]!r}' for k in sorted(written))})"
 
     def pattern(self, raw: Any, bases: Bases) -> Matcher:
         name, written = self._split(raw)
@@ -45,22 +58,26 @@ class ComponentFactor:
         return lambda value: value.name == name and parse_options(schema, written, base=value.options) == value.options
 
     def _split(self, raw: Any) -> tuple[str, dict[str, Any]]:
-        if isinstance(raw, str):
-            name, written = raw, {}
-        elif isinstance(raw, dict):
-            written = dict(raw)
-            name = written.pop("name", None)
-            if not isinstance(name, str):
-                raise InvalidOption("name", f"an inline {self.name} table needs a string 'name' key, e.g. "
-                                            f"{{ name = {self.registry.names()[0]!r}, ... }}. "
-                                            f"{choices_sentence(self.registry.names())}")
-        else:
-            raise InvalidOption("", f"expected a {self.name} name or an inline table {{ name = ..., option = ... }}, "
-                                    f"got {raw!r}. {choices_sentence(self.registry.names())}")
+        name, written = self._shape(raw)
         if name not in self.registry:
             raise InvalidOption("", f"unknown {self.name} {name!r}.{did_you_mean(name, self.registry.names())} "
                                     f"{choices_sentence(self.registry.names())}")
         return name, written
+
+    def _shape(self, raw: Any) -> tuple[str, dict[str, Any]]:
+        """The name and the written options of a name or an inline table (not looked up)."""
+        if isinstance(raw, str):
+            return raw, {}
+        if isinstance(raw, dict):
+            written = dict(raw)
+            name = written.pop("name", None)
+            if isinstance(name, str):
+                return name, written
+            raise InvalidOption("name", f"an inline {self.name} table needs a string 'name' key, e.g. "
+                                        f"{{ name = {self.registry.names()[0]!r}, ... }}. "
+                                        f"{choices_sentence(self.registry.names())}")
+        raise InvalidOption("", f"expected a {self.name} name or an inline table {{ name = ..., option = ... }}, "
+                                f"got {raw!r}. {choices_sentence(self.registry.names())}")
 
 
 class MatchesEqualValues:
@@ -69,6 +86,10 @@ class MatchesEqualValues:
     def pattern(self, raw: Any, bases: Bases) -> Matcher:
         wanted = self.parse(raw, bases)  # type: ignore[attr-defined]
         return lambda value: value == wanted
+
+    def label(self, raw: Any) -> Any:
+        """A plain value is its own label."""
+        return raw
 
 
 @dataclass(frozen=True)
@@ -164,6 +185,12 @@ class ChainFactor:
         self.check([step.name for step in steps])
         return ChoiceChain(tuple(steps))
 
+    def label(self, raw: Any) -> str:
+        """``none``, or the components' labels joined by `` + ``."""
+        if raw == "none" or raw == []:
+            return "none"
+        return " + ".join(self.component.label(item) for item in (raw if isinstance(raw, list) else [raw]))
+
     def pattern(self, raw: Any, bases: Bases) -> Matcher:
         """A bare name matches that one defense with any options (like a component factor's);
         ``"none"``, inline tables and lists match exactly."""
@@ -177,36 +204,33 @@ Factor = ComponentFactor | IntegerFactor | ChoiceFactor | BoolFactor | NameFacto
 
 
 def _build_factors() -> Registry[Factor]:
-    from evalgrid.attacks import ATTACKS
-    from evalgrid.data import DATASETS
-    from evalgrid.defenses import DEFENSES
-    from evalgrid.defenses.chain import check_composition
-    from evalgrid.fl.local_training import LOCAL_TRAININGS
-    from evalgrid.fl.stage import STAGES
-    from evalgrid.models import INITS, MODELS
-
     def check_defenses(names: list[str]) -> None:
+        from evalgrid.defenses.chain import check_composition
+
         if "none" in names:
             raise InvalidOption("", "'none' cannot be part of a composition; write defense = \"none\" on its own.")
         check_composition(names)
 
     factors: Registry[Factor] = Registry("factor")
     for factor in (
-        ComponentFactor("dataset", "the victim's data", DATASETS, "datasets"),
+        ComponentFactor("dataset", "the victim's data", "evalgrid.data:DATASETS", "datasets"),
         IntegerFactor("resolution", "image side the data is resized to (SoK Fig. 4); 0: the dataset's own",
                       minimum=0, default=0),
-        ComponentFactor("model", "the global model's architecture", MODELS, "models"),
-        ComponentFactor("init", "the global model's initial weights", INITS, "inits", default="default"),
-        ComponentFactor("stage", "the FL training stage the model is attacked at", STAGES, "stages",
-                        default="initial"),
-        ComponentFactor("local_training", "the victim's local training: FedSGD or FedAvg", LOCAL_TRAININGS,
-                        "local_trainings", default="fedsgd"),
+        ComponentFactor("model", "the global model's architecture", "evalgrid.models:MODELS", "models"),
+        ComponentFactor("init", "the global model's initial weights", "evalgrid.models:INITS", "inits",
+                        default="default"),
+        ComponentFactor("stage", "the FL training stage the model is attacked at", "evalgrid.fl.stage:STAGES",
+                        "stages", default="initial"),
+        ComponentFactor("local_training", "the victim's local training: FedSGD or FedAvg",
+                        "evalgrid.fl.local_training:LOCAL_TRAININGS", "local_trainings", default="fedsgd"),
         BoolFactor("knows_local_config", "the attacker knows the local training (SoK WST) or assumes one "
                                          "full-batch step (BST)", default=True),
         IntegerFactor("batch_size", "the victim's private samples (N; FedSGD's batch B)", minimum=1, default=1),
         ChainFactor("defense", "post-processing of the update, DP-SGD or secure aggregation; a list composes",
-                    ComponentFactor("defense", "", DEFENSES, "defenses"), check_defenses, default="none"),
-        ComponentFactor("attack", "the gradient inversion attack and its options", ATTACKS, "attacks"),
+                    ComponentFactor("defense", "", "evalgrid.defenses:DEFENSES", "defenses"), check_defenses,
+                    default="none"),
+        ComponentFactor("attack", "the gradient inversion attack and its options", "evalgrid.attacks:ATTACKS",
+                        "attacks"),
         NameFactor("gradient_source", "the module whose gradients the attack matches (SoK Table 3); all",
                    default="all"),
         ChoiceFactor("labels", "whether the attacker is given the true labels", ("known", "inferred"),

@@ -19,6 +19,10 @@ class RunOptions:
     workers: int = option(1, minimum=1, doc="cells run at once by the local executor")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads_per_worker: int = option(0, minimum=0, doc="torch CPU threads per worker; 0: cores / workers")
+    stack_trials: int = option(1, minimum=1, doc="a cell's attack trials run together as stacked lanes, at most "
+                                                 "this many at once (Inverting Gradients); 1: one by one")
+    speedups: str = option("", doc="comma-separated attack-loop switches: tf32, channels_last, bf16, fp16 "
+                                   "(evalgrid/speedups.py; none by default)")
     stage_cache: str = option("", doc="folder of trained stage models shared across runs; default DIR/stages "
                                       "(relative to the grid file)")
 

@@ -77,12 +77,16 @@ class _Validator:
         """Re-raise option and registry errors as GridErrors located at ``key``."""
         try:
             yield
-        except InvalidOption as err:
-            raise self.fail((*key, *([err.key] if err.key else [])), err.message) from None
         except GridError:
             raise
-        except UserError as err:
-            raise self.fail(key, str(err)) from None
+        except (InvalidOption, UserError) as err:
+            raise self.located(key, err) from None
+
+    def located(self, key: tuple[str | int, ...], err: InvalidOption | UserError) -> GridError:
+        """An option or registry error as a GridError located at ``key``."""
+        if isinstance(err, InvalidOption):
+            return self.fail((*key, *([err.key] if err.key else [])), err.message)
+        return self.fail(key, str(err))
 
     def table(self, key: str, required: bool = False) -> dict[str, Any]:
         value = self.data.get(key)
@@ -202,9 +206,14 @@ class _Validator:
                     raise self.fail(("factors", name), "the list is empty: give at least one value.")
             parsed = []
             first_index: dict[Any, int] = {}  # value → its first index: duplicates in O(n), not O(n²)
+            base = bases.get(name, {})
             for index, raw in enumerate(raw_list):
-                with self.at("factors", name, index):
-                    value = factor.parse(raw, bases.get(name, {}))
+                try:  # as self.at(...), without a context manager per value: a factor may list 100,000s
+                    value = factor.parse(raw, base)
+                except GridError:
+                    raise
+                except (InvalidOption, UserError) as err:
+                    raise self.located(("factors", name, index), err) from None
                 first = _first_index(first_index, parsed, value, index)
                 if first is not None:
                     raise self.fail(("factors", name, index),

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from evalgrid.cell import FACTOR_NAMES
 from evalgrid.errors import UserError
 from evalgrid.store.layout import OutputDir
-from evalgrid.store.results import BOOLEAN_FACTORS, INTEGER_FACTORS, RESULT_SCHEMA, read_rows
+from evalgrid.store.results import BOOLEAN_FACTORS, INTEGER_FACTORS, read_result_file, read_rows
 
 
 def load(directory: str | Path) -> pd.DataFrame:
@@ -22,8 +24,9 @@ def load(directory: str | Path) -> pd.DataFrame:
     if not out.root.is_dir():
         raise UserError(f"{directory}: no such output directory.")
     files = out.result_files()
-    if out.results.is_file() and all(f.stat().st_mtime <= out.results.stat().st_mtime for f in files):
-        table = pq.read_table(out.results, schema=RESULT_SCHEMA)
+    collected = out.results.stat().st_mtime if out.results.is_file() else None
+    if collected is not None and all(f.stat().st_mtime <= collected for f in files):
+        table = read_result_file(out.results)
     else:
         table = read_rows(files)
     frame = table.to_pandas()
@@ -34,21 +37,23 @@ def load(directory: str | Path) -> pd.DataFrame:
         elif name in BOOLEAN_FACTORS:
             frame[name] = frame[name].astype("bool")
         else:
-            present = list(dict.fromkeys(frame[name].dropna()))
-            categories = [c for c in order.get(name, []) if c in present]
-            categories += [c for c in present if c not in categories]
-            frame[name] = pd.Categorical(frame[name], categories=categories)
+            frame[name] = _categorical(table.column(name), order.get(name, []))
     return frame
+
+
+def _categorical(column: pa.ChunkedArray, order: list[str]) -> pd.Categorical:
+    """The labels as categories: those the grid lists in its order, then the others in order of
+    appearance. Computed in Arrow, not row by row."""
+    present = dict.fromkeys(pc.unique(column).drop_null().to_pylist())  # in order of appearance
+    categories = list(dict.fromkeys([*(label for label in order if label in present), *present]))
+    codes = pc.fill_null(pc.index_in(column, value_set=pa.array(categories, pa.string())), -1)
+    return pd.Categorical.from_codes(np.asarray(codes.to_numpy(), dtype=np.int64), categories=categories)
 
 
 def _grid_order(out: OutputDir) -> dict[str, list[str]]:
     """Factor labels in the order the grid lists them (for tables and plots)."""
     if not out.grid_toml.is_file():
         return {}
-    from evalgrid.grid import load_grid
+    from evalgrid.grid.order import factor_order
 
-    try:
-        grid = load_grid(out.grid_toml)
-    except UserError:  # the grid as run no longer validates (e.g. a registry entry was renamed)
-        return {}
-    return {name: [str(v) for v in values] for name, values in grid.values.items()}
+    return factor_order(out.grid_toml)

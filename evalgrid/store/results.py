@@ -6,6 +6,9 @@ Every row is checked against one explicit Arrow schema before it is written, so
 
 from __future__ import annotations
 
+import functools
+import io
+import itertools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,7 @@ RESULT_SCHEMA = pa.schema(
         pa.field("traceback", pa.string()),
         pa.field("final_loss", pa.float64()),
         pa.field("attack_iterations", pa.int64()),
+        pa.field("attack_iterations_saved", pa.int64()),  # planned − run: steps early stopping saved (0 when off)
         pa.field("model_parameters", pa.int64()),  # p, trainable (SoK Theorem 4.3)
         pa.field("gradient_parameters", pa.int64()),  # of them, those whose gradients the attack matched
         pa.field("input_dimension", pa.int64()),  # B × D = B × C × H × W (K·B under secure aggregation)
@@ -52,6 +56,8 @@ RESULT_SCHEMA = pa.schema(
         pa.field("stage_round", pa.int64()),  # the FedAvg round of the attacked global model
         pa.field("epsilon", pa.float64()),  # DP-SGD's ε for the victim's round (δ in the defense); NaN without
         pa.field("resumed_at_iteration", pa.list_(pa.int64())),  # attack iterations done at each resume
+        pa.field("trials_stacked", pa.int64()),  # the most trials run together as lanes (1: one by one)
+        pa.field("speedups", pa.string()),  # attack-loop switches, comma-separated ("" for none)
         pa.field("wall_s", pa.float64()),
         pa.field("device", pa.string()),
         pa.field("host", pa.string()),
@@ -95,12 +101,44 @@ def write_result(out: OutputDir, row: dict[str, Any]) -> Path:
     return target
 
 
-def read_rows(files: Iterable[Path]) -> pa.Table:
-    files = list(files)
-    if not files:
-        return RESULT_SCHEMA.empty_table()
-    tables = [pq.read_table(path, schema=RESULT_SCHEMA) for path in files]
-    return pa.concat_tables(tables)
+def read_result_file(path: Path) -> pa.Table:
+    """One result file (of any size) as RESULT_SCHEMA."""
+    return _as_result_schema([_read_stored(path, use_threads=True)])
+
+
+def read_rows(files: Iterable[Path], files_per_batch: int = 1000) -> pa.Table:
+    """The rows of many small result files, in order, as RESULT_SCHEMA. Each file is read on this
+    thread (for a file of one row, starting threads costs more than the read); every
+    ``files_per_batch`` files are joined into one compact table, which frees the read buffers
+    that each small table holds on to, and the schema is applied once to them all."""
+    batches: list[pa.Table] = []
+    remaining = iter(files)
+    while batch := list(itertools.islice(remaining, files_per_batch)):
+        batches.append(pa.concat_tables([_read_stored(path, use_threads=False) for path in batch]).combine_chunks())
+    return _as_result_schema(batches)
+
+
+@functools.cache
+def _stored_schema() -> pa.Schema:
+    """RESULT_SCHEMA as a Parquet file gives it back (list items named "element", not "item")."""
+    buffer = io.BytesIO()
+    pq.write_table(RESULT_SCHEMA.empty_table(), buffer)
+    return pq.read_schema(pa.BufferReader(buffer.getvalue()))
+
+
+def _read_stored(path: Path, use_threads: bool) -> pa.Table:
+    """A result file with the stored schema; a file of another one (an older evalgrid's) is read
+    through RESULT_SCHEMA, a column it lacks coming back null. Pages are read as they are decoded
+    (no pre-buffering): a million rows' configs are then not held twice."""
+    with pq.ParquetFile(path, pre_buffer=False) as file:
+        table = file.read(use_threads=use_threads)
+    if table.schema.equals(_stored_schema(), check_metadata=True):
+        return table
+    return pq.read_table(path, schema=RESULT_SCHEMA).cast(_stored_schema())
+
+
+def _as_result_schema(tables: list[pa.Table]) -> pa.Table:
+    return pa.concat_tables(tables).cast(RESULT_SCHEMA) if tables else RESULT_SCHEMA.empty_table()
 
 
 def collect(out: OutputDir, order: list[str] | None = None) -> tuple[Path, int]:

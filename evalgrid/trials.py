@@ -1,0 +1,90 @@
+"""A cell's T attack trials: one after another, or several at once as stacked lanes.
+
+Trial t draws its start from its own generator (the cell's seed, the attack stream, t) in
+both modes, so a trial is the same attack whichever way it runs. Stacking
+(:mod:`evalgrid.attacks.stacked`, ``[run] stack_trials``) runs up to that many of the
+remaining trials together when the attack has a stacked form and the model allows it; the
+finished trials and a running chunk are checkpointed like a single trial, and a checkpoint
+resumes in the mode it was taken in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from evalgrid.resume import Progress, run_resumable, stop_between_trials
+from evalgrid.setup import ATTACK_STREAM, stream_seed
+from evalgrid.speedups import speedups
+from evalgrid.threat_model import Reconstruction, ServerView
+
+STACKED_FIELD = "targets"  # a field only the stacked state has: marks a stacked snapshot
+
+
+def trial_generator(seed: int, trial: int) -> torch.Generator:
+    """Trial ``trial``'s generator, on the CPU: the same start on any device."""
+    return torch.Generator().manual_seed(stream_seed(seed, ATTACK_STREAM, trial))
+
+
+def stacked_form(attack_name: str, options: Any) -> Callable[..., Any] | None:
+    """The stacked attack's constructor ``(options, views, trials_per_view)``, or None when
+    ``attack_name`` with ``options`` has none (early stopping needs per-lane stops: not stacked)."""
+    if attack_name != "ig" or getattr(options, "early_stop_window", 0):
+        return None
+    from evalgrid.attacks.stacked import StackedInvertingGradients
+
+    return StackedInvertingGradients
+
+
+def stackable_model(model: nn.Module) -> bool:
+    """False when the model draws random numbers in its forward pass (dropout in train mode):
+    stacked lanes would draw other numbers than the sequential trials."""
+    return not any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 and m.training for m in model.modules())
+
+
+def run_trials(attack_name: str, options: Any, view: ServerView, seed: int, trials: int, progress: Progress,
+               save: Callable[[Progress], None], stack: int, switches: tuple[str, ...] = ()) -> list[Reconstruction]:
+    """Every trial's reconstruction, finished ones from ``progress``; new ones are appended to
+    ``progress.finished`` (tensors on the CPU) as they end. ``stack``: at most this many trials
+    at once; ``switches``: :mod:`evalgrid.speedups`."""
+    from evalgrid.attacks import ATTACKS
+
+    device = next(view.model.parameters()).device
+    stacked = stacked_form(attack_name, options)
+    stack = stack if stacked is not None and stackable_model(view.model) else 1
+    # MATH: the only attention kernel with a double backward
+    with sdpa_kernel(SDPBackend.MATH), speedups(switches, view.model):
+        while len(progress.finished) < trials:
+            first = len(progress.finished)
+            stop_between_trials(progress, first, save)
+            running = progress.state if progress.trial == first else None
+            chunk = _chunk_size(running, options, trials - first, stack)
+            if chunk > 1:
+                attack = stacked(options, [view], chunk)
+                generators = [trial_generator(seed, t) for t in range(first, first + chunk)]
+                results = run_resumable(attack, view, generators, progress, first, save)
+            else:
+                attack = ATTACKS[attack_name].build(options)
+                results = [run_resumable(attack, view, trial_generator(seed, first), progress, first, save)]
+            progress.state, progress.stacked = None, max(progress.stacked, chunk)
+            progress.finished.extend(_on_cpu(r) for r in results)
+    return [Reconstruction(saved["images"].to(device), saved["labels"].to(device), saved["iterations"],
+                           saved["final_loss"]) for saved in progress.finished]
+
+
+def _chunk_size(running: dict[str, Any] | None, options: Any, remaining: int, stack: int) -> int:
+    """How many trials run together next: a running chunk's own size, else up to ``stack``."""
+    if running is None:
+        return min(stack, remaining)
+    if STACKED_FIELD not in running:
+        return 1
+    return len(running["images"]) // options.restarts
+
+
+def _on_cpu(reconstruction: Reconstruction) -> dict[str, Any]:
+    return {"images": reconstruction.images.detach().cpu(), "labels": reconstruction.labels.detach().cpu(),
+            "iterations": int(reconstruction.iterations), "final_loss": float(reconstruction.final_loss)}
