@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import markdown_table, section  # noqa: E402
-from problems import CASES, Problem, build_attack, problem, synchronize  # noqa: E402
+from problems import CASES, Problem, build_attack, problem, seconds_per_step  # noqa: E402
 
 from evalgrid.attacks.fedleak import ACTIVATIONS  # noqa: E402
 
@@ -101,15 +100,6 @@ class MinimalFedLeak:
 
 MINIMAL = {"ig": MinimalInvertingGradients, "fedleak": MinimalFedLeak}
 ATTACK_OPTIONS = {"ig": {"iterations": 10**6, "lr_decay": True}, "fedleak": {"iterations": 10**6}}
-
-
-def seconds_per_step(step, steps: int, device: str) -> float:
-    synchronize(device)
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronize(device)
-    return (time.perf_counter() - started) / steps
 
 
 def forward_backward(p: Problem, device: str, steps: int) -> float:

@@ -317,27 +317,29 @@ def main() -> None:
             f"**{ours.median / theirs.median:.2f}** ({min(measured.paired_ratios):.2f}–"
             f"{max(measured.paired_ratios):.2f})", f"{cpu_ratio:.2f}",
             psnr_cell(measured.psnr),
-            psnr_cell(measured.long_psnr) if measured.long_psnr else "(skipped)",
+            *([psnr_cell(measured.long_psnr)] if measured.long_psnr else []),
         ])
         print(f"breaching_compare: {case.name} done", file=sys.stderr)
 
     header = ["case", "forward+backward (f+b)", "evalgrid / iteration", f"breaching {version} / iteration",
               "evalgrid ÷ breaching (target ≤ 1.0)", "same, CPU time",
               f"PSNR after {args.iterations} it., evalgrid / breaching (evalgrid ≥?)",
-              f"PSNR after {args.psnr_iterations} it., evalgrid / breaching (evalgrid ≥?)"]
+              *([f"PSNR after {args.psnr_iterations} it., evalgrid / breaching (evalgrid ≥?)"]
+                if args.psnr_iterations else [])]
     command = f"python benchmarks/breaching_compare.py --iterations {args.iterations} " \
               f"--psnr-iterations {args.psnr_iterations} --repeats {args.repeats} --threads {args.threads}"
+    further = f"; after {args.psnr_iterations} iterations, one further run of each" if args.psnr_iterations else ""
     body = f"""
 Inverting Gradients in evalgrid and in breaching {version} (its `invertinggradients` preset run by
 its own optimisation-based attacker) on the same model object, victim batch, shared gradient
 tensors and starting images, with lr {LR}, TV {TV:g}, 1 restart, signed Adam, boxed, step decay,
-{args.threads} torch threads for both. Time per iteration: one whole `reconstruct` call of
-{args.iterations} iterations ÷ {args.iterations}; median of {args.repeats} runs of each code,
+{args.threads} torch thread{'s' if args.threads != 1 else ''} for both. Time per iteration: one whole
+`reconstruct` call of {args.iterations} iterations ÷ {args.iterations}; median of {args.repeats} runs of each code,
 interleaved, range in brackets; the ratio is of the medians, in brackets the range of the ratios
 of the runs paired by round; "same, CPU time" is the ratio of the process's CPU time (all
 threads), which other load on the machine disturbs less than wall time. f+b: one forward and
 backward pass of the model on the batch, for scale. PSNR: evalgrid's metric, reconstructions
-matched to the originals; after {args.psnr_iterations} iterations, one further run of each.
+matched to the originals{further}.
 
 {markdown_table(header, rows)}
 

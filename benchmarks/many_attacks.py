@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -25,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import markdown_table, section  # noqa: E402
-from problems import Case, build_attack, problem, synchronize  # noqa: E402
+from problems import Case, build_attack, problem, seconds_per_step  # noqa: E402
 
 from evalgrid.attacks.inverting_gradients import InvertingGradientsOptions  # noqa: E402
 from evalgrid.attacks.stacked import StackedInvertingGradients  # noqa: E402
@@ -34,15 +33,6 @@ from evalgrid.options import parse_options  # noqa: E402
 
 def generators(count: int) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(1000 + lane) for lane in range(count)]
-
-
-def block_seconds(step, steps: int, device: str) -> float:
-    synchronize(device)
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronize(device)
-    return (time.perf_counter() - started) / steps
 
 
 def median(values: list[float]) -> float:
@@ -60,8 +50,8 @@ def throughput(problems, trials: int, repeats: int, steps: int, device: str) -> 
     lanes = len(views) * trials
     one, together = [], []
     for block in range(repeats + 1):  # block 0 warms up
-        a = block_seconds(lambda: alone.step(views[0], alone_state), steps, device)
-        b = block_seconds(lambda: stacked.step(None, stacked_state), steps, device)
+        a = seconds_per_step(lambda: alone.step(views[0], alone_state), steps, device)
+        b = seconds_per_step(lambda: stacked.step(None, stacked_state), steps, device)
         if block:
             one.append(1 / a)
             together.append(lanes / b)

@@ -5,6 +5,7 @@ the three channels), the client's FedSGD gradient, and the attacker's ServerView
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass
 
 import torch
@@ -79,3 +80,13 @@ def build_attack(name: str, **overrides):
 def synchronize(device: torch.device | str) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
+
+
+def seconds_per_step(step, steps: int, device: str) -> float:
+    """Wall seconds per call of ``step`` over ``steps`` calls, the device synchronised around them."""
+    synchronize(device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    return (time.perf_counter() - started) / steps
