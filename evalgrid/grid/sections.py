@@ -1,6 +1,7 @@
 """Schemas of the grid's non-factor tables: ``[run]``, ``[slurm]`` and ``[data]``.
 
-None of these change what a cell computes, so none enter the cell id.
+None of these change what a cell computes, so none enter the cell id (``stack_trials`` and
+``speedups`` can change its numbers in the last digits, like thread counts; the row records both).
 """
 
 from __future__ import annotations
