@@ -43,6 +43,8 @@ sys.path.insert(0, str(REPO))
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from evalgrid.store.results import write_results_file  # noqa: E402
+
 MODELS = ("lenet", "convnet(width=8)")
 ATTACKS = ("ig", "idlg")
 PLAN_CELLS, COLLECT_FILES, LOAD_ROWS = 100_000, 10_000, 1_000_000
@@ -151,8 +153,8 @@ def build(work: Path) -> list[Case]:
     load = work / "load"
     load.mkdir()
     (load / "grid.toml").write_text(grid_text("load", LOAD_ROWS // 4))
-    pq.write_table(rows_like(template, LOAD_ROWS, [f"{i:012x}" for i in range(LOAD_ROWS)], "load"),
-                   load / "results.parquet")
+    write_results_file(rows_like(template, LOAD_ROWS, [f"{i:012x}" for i in range(LOAD_ROWS)], "load"),
+                       load / "results.parquet")  # as `evalgrid collect` writes it
 
     evalgrid = [python(), "-m", "evalgrid"]
     return [

@@ -97,7 +97,8 @@ def _check_inits(grid: Grid, cells: list[CellConfig]) -> None:
 
 def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
     """Build every (model, data shape) on the meta device: no memory, no time, but the same
-    errors as a real build (too small images), and check the gradient sources it names."""
+    errors as a real build (too small images); check that its smallest train-mode batch passes
+    (one small CPU forward) and the gradient sources it names."""
     import torch
 
     from evalgrid.models import MODELS, check_batch_fits

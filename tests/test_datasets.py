@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import subprocess
+import sys
 import textwrap
 
 import numpy as np
@@ -512,3 +514,23 @@ def test_image_folder_path_can_be_set_in_the_datasets_table(tmp_path):
 def test_image_folder_grid_without_the_folder_fails_plan_naming_it(tmp_path, cli):
     result = cli("plan", grid_file(tmp_path, FACTOR["imagefolder"]))
     assert result.exit_code == 2 and str(tmp_path / "datasets" / "ham") in result.output
+
+
+# ---- digits -----------------------------------------------------------------------------
+
+def test_digits_are_scikit_learns_images_and_labels():
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    train = DATASETS["digits"].build(DigitsOptions(resolution=8), None)
+    test = DATASETS["digits"].build(DigitsOptions(resolution=8, split="test"), None)
+    images = torch.cat([train.batch(list(range(len(train))))[0], test.batch(list(range(len(test))))[0]])
+    assert torch.equal(images, torch.from_numpy(bunch.images / 16.0).float().unsqueeze(1))
+    assert torch.equal(torch.cat([train.labels, test.labels]), torch.from_numpy(bunch.target))
+
+
+def test_digits_are_read_without_importing_scikit_learn():
+    code = ("import sys; from evalgrid.data import DATASETS; from evalgrid.data.digits import DigitsOptions; "
+            "DATASETS['digits'].build(DigitsOptions(), None); print('sklearn' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

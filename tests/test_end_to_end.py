@@ -197,7 +197,7 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the worker processes")
 def test_a_worker_killed_mid_cell_fails_that_cell_only(write_grid, tmp_path):
-    grid = write_grid(E2E_GRID.replace("iterations = 10", "iterations = 3000"))
+    grid = write_grid(E2E_GRID.replace("iterations = 10", "iterations = 1000"))
     out = tmp_path / "out"
     launcher = start_run(grid, out)
     deadline = time.monotonic() + 120

@@ -48,3 +48,15 @@ def test_total_variation_adds_mean_horizontal_and_vertical_differences():
     rows, columns = torch.meshgrid(torch.arange(3.0), torch.arange(3.0), indexing="ij")
     image = (rows + 2 * columns).view(1, 1, 3, 3)  # neighbours differ by 2 across, 1 down
     assert total_variation(image).item() == 3
+
+
+@pytest.mark.parametrize("distance", [cosine_distance, squared_l2_distance])
+def test_a_flat_target_gives_what_its_layers_give(distance):
+    dummy = [g + 0.3 for g in GRADIENTS]
+    flat = torch.cat([g.reshape(-1) for g in GRADIENTS])
+    assert distance(dummy, flat).item() == pytest.approx(distance(dummy, GRADIENTS).item(), rel=1e-6)
+
+
+def test_a_flat_target_of_another_size_is_refused():
+    with pytest.raises(ValueError, match="the target has 23 elements, the gradients 24"):
+        cosine_distance(GRADIENTS, torch.zeros(23))

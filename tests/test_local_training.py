@@ -127,3 +127,25 @@ def test_every_attack_runs_against_a_multi_step_update():
         quick = {"iterations": 2} if "iterations" in options.__dataclass_fields__ else {}
         result = ATTACKS[name].build(parse_options(options, quick)).reconstruct(view, torch.Generator().manual_seed(0))
         assert result.images.shape == x.shape
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_client_whose_update_is_not_finite_is_refused_before_any_defense(bad):
+    from evalgrid.defenses.chain import DefenseChain
+    from evalgrid.fl.client import NonFiniteUpdate, client_update
+    from evalgrid.threat_model import ClientData, Normalization
+
+    model = small_model()
+    with torch.no_grad():
+        model[0].weight[0, 0, 0, 0] = bad
+    x, y = batch()
+    with pytest.raises(NonFiniteUpdate, match="not finite"):
+        client_update(model, ClientData(x, y), Normalization((0.0,), (1.0,)), fedavg(1, 6), DefenseChain(()),
+                      torch.Generator())
+
+
+def test_a_finite_update_is_accepted_and_an_empty_tensor_is_finite():
+    from evalgrid.fl.client import is_finite
+
+    assert is_finite(torch.randn(1000)) and is_finite(torch.empty(0))
+    assert not is_finite(torch.tensor([1.0, float("nan")])) and not is_finite(torch.tensor([-float("inf")]))

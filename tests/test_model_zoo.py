@@ -139,6 +139,16 @@ def test_check_batch_fits_refuses_one_image_where_batchnorm_meets_a_1x1_map():
     check_batch_fits("densenet121", MODELS["densenet121"].options(), info(resolution=61), batch_size=1)
 
 
+def test_check_batch_fits_draws_no_number_from_the_global_rng_and_checks_large_models_on_the_meta_device():
+    torch.manual_seed(0)
+    before = torch.random.get_rng_state()
+    check_batch_fits("densenet121", MODELS["densenet121"].options(), info(), batch_size=2)  # 8 M: built for real
+    assert torch.equal(torch.random.get_rng_state(), before)
+    with pytest.raises(UserError, match="'resnet50' cannot take a batch of 1 images of 16×16"):  # 24 M: on meta
+        check_batch_fits("resnet50", MODELS["resnet50"].options(), info(resolution=16), batch_size=1)
+    check_batch_fits("resnet50", MODELS["resnet50"].options(), info(resolution=16), batch_size=2)
+
+
 def test_zoo_models_are_not_imported_until_built():
     import subprocess
     import sys

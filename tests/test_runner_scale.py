@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -157,11 +158,28 @@ def test_reading_many_files_equals_reading_each_through_the_schema(tmp_path, wri
     assert got.column("final_loss").null_count == 1
 
 
+def test_many_files_are_read_by_several_processes_into_the_same_rows_in_the_same_order(tmp_path, write_grid,
+                                                                                       monkeypatch):
+    import evalgrid.store.results as results
+
+    out = OutputDir(tmp_path / "out")
+    write_rows(out, load_grid(write_grid(MINIMAL_GRID)).cells)
+    files = out.result_files()[::-1]
+    alone = read_rows(files)
+    monkeypatch.setattr(results, "FILES_PER_PROCESS", 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    pending = results.PendingRows(files)
+    assert pending._pool is not None and len(pending._shares) >= 2, "the files are shared out"
+    together = pending.result()
+    assert str(together.to_pylist()) == str(alone.to_pylist())
+    assert together.column("cell_id").to_pylist() == [path.stem for path in files]
+
+
 def test_collect_writes_the_rows_in_grid_order(tmp_path, write_grid):
     cells = load_grid(write_grid(MINIMAL_GRID)).cells
     out = OutputDir(tmp_path / "out")
     write_rows(out, cells)
-    collect(out, order=[cell.cell_id for cell in reversed(cells)])
+    collect(out, order=lambda: [cell.cell_id for cell in reversed(cells)])
     assert pq.read_table(out.results).column("cell_id").to_pylist() == [c.cell_id for c in reversed(cells)]
 
 

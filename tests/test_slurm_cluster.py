@@ -179,7 +179,7 @@ def test_a_cell_that_raises_fails_alone_and_the_rest_of_its_pack_runs(cluster, e
 
 def test_a_second_run_refuses_while_tasks_hold_its_cells_and_alongside_submits_nothing_twice(
         cluster, env, write_grid, tmp_path):
-    grid = write_grid(grid_text(seeds=(0, 1, 2), iterations=1500, per_task=1, slurm="array_parallelism = 1"))
+    grid = write_grid(grid_text(seeds=(0, 1, 2), iterations=600, per_task=1, slurm="array_parallelism = 1"))
     out = tmp_path / "out"
     assert evalgrid_cli(env, "run", grid, "--out", out, "--executor", "slurm").returncode == 0
     refused = evalgrid_cli(env, "run", grid, "--out", out, "--executor", "slurm")
@@ -195,12 +195,12 @@ def test_a_second_run_refuses_while_tasks_hold_its_cells_and_alongside_submits_n
 
 def test_a_cancelled_cell_is_lost_then_retried_from_its_checkpoint(cluster, env, write_grid, tmp_path):
     out = tmp_path / "out"
-    assert evalgrid_cli(env, "run", write_grid(grid_text(seeds=(0,), iterations=5000, per_task=1)), "--out", out,
+    assert evalgrid_cli(env, "run", write_grid(grid_text(seeds=(0,), iterations=2500, per_task=1)), "--out", out,
                         "--executor", "slurm").returncode == 0
     [cell_id] = [c for s in read_submissions(OutputDir(out)) for j in s.jobs for t in j.tasks for c in t.items]
     job = task_of(out, cell_id)
     wait_until(lambda: f"cell {cell_id} (1/1 of this task) starting" in _log(out, job), what="the cell to start")
-    time.sleep(3)  # into its attack (~10 s on 2 cores)
+    time.sleep(2)  # into its attack (~9 s on 2 cores)
     cancelled = evalgrid_cli(env, "cancel", out)
     assert cancelled.returncode == 0 and "cancelled 1 task(s) of job(s) " + job.split("_")[0] in cancelled.stderr
     wait_until(lambda: "lost" in evalgrid_cli(env, "status", out).stdout, what="the cell to show as lost")
@@ -209,13 +209,14 @@ def test_a_cancelled_cell_is_lost_then_retried_from_its_checkpoint(cluster, env,
     retried = evalgrid_cli(env, "retry", out, "--wait")
     assert retried.returncode == 0, retried.stderr
     row = one_result_each(out, 1).loc[cell_id]
-    assert len(row["resumed_at_iteration"]) == 1 and 0 < row["resumed_at_iteration"][0] < 5000
-    assert row["attack_iterations"] == 5000
+    assert len(row["resumed_at_iteration"]) == 1 and 0 < row["resumed_at_iteration"][0] < 2500
+    assert row["attack_iterations"] == 2500
 
 
 def test_a_requeued_pack_skips_its_done_cells_and_resumes_the_attack_it_was_running(
         cluster, env, write_grid, tmp_path):
-    grid = write_grid(grid_text(seeds=(0, 1), iterations=4000, per_task=2))
+    short_then_long = 'attack = [{ name = "ig", iterations = 100 }, "ig"]'  # one pack: a quick cell, then a long one
+    grid = write_grid(grid_text(seeds=(0,), iterations=2500, per_task=2).replace('attack = ["ig"]', short_then_long))
     out = tmp_path / "out"
     assert evalgrid_cli(env, "run", grid, "--out", out, "--executor", "slurm").returncode == 0
     [task] = [t for s in read_submissions(OutputDir(out)) for j in s.jobs for t in j.tasks]
@@ -223,20 +224,23 @@ def test_a_requeued_pack_skips_its_done_cells_and_resumes_the_attack_it_was_runn
     wait_until(lambda: f"cell {second} (2/2 of this task) starting" in _log(out, task.job_id),
                what="the pack's second cell")
     first_written = OutputDir(out).done_result(first).stat().st_mtime_ns
-    time.sleep(2)  # into its attack (~8 s on 2 cores)
+    time.sleep(2)  # into its attack (~9 s on 2 cores)
     subprocess.run(["scontrol", "requeue", task.job_id], check=True)
     wait_until(lambda: OutputDir(out).done_result(second).is_file(), timeout_s=300, what="the requeued task")
     frame = one_result_each(out, 2)
     assert OutputDir(out).done_result(first).stat().st_mtime_ns == first_written  # not run twice
     resumed = frame.loc[second, "resumed_at_iteration"]
-    assert len(resumed) == 1 and 0 < resumed[0] < 4000
+    assert len(resumed) == 1 and 0 < resumed[0] < 2500
     assert list(frame.loc[first, "resumed_at_iteration"]) == []
     log = _log(out, task.job_id)
     assert "SIGTERM received" in log
 
-    straight = tmp_path / "straight"  # the same cells, uninterrupted, here, with the task's one thread
-    assert evalgrid_cli(env, "run", grid, "--out", straight, "--executor", "debug", "--threads", "1").returncode == 0
+    # the resumed cell alone, uninterrupted, here, with the task's one thread: the same cell id, the same numbers
+    alone = write_grid(grid_text(seeds=(0,), iterations=2500, per_task=2), name="alone.toml")
+    straight = tmp_path / "straight"
+    assert evalgrid_cli(env, "run", alone, "--out", straight, "--executor", "debug", "--threads", "1").returncode == 0
     reference = evalgrid.load(straight).set_index("cell_id")
+    assert list(reference.index) == [second]
     assert frame.loc[second, "final_loss"] == reference.loc[second, "final_loss"]
     assert frame.loc[second, "psnr"] == reference.loc[second, "psnr"]
 
@@ -244,7 +248,7 @@ def test_a_requeued_pack_skips_its_done_cells_and_resumes_the_attack_it_was_runn
 def test_a_task_warned_of_its_time_limit_checkpoints_and_submitit_requeues_it(cluster, env, write_grid, tmp_path):
     """Slurm sends SIGUSR2 signal_delay_s before the time limit (--signal=USR2@delay, checked in
     test_slurm_options); here it is sent at a chosen moment, mid-attack, with scancel."""
-    grid = write_grid(grid_text(seeds=(0,), iterations=6000, per_task=1))
+    grid = write_grid(grid_text(seeds=(0,), iterations=2500, per_task=1))
     out = tmp_path / "out"
     assert evalgrid_cli(env, "run", grid, "--out", out, "--executor", "slurm").returncode == 0
     [task] = [t for s in read_submissions(OutputDir(out)) for j in s.jobs for t in j.tasks]
@@ -254,13 +258,13 @@ def test_a_task_warned_of_its_time_limit_checkpoints_and_submitit_requeues_it(cl
     subprocess.run(["scancel", "--signal=USR2", task.job_id], check=True)
     wait_until(lambda: OutputDir(out).done_result(cell_id).is_file(), timeout_s=300, what="the requeued cell")
     row = one_result_each(out, 1).loc[cell_id]
-    assert len(row["resumed_at_iteration"]) == 1 and 0 < row["resumed_at_iteration"][0] < 6000
+    assert len(row["resumed_at_iteration"]) == 1 and 0 < row["resumed_at_iteration"][0] < 2500
     log = _log(out, task.job_id) + _log(out, task.job_id, "stderr")
     assert "SIGUSR2 received" in log and "Requeued job" in log
 
 
 def test_jobs_queued_when_the_controller_restarts_still_run_once_each(cluster, env, write_grid, tmp_path):
-    grid = write_grid(grid_text(seeds=(0, 1, 2, 3), iterations=500, per_task=1, slurm="array_parallelism = 1"))
+    grid = write_grid(grid_text(seeds=(0, 1, 2, 3), iterations=100, per_task=1, slurm="array_parallelism = 1"))
     out = tmp_path / "out"
     assert evalgrid_cli(env, "run", grid, "--out", out, "--executor", "slurm").returncode == 0
     restarted = subprocess.run(["bash", str(CLUSTER / "restart-controller.sh")], capture_output=True, text=True,

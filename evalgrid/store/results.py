@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import functools
 import io
-import itertools
-from collections.abc import Iterable
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,9 @@ RESULT_SCHEMA = pa.schema(
     ]
 )
 STATUSES = ("done", "failed")
+# Rows per row group of a collected results file: one group of a million rows is read by one
+# thread and decoded in 700 MB chunks (3.7 s here); groups of 2^17 rows read in 0.6 s.
+ROWS_PER_GROUP = 131_072
 
 
 def empty_row() -> dict[str, Any]:
@@ -103,19 +108,59 @@ def write_result(out: OutputDir, row: dict[str, Any]) -> Path:
 
 def read_result_file(path: Path) -> pa.Table:
     """One result file (of any size) as RESULT_SCHEMA."""
-    return _as_result_schema([_read_stored(path, use_threads=True)])
+    return _as_result_schema([read_stored(path)])
 
 
-def read_rows(files: Iterable[Path], files_per_batch: int = 1000) -> pa.Table:
-    """The rows of many small result files, in order, as RESULT_SCHEMA. Each file is read on this
-    thread (for a file of one row, starting threads costs more than the read); every
-    ``files_per_batch`` files are joined into one compact table, which frees the read buffers
-    that each small table holds on to, and the schema is applied once to them all."""
-    batches: list[pa.Table] = []
-    remaining = iter(files)
-    while batch := list(itertools.islice(remaining, files_per_batch)):
-        batches.append(pa.concat_tables([_read_stored(path, use_threads=False) for path in batch]).combine_chunks())
-    return _as_result_schema(batches)
+def read_stored(path: Path) -> pa.Table:
+    """One result file (of any size) as stored: RESULT_SCHEMA but for the names of list items,
+    which pandas ignores (casting a million rows' lists to rename them costs ~0.4 s). The file
+    is read ahead in large coalesced blocks (a collected file is compressed ~15x)."""
+    return _read_stored(path, use_threads=True, pre_buffer=True)
+
+
+# Opening a small Parquet file costs ~0.8 ms of CPU, mostly setting up its ~70 column readers, and
+# holds the GIL: many files are read by several processes, each a contiguous share, in order.
+FILES_PER_PROCESS = 1000
+MAX_READ_PROCESSES = 8
+
+
+class PendingRows:
+    """Result files being read (by worker processes for many files) while the caller goes on;
+    ``result()`` gives their rows, in the files' order, as RESULT_SCHEMA."""
+
+    def __init__(self, files: Iterable[Path]):
+        paths = [str(path) for path in files]
+        processes = min(MAX_READ_PROCESSES, os.cpu_count() or 1, len(paths) // FILES_PER_PROCESS)
+        self._paths, self._pool, self._shares = paths, None, []
+        if processes >= 2:
+            share = -(-len(paths) // processes)
+            context = multiprocessing.get_context("spawn")  # the caller may hold torch's threads
+            self._pool = ProcessPoolExecutor(processes, mp_context=context)
+            self._shares = [self._pool.submit(_read_files, paths[i:i + share]) for i in range(0, len(paths), share)]
+
+    def result(self) -> pa.Table:
+        if self._pool is None:
+            return _as_result_schema([_read_files(self._paths)] if self._paths else [])
+        with self:
+            return _as_result_schema([share.result() for share in self._shares])
+
+    def __enter__(self) -> PendingRows:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+
+def read_rows(files: Iterable[Path]) -> pa.Table:
+    """The rows of many small result files, in the given order, as RESULT_SCHEMA."""
+    return PendingRows(files).result()
+
+
+def _read_files(paths: list[str]) -> pa.Table:
+    """Each file read on this thread (for a file of one row, starting threads costs more than
+    the read), then joined into one compact table, which frees the read buffers."""
+    return pa.concat_tables([_read_stored(Path(path), use_threads=False) for path in paths]).combine_chunks()
 
 
 @functools.cache
@@ -126,11 +171,11 @@ def _stored_schema() -> pa.Schema:
     return pq.read_schema(pa.BufferReader(buffer.getvalue()))
 
 
-def _read_stored(path: Path, use_threads: bool) -> pa.Table:
+def _read_stored(path: Path, use_threads: bool, pre_buffer: bool = False) -> pa.Table:
     """A result file with the stored schema; a file of another one (an older evalgrid's) is read
-    through RESULT_SCHEMA, a column it lacks coming back null. Pages are read as they are decoded
-    (no pre-buffering): a million rows' configs are then not held twice."""
-    with pq.ParquetFile(path, pre_buffer=False) as file:
+    through RESULT_SCHEMA, a column it lacks coming back null. Without ``pre_buffer``, pages are
+    read as they are decoded (for small files: no read-ahead buffers to set up)."""
+    with pq.ParquetFile(path, pre_buffer=pre_buffer) as file:
         table = file.read(use_threads=use_threads)
     if table.schema.equals(_stored_schema(), check_metadata=True):
         return table
@@ -141,12 +186,20 @@ def _as_result_schema(tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables(tables).cast(RESULT_SCHEMA) if tables else RESULT_SCHEMA.empty_table()
 
 
-def collect(out: OutputDir, order: list[str] | None = None) -> tuple[Path, int]:
-    """Merge every cell's latest result into DIR/results.parquet (atomically), in ``order`` of cell ids."""
-    table = read_rows(out.result_files())
-    if order is not None and table.num_rows:
-        rank = {cell_id: i for i, cell_id in enumerate(order)}
+def collect(out: OutputDir, order: Callable[[], list[str] | None] | None = None) -> tuple[Path, int]:
+    """Merge every cell's latest result into DIR/results.parquet (atomically), in the order of
+    cell ids that ``order()`` gives (computed while the files are read); file order without."""
+    with PendingRows(out.result_files()) as pending:
+        ids = order() if order is not None else None
+        table = pending.result()
+    if ids is not None and table.num_rows:
+        rank = {cell_id: i for i, cell_id in enumerate(ids)}
         keys = [rank.get(c, len(rank)) for c in table.column("cell_id").to_pylist()]
         table = table.take(sorted(range(table.num_rows), key=keys.__getitem__))
-    atomic_write(out.results, lambda tmp: pq.write_table(table, tmp))
+    write_results_file(table, out.results)
     return out.results, table.num_rows
+
+
+def write_results_file(table: pa.Table, path: Path) -> None:
+    """A collected results file, written atomically, in row groups of ROWS_PER_GROUP."""
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, row_group_size=ROWS_PER_GROUP))
