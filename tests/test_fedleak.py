@@ -14,7 +14,7 @@ from evalgrid.attacks import ATTACKS
 from evalgrid.attacks.base import model_gradients, shared_gradients
 from evalgrid.attacks.fedleak import activation_l1, matched_elements, partial_distance
 from evalgrid.attacks.labels import LABEL_RULES
-from evalgrid.attacks.losses import flatten
+from evalgrid.attacks.losses import flatten, total_variation
 from evalgrid.fl.local_training import LocalTraining
 from evalgrid.options import InvalidOption, parse_options
 from attacking import build_attack, run_to_end, seeded
@@ -131,6 +131,23 @@ def test_the_activation_penalty_is_the_l1_norm_of_every_relu_output():
     second = relu2(bn2(conv2(first)))
     expected = first.abs().sum() + second.abs().sum()
     assert activation_l1(view, inputs).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("training", [None, FEDAVG], ids=["fedsgd", "fedavg"])
+def test_the_objective_adds_the_activation_prior_of_a_forward_pass_at_the_global_weights(training):
+    """With FedSGD the prior is read from the gradient's own forward pass, with FedAvg from a
+    pass of its own: either way the objective (and its gradient) is the sum of its terms."""
+    view, _ = victim(0, [1, 2], training=training)
+    fedleak = attack(tv=1e-2, activation=1e-2)
+    state = fedleak.start(view, seeded())
+    inputs = state.images.detach().clone().requires_grad_(True)
+    objective = fedleak.objective(view, state, inputs)
+    terms = (partial_distance(model_gradients(view, inputs, state.labels), state.target, state.matched)
+             + 1e-2 * total_variation(inputs) + 1e-2 * activation_l1(view, inputs))
+    assert objective.item() == pytest.approx(terms.item(), rel=1e-6)
+    (by_objective,) = torch.autograd.grad(objective, inputs)
+    (by_terms,) = torch.autograd.grad(terms, inputs)
+    assert torch.allclose(by_objective, by_terms, rtol=1e-4, atol=1e-7)
 
 
 def test_a_step_blends_the_gradients_at_the_point_and_one_descent_step_ahead():

@@ -1,6 +1,6 @@
 """What the papers report, checked at tiny scale on CPU: the grid files in grids/trends run by
 the real pipeline (grid file → load_grid → cells → evaluate), each cell once per module, and
-compared by PSNR averaged over the grid's seeds (0, 1, 2).
+compared by PSNR averaged over the grid's seeds (0, 1, 2; FedLeak's matching: 0-9).
 
 Every setting is one 16×16 digit (or 2 and 4), Geiping's ConvNet of width 8 with BatchNorm in
 eval mode, labels known, 150 iterations of Inverting Gradients (FedLeak: 100), FedAvg's
@@ -103,9 +103,11 @@ def test_the_undefended_one_step_reference_is_a_real_reconstruction(measure):
 # a signed number is partial minus full (dB).
 FEDLEAK_NOT_REPRODUCED = (
     "FedLeak Table 15 (CIFAR-10, ResNet10, batch 32) reports 21.33 dB at keep 0.5 vs 15.06 at 100%; "
-    "at this scale full matching is as good or better. This grid (100 iterations): 16.91/17.02/16.64 "
-    "= 16.86 vs 18.75/15.86/16.30 = 16.97 dB (-0.11). Measured with an earlier evalgrid (this grid then "
-    "gave 16.18 vs 16.56): at 200 iterations 17.65 vs 18.11 (-0.46); "
+    "at this scale partial matching is no better (within ±0.3 dB). This grid (100 iterations, seeds 0-9): "
+    "17.10 vs 17.21 dB (-0.11); with the activation prior read from a forward pass of its own, which "
+    "changes nothing but the order of float sums, 17.73 vs 17.50 (+0.22). On seeds 0-2 alone that "
+    "reordering moved the gap from -0.11 to +1.28 dB: too few seeds to call. Measured with an earlier "
+    "evalgrid on 3 seeds: at 200 iterations 17.65 vs 18.11 (-0.46); "
     "a focused attempt at the paper's arguments (200 iterations, ConvNet width 8 unless said): "
     "FedSGD, 1 image +0.39 (but SSIM 0.939 vs 0.951); 4 images +0.20; width 32, 4 images +0.09; "
     "trained stage (3 FedAvg rounds, 95% accuracy) -0.14, both fail (7.3 vs 7.4 dB); Gaussian noise "

@@ -45,6 +45,8 @@ Not faithful, and why:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
@@ -121,23 +123,38 @@ def partial_distance(dummy: tuple[Tensor, ...], target: tuple[Tensor, ...], matc
     return cosine if distance == "cosine" else (a - b).abs().sum() + cosine
 
 
+@contextmanager
+def activation_sums(model: nn.Module) -> Iterator[list[Tensor]]:
+    """‖F_l(x)‖₁ of every activation module's output, appended for each forward pass of
+    ``model`` run inside the block."""
+    sums: list[Tensor] = []
+
+    def hook(module, args, output):
+        sums.append(output.abs().sum())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, ACTIVATIONS)]
+    try:
+        yield sums
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def activation_l1(view: ServerView, inputs: Tensor) -> Tensor:
     """Σ_l ‖F_l(x)‖₁ over the outputs of the model's activation modules, in one forward pass of
     ``inputs`` at the global weights; the model's buffers are left unchanged."""
     model = view.model
-    total: list[Tensor] = []
-
-    def hook(module, args, output):
-        total.append(output.abs().sum())
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, ACTIVATIONS)]
-    try:
+    with activation_sums(model) as sums:
         buffers = {name: b.clone() for name, b in model.named_buffers()}
         functional_call(model, {**dict(model.named_parameters()), **buffers}, (inputs,))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return sum(total, start=inputs.new_zeros(()))
+    return sum(sums, start=inputs.new_zeros(()))
+
+
+def forwards_once_at_global_weights(view: ServerView, inputs: Tensor) -> bool:
+    """Whether the attacker's simulated update is one gradient at the global weights on all of
+    ``inputs`` (FedSGD, or one full-batch step): its forward pass is then activation_l1's."""
+    training = view.local_training
+    return training is None or training.is_single_gradient(len(inputs))
 
 
 class FedLeak(SteppedAttack[FedLeakState]):
@@ -159,14 +176,19 @@ class FedLeak(SteppedAttack[FedLeakState]):
             target=target, box=view.normalization.pixel_box(images))
 
     def objective(self, view: ServerView, state: FedLeakState, inputs: Tensor) -> Tensor:
-        """L(x'): the partial distance plus the TV and activation priors."""
+        """L(x'): the partial distance plus the TV and activation priors. When the simulated
+        update is one forward pass at the global weights, the activation prior is read from that
+        pass (hooks) rather than from a second one: the same values, one forward fewer."""
         options = self.options
-        loss = partial_distance(model_gradients(view, inputs, state.labels), state.target, state.matched,
-                                options.distance)
+        shared = options.activation > 0 and forwards_once_at_global_weights(view, inputs)
+        with activation_sums(view.model) if shared else nullcontext([]) as sums:
+            gradients = model_gradients(view, inputs, state.labels)
+        loss = partial_distance(gradients, state.target, state.matched, options.distance)
         if options.tv > 0:
             loss = loss + options.tv * total_variation(inputs)
         if options.activation > 0:
-            loss = loss + options.activation * activation_l1(view, inputs)
+            penalty = sum(sums, start=inputs.new_zeros(())) if shared else activation_l1(view, inputs)
+            loss = loss + options.activation * penalty
         return loss
 
     def _gradient(self, view: ServerView, state: FedLeakState, inputs: Tensor) -> tuple[Tensor, Tensor]:
