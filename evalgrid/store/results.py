@@ -159,8 +159,11 @@ def read_rows(files: Iterable[Path]) -> pa.Table:
 
 def _read_files(paths: list[str]) -> pa.Table:
     """Each file read on this thread (for a file of one row, starting threads costs more than
-    the read), then joined into one compact table, which frees the read buffers."""
-    return pa.concat_tables([_read_stored(Path(path), use_threads=False) for path in paths]).combine_chunks()
+    the read); every FILES_PER_PROCESS files are joined into one compact table, which frees the
+    read buffers that each small table holds on to."""
+    return pa.concat_tables([
+        pa.concat_tables([_read_stored(Path(path), use_threads=False) for path in paths[i:i + FILES_PER_PROCESS]])
+        .combine_chunks() for i in range(0, len(paths), FILES_PER_PROCESS)])
 
 
 @functools.cache
