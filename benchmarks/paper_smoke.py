@@ -74,9 +74,10 @@ def main() -> None:
     minutes, seconds = divmod(round(total), 60)
     body = "\n".join(lines) + f"""
 
-{len(names)} smoke runs, {minutes} min {seconds} s of wall time in all. "mixed (k of n levels agree)": a reference
-trend where some levels go the paper's way and some not; "unclear": the measured or the published series has no
-clear direction (|Spearman's rho| < 0.5). Smoke grids stand in digits for the papers' datasets and measure PSNR
+{len(names)} smoke runs, {minutes} min {seconds} s of wall time in all. Each comparison (a step, a level against the
+reference, a pair of levels) expects the published series' own direction there; "mixed (k of n ... agree)": some
+comparisons go the paper's way and some not; "unclear": the paper gives no direction where something was measured
+(a published tie or gap). Smoke grids stand in digits for the papers' datasets and measure PSNR
 where the papers report LPIPS (no AlexNet weights can be downloaded here), so only directions are compared. What
 each disagreement means is in the smoke grid's comments and the table's notes. Tables: OUT/NAME.md."""
     print(section("paper_smoke.py: the papers' tables at smoke scale", "python benchmarks/paper_smoke.py", body))

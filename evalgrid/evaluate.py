@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import datetime as dt
 import io
+import json
 import platform
 import time
 import traceback
@@ -91,7 +92,8 @@ def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], di
     for reconstruction in reconstructions:
         pixels = info.normalization.denormalize(reconstruction.images.detach().to(device)).clamp(0, 1)
         trials.append(Trial(reconstruction, pixels, score(round_.private, pixels, reconstruction.labels,
-                                                          cell.labels == "known", cell.metrics)))
+                                                          cell.labels == "known", cell.metrics,
+                                                          cell.metric_options.matching)))
     selected = view.gradient_selection if view.gradient_selection is not None else range(len(view.update.gradients))
     fields: dict[str, Any] = {
         **trial_fields(cell, trials),
@@ -151,6 +153,7 @@ def trial_fields(cell: CellConfig, trials: list[Trial]) -> dict[str, Any]:
     iterations = int(sum(t.reconstruction.iterations for t in trials))
     planned = ATTACKS[cell.attack.name].build(cell.attack.options).planned_iterations() * len(trials)
     fields.update(final_loss=float(best.reconstruction.final_loss),
+                  loss_terms=json.dumps({name: list(values) for name, values in best.reconstruction.loss_terms.items()}),
                   attack_iterations=iterations, attack_iterations_saved=planned - iterations,
                   recovered_labels=best.reconstruction.labels.detach().cpu().tolist())
     return fields
@@ -159,6 +162,7 @@ def trial_fields(cell: CellConfig, trials: list[Trial]) -> dict[str, Any]:
 def model_metric_fields(cell: CellConfig, context: CellContext, request: Any, accuracy: float, round_: Any,
                         device: torch.device) -> dict[str, Any]:
     """Metrics of the model rather than of a reconstruction: utility and IGSA."""
+    from evalgrid.fl.local_training import set_bn_mode
     from evalgrid.fl.stage import global_model
     from evalgrid.metrics.igsa import igsa
 
@@ -170,7 +174,9 @@ def model_metric_fields(cell: CellConfig, context: CellContext, request: Any, ac
     if "igsa" in cell.metrics:  # on the client's side: it needs the private samples
         normalization = load_dataset(cell.dataset, cell.resolution, context.data_root).info.normalization
         generator = torch.Generator().manual_seed(stream_seed(cell.seed, IGSA_STREAM))
-        fields["igsa"] = igsa(copy.deepcopy(round_.server_model), normalization.normalize(round_.private.images),
+        model = copy.deepcopy(round_.server_model)
+        set_bn_mode(model, round_.training.bn_mode)  # the mode the client's gradient was computed in
+        fields["igsa"] = igsa(model, normalization.normalize(round_.private.images),
                               round_.private.labels, cell.metric_options.igsa_samples,
                               cell.metric_options.igsa_radius, generator)
     return fields
@@ -186,7 +192,7 @@ def trial_artifacts(private: ClientData, trials: list[Trial]) -> dict[str, bytes
         return psnr.mean if psnr is not None else -t.reconstruction.final_loss
 
     best = max(trials, key=quality)
-    matched = [t.pixels[t.scores.permutation.to(t.pixels.device)].cpu() for t in trials]
+    matched = [t.pixels[t.scores.matching.to(t.pixels.device)].cpu() for t in trials]
     captions = None
     if "psnr" in best.scores.values:
         captions = [f"{v:.1f} dB" for v in best.scores.values["psnr"].per_sample]
@@ -254,6 +260,10 @@ def _identity(cell: CellConfig, context: CellContext) -> dict[str, Any]:
 def _log_text(cell: CellConfig, row: dict[str, Any]) -> str:
     lines = [f"cell {cell.cell_id}", f"config {cell.canonical_json()}", f"status {row['status']}",
              f"wall_s {row['wall_s']:.3f}"]
+    if row.get("loss_terms"):  # each weighted loss term: first step -> returned images
+        terms = json.loads(row["loss_terms"])
+        lines.append("loss_terms " + ", ".join(f"{name} {first:.4g} -> {last:.4g}"
+                                               for name, (first, last) in terms.items()))
     if row["status"] == "failed":
         lines.append(row["traceback"] or f"{row['error_type']}: {row['error_message']}")
     return "\n".join(lines) + "\n"

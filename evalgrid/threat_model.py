@@ -7,7 +7,8 @@ classes, normalisation). Labels cross only when the grid's ``labels = "known"``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -99,3 +100,6 @@ class Reconstruction:
     labels: torch.Tensor  # (B,) the labels the attack used or recovered
     iterations: int  # optimiser steps taken, summed over restarts
     final_loss: float  # gradient-matching loss of the returned images
+    # Each term of the attack's objective, weighted as it enters the loss: (at the first step's
+    # images, at the returned images). Shows a term too small to matter, or one that swamps the rest.
+    loss_terms: Mapping[str, tuple[float, float]] = field(default_factory=dict)

@@ -73,7 +73,7 @@ def run_trials(attack_name: str, options: Any, view: ServerView, seed: int, tria
             progress.state, progress.stacked = None, max(progress.stacked, chunk)
             progress.finished.extend(_on_cpu(r) for r in results)
     return [Reconstruction(saved["images"].to(device), saved["labels"].to(device), saved["iterations"],
-                           saved["final_loss"]) for saved in progress.finished]
+                           saved["final_loss"], _terms(saved.get("loss_terms", {}))) for saved in progress.finished]
 
 
 def _chunk_size(running: dict[str, Any] | None, options: Any, remaining: int, stack: int) -> int:
@@ -87,4 +87,11 @@ def _chunk_size(running: dict[str, Any] | None, options: Any, remaining: int, st
 
 def _on_cpu(reconstruction: Reconstruction) -> dict[str, Any]:
     return {"images": reconstruction.images.detach().cpu(), "labels": reconstruction.labels.detach().cpu(),
-            "iterations": int(reconstruction.iterations), "final_loss": float(reconstruction.final_loss)}
+            "iterations": int(reconstruction.iterations), "final_loss": float(reconstruction.final_loss),
+            "loss_terms": {name: [float(first), float(last)] for name, (first, last) in
+                           reconstruction.loss_terms.items()}}
+
+
+def _terms(saved: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Loss terms from a checkpoint (lists: weights_only loading keeps plain containers)."""
+    return {str(name): (float(values[0]), float(values[1])) for name, values in saved.items()}

@@ -79,7 +79,8 @@ class Coverage:
 
 COVERAGES = (
     # The architecture changes the gradient and what it reveals; most models also change the
-    # parameter count, but convnet_sok is convnet plus a parameter-free dropout layer.
+    # parameter count (convnet_sok runs without bias: with it, it is convnet plus a dropout
+    # layer that the default eval mode switches off, the same function).
     Coverage("models.toml", "model", _registry("model"),
              {"model": ("final_loss", "psnr_per_sample")}, tied=("resolution",)),
     # New weights, same architecture: the gradient and the reconstruction change.
@@ -298,9 +299,9 @@ def test_each_value_changes_what_its_cell_computes(outcome, file):
 def test_models_differ_in_size_and_take_batches_of_their_resolution(outcome):
     frame = outcome("models.toml").done()
     sizes = frame.set_index(frame["model"].astype(str))["model_parameters"]
-    assert sizes["convnet_sok(width=4)"] == sizes["convnet(width=4)"], "the SoK's dropout layer has no parameters"
-    others = sizes.drop("convnet_sok(width=4)")
-    assert others.is_unique, others.sort_values().to_string()
+    # convnet_sok = convnet + a dropout layer (no parameters); without bias it loses the biases.
+    assert sizes["convnet_sok(bias=False, width=4)"] < sizes["convnet(width=4)"]
+    assert sizes.is_unique, sizes.sort_values().to_string()
     assert sizes["resnet10(width=2)"] > 3.9 * sizes["resnet10"], "twice the channels: about 4x the parameters"
     assert sizes["resnet34"] > sizes["resnet18"] > sizes["resnet10"]
     assert (frame["input_dimension"] == 2 * 1 * frame["resolution"] ** 2).all(), "B x C x H x W, digits: C = 1"
@@ -342,7 +343,7 @@ def test_stages_record_their_round_and_training_raises_accuracy(outcome):
 def test_local_training_counts_its_steps(outcome):
     result = outcome("local_training.toml")
     expected = {"fedsgd": 1, "fedavg(local_steps=3)": 3, "fedavg(local_epochs=2, minibatch_size=1)": 4,
-                "fedsgd(bn_mode='eval')": 1, "fedsgd(share_bn_statistics=True)": 1}  # U = 2 epochs x N/b = 2/1
+                "fedsgd(bn_mode='train')": 1, "fedsgd(share_bn_statistics=True)": 1}  # U = 2 epochs x N/b = 2/1
     for training, steps in expected.items():
         for knows in (True, False):
             assert result.cell(local_training=training, knows_local_config=knows)["local_steps"] == steps
@@ -441,7 +442,7 @@ def test_one_stage_training_serves_every_cell(outcome):
 # --------------------------------------------------------------------------- datasets
 
 
-DATA_SHAPES = {"digits": (1, 16), "mnist": (1, 28), "svhn": (3, 32), "cifar10": (3, 32), "cifar100": (3, 32),
+DATA_SHAPES = {"digits": (1, 16), "photos": (3, 16), "mnist": (1, 28), "svhn": (3, 32), "cifar10": (3, 32), "cifar100": (3, 32),
                "imagefolder": (3, 16), "imagenet": (3, 32)}  # channels, side at resolution 0 (datasets.toml)
 
 

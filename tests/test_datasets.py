@@ -19,6 +19,7 @@ from PIL import Image
 from evalgrid.data import DATASETS, at_resolution
 from evalgrid.data.cifar import CifarOptions
 from evalgrid.data.digits import DigitsOptions
+from evalgrid.data.photos import PhotoOptions
 from evalgrid.data.folder import ImageFolderOptions, ImageNetOptions
 from evalgrid.data.mnist import MnistOptions, read_idx
 from evalgrid.data.svhn import SvhnOptions
@@ -387,6 +388,7 @@ def write_everything(root):
 
 DESCRIBED = {
     "digits": DigitsOptions(resolution=16),
+    "photos": PhotoOptions(resolution=16),
     "mnist": MnistOptions(),
     "svhn": SvhnOptions(split="test"),
     "cifar10": CifarOptions(),
@@ -534,3 +536,29 @@ def test_digits_are_read_without_importing_scikit_learn():
             "DATASETS['digits'].build(DigitsOptions(), None); print('sklearn' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+# ---- photos -----------------------------------------------------------------------------
+
+def test_photos_are_windows_of_scikit_learns_sample_photographs():
+    from sklearn.datasets import load_sample_images
+
+    china, flower = (torch.from_numpy(p).permute(2, 0, 1).float() / 255 for p in load_sample_images().images)
+    assert china.shape == flower.shape == (3, 427, 640)
+    train = DATASETS["photos"].build(PhotoOptions(resolution=32, window=96), None)
+    test = DATASETS["photos"].build(PhotoOptions(resolution=32, window=96, split="test"), None)
+    # windows of 96 at stride 48: 7 rows x 12 columns per photo, 168 in all; every fifth is test
+    assert (len(train), len(test)) == (135, 33)
+    first, label = train.batch([0])
+    expected = torch.nn.functional.interpolate(china[None, :, :96, :96], size=32, mode="bilinear", antialias=True,
+                                               align_corners=False).clamp(0, 1)
+    assert torch.allclose(first, expected, atol=1e-6)
+    assert label.tolist() == [0]  # china, centre at x = 48: the first fifth
+    last, last_label = test.batch([len(test) - 1])  # window 167 (167 % 5 == 2: train) ... the last test one is 164
+    column = 164 - 84 - 6 * 12  # flower's window 80: row 6, column 8 -> left 384, centre 432
+    assert column == 8 and last_label.tolist() == [5 + 432 * 5 // 640]
+    expected_last = torch.nn.functional.interpolate(flower[None, :, 288:384, 384:480], size=32, mode="bilinear",
+                                                    antialias=True, align_corners=False).clamp(0, 1)
+    assert torch.allclose(last, expected_last, atol=1e-6)
+    info = DATASETS["photos"].describe(PhotoOptions(), None)
+    assert (info.channels, info.num_classes, info.resolution) == (3, 10, 32)

@@ -117,14 +117,73 @@ def test_qsgd_has_at_most_s_plus_one_distinct_magnitudes_per_tensor():
             assert g.abs().unique().numel() <= defense.levels + 1
 
 
-def test_qsgd_magnitudes_are_multiples_of_norm_over_s():
+@pytest.mark.parametrize("norm", ["max", "l2"])
+def test_qsgd_magnitudes_are_multiples_of_norm_over_s(norm):
     client = make_client()
     update = make_update(client)
-    defense = QSGD(QSGDOptions(bits=2))
+    defense = QSGD(QSGDOptions(bits=2, norm=norm))
     for original, quantized in zip(update.gradients, defense.apply(update, client).gradients):
-        levels = quantized.double().abs() / torch.linalg.vector_norm(original.double()) * defense.levels
+        o = original.double()
+        scale = o.abs().max() if norm == "max" else torch.linalg.vector_norm(o)
+        levels = quantized.double().abs() / scale * defense.levels
         assert torch.allclose(levels, levels.round(), atol=1e-5)
         assert torch.all((quantized.sign() == original.sign()) | (quantized == 0))
+
+
+def test_qsgd_max_norm_keeps_the_largest_coordinate_exactly():
+    v = torch.tensor([0.3, -1.2, 0.05, 2.0, -0.7])
+    quantized = QSGD(QSGDOptions(bits=2)).apply(SharedUpdate((v,), 1), make_client()).gradients[0]
+    assert quantized[3].item() == pytest.approx(2.0)  # |v_i| = max: level s/s, whatever the draw
+
+
+def test_qsgd_buckets_are_scaled_on_their_own():
+    # s = 1 and every coordinate is 0 or its bucket's max: the quantization is exact, no draw matters.
+    v = torch.tensor([2.0, 0.0, 0.0, -5.0, 7.0, 7.0, -1.0])
+    defense = QSGD(QSGDOptions(bits=1, bucket_size=2))
+    assert torch.equal(defense.apply(SharedUpdate((v,), 1), make_client()).gradients[0], v)
+    whole = QSGD(QSGDOptions(bits=1)).apply(SharedUpdate((v,), 1), make_client()).gradients[0]
+    assert set(whole.abs().tolist()) <= {0.0, 7.0}  # one bucket: every magnitude is 0 or max |v| = 7
+
+
+# The SoK's 2-bit setting on a ResNet-18-sized layer (2.4 M elements, 3x3x512x512 ≈ 2.36 M).
+LARGE = 2_359_296
+
+
+@pytest.mark.parametrize("norm", ["max", "l2"])
+def test_qsgd_nonzero_fraction_at_two_bits_on_a_large_tensor(norm):
+    # P(Q(v_i) != 0) = min(1, s·|v_i|/‖v‖) (Alistarh et al. Sec. 3.1), written out here.
+    v = torch.randn(LARGE, generator=torch.Generator().manual_seed(3), dtype=torch.float64).float()
+    s = 3
+    scale = v.double().abs().max() if norm == "max" else torch.linalg.vector_norm(v.double())
+    p = (s * v.double().abs() / scale).clamp(max=1)
+    expected = p.mean().item()
+    quantized = QSGD(QSGDOptions(bits=2, norm=norm)).apply(SharedUpdate((v,), 1), make_client(seed=5)).gradients[0]
+    measured = (quantized != 0).double().mean().item()
+    std = math.sqrt((p * (1 - p)).sum().item()) / LARGE
+    assert abs(measured - expected) < 6 * std + 1e-9
+    if norm == "max":
+        assert 0.35 < measured < 0.45  # max |v| ≈ 5.1σ here: E[min(1, 3|v|/5.1σ)] ≈ 0.41
+    else:
+        assert measured < 0.003  # ≈ 3·√(2/π)/√n: almost everything rounds to zero
+
+
+@pytest.mark.parametrize("norm", ["max", "l2"])
+def test_qsgd_is_unbiased_at_two_bits_on_a_large_tensor(norm):
+    # E[Q(v)] = v: for fixed weights w, Σ w_i (Q_i − v_i) has mean 0 and variance
+    # Σ w_i² (‖v‖/s)² p_i (1 − p_i), p_i the fractional level (Sec. 3.1, Lemma 3.1).
+    generator = torch.Generator().manual_seed(4)
+    v = torch.randn(LARGE, generator=generator, dtype=torch.float64).float()
+    w = torch.randn(LARGE, generator=generator, dtype=torch.float64)
+    s = 3
+    vd = v.double()
+    scale = vd.abs().max() if norm == "max" else torch.linalg.vector_norm(vd)
+    scaled = s * vd.abs() / scale
+    fraction = scaled - scaled.floor()
+    variance = (w ** 2 * (scale / s) ** 2 * fraction * (1 - fraction)).sum().item()
+    quantized = QSGD(QSGDOptions(bits=2, norm=norm)).apply(SharedUpdate((v,), 1), make_client(seed=6)).gradients[0]
+    error = (w * (quantized.double() - vd)).sum().item()
+    assert abs(error) < 6 * math.sqrt(variance)
+    assert (quantized.double() - vd).abs().sum().item() > 0  # it did quantize
 
 
 def test_qsgd_is_unbiased():

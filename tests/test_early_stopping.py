@@ -86,7 +86,7 @@ def test_window_zero_never_stops():
 
 VIEW = victim(0, [1, 2], known_labels=True, side=8)[0]
 # Short runs of each attack on a tiny problem (GradInversion needs the BN statistics VIEW shares).
-QUICK = {"ig": {"iterations": 30, "tv": 1e-4}, "fedleak": {"iterations": 30},
+QUICK = {"ig": {"iterations": 30, "tv": 1e-4}, "fedleak": {"iterations": 30, "lr": 0.3},
          "dlg": {"iterations": 12, "lbfgs_max_iter": 4},
          "gradinversion": {"iterations": 20, "restarts": 2}}
 

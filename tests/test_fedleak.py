@@ -70,17 +70,18 @@ def test_the_distance_ignores_unmatched_elements_and_is_l1_plus_cosine_on_the_ma
     split = [t.numel() for t in target]
     changed = tuple(c.view_as(t) for c, t in zip(changed.split(split), target))
     a, b = flatten(dummy)[matched], flatten(target)[matched]
-    expected = (a - b).abs().sum() + 1 - torch.nn.functional.cosine_similarity(a, b, dim=0)
+    expected = (a - b).abs().sum() / a.abs().sum() + 1 - torch.nn.functional.cosine_similarity(a, b, dim=0)
     assert partial_distance(dummy, target, matched).item() == pytest.approx(expected.item(), rel=1e-5)
     assert partial_distance(changed, target, matched).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 # Table 19's ablation on a hand-made pair: Λ = {0, 2} picks a = (3, 4) from the dummy gradients
-# and b = (1, 2) from the shared ones; ‖a − b‖₁ = 4, 1 − cos(a, b) = 1 − 11 / (5·√5).
+# and b = (1, 2) from the shared ones; ‖a − b‖₁ / ‖a‖₁ = 4/7 (Sec. 4.2's 1/|g'| normalisation),
+# 1 − cos(a, b) = 1 − 11 / (5·√5).
 HAND_DUMMY = (torch.tensor([3.0, 0.0]), torch.tensor([[4.0, 9.0]]))
 HAND_TARGET = (torch.tensor([1.0, 5.0]), torch.tensor([[2.0, -7.0]]))
 HAND_MATCHED = torch.tensor([0, 2])
-HAND_L1, HAND_COSINE = 4.0, 1 - 11 / (5 * math.sqrt(5))
+HAND_L1, HAND_COSINE = 4 / 7, 1 - 11 / (5 * math.sqrt(5))
 
 
 @pytest.mark.parametrize(("distance", "expected"), [
@@ -122,14 +123,14 @@ def test_each_distance_lowers_its_own_loss():
         assert fedleak.reconstruct(view, seeded()).final_loss < start / 2, distance
 
 
-def test_the_activation_penalty_is_the_l1_norm_of_every_relu_output():
+def test_the_activation_penalty_is_the_mean_absolute_output_of_every_relu_summed():
     view, _ = victim(0, [1, 2])
     inputs = torch.randn(2, 1, 16, 16)
     model = copy.deepcopy(view.model)  # a forward in train mode advances the BN running statistics
     conv1, bn1, relu1, conv2, bn2, relu2 = model.features
     first = relu1(bn1(conv1(inputs)))
     second = relu2(bn2(conv2(first)))
-    expected = first.abs().sum() + second.abs().sum()
+    expected = first.abs().sum() / first.numel() + second.abs().sum() / second.numel()
     assert activation_l1(view, inputs).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
@@ -148,6 +149,30 @@ def test_the_objective_adds_the_activation_prior_of_a_forward_pass_at_the_global
     (by_objective,) = torch.autograd.grad(objective, inputs)
     (by_terms,) = torch.autograd.grad(terms, inputs)
     assert torch.allclose(by_objective, by_terms, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("training", [None, FEDAVG], ids=["fedsgd", "fedavg"])
+def test_at_the_true_images_and_labels_the_gradient_terms_vanish_and_the_priors_are_their_formulas(training):
+    """The magnitude of each term at the client's own batch (no defense): L1 and cosine are 0
+    (the attacker reproduces the update exactly), α·TV and β·activation are the paper's priors
+    written out here on the true pixels."""
+    view, data = victim(0, [1, 2], training=training)
+    fedleak = attack(distance="l1_and_cosine", tv=1e-4, activation=1e-4, keep=0.5)
+    state = fedleak.start(view, seeded())
+    state.labels = data.labels.clone()
+    truth = view.normalization.normalize(data.images)
+    terms = {name: value.item() for name, value in fedleak.objective_terms(view, state, truth).items()}
+    assert set(terms) == {"l1", "cosine", "tv", "activation"}
+    assert terms["l1"] == pytest.approx(0.0, abs=1e-5)  # relative: float32 rounding of W_U only
+    assert terms["cosine"] == pytest.approx(0.0, abs=1e-5)
+    horizontal = (truth[..., :, 1:] - truth[..., :, :-1]).abs().sum() / truth[..., :, 1:].numel()
+    vertical = (truth[..., 1:, :] - truth[..., :-1, :]).abs().sum() / truth[..., 1:, :].numel()
+    assert terms["tv"] == pytest.approx(1e-4 * (horizontal + vertical).item(), rel=1e-5)
+    model = copy.deepcopy(view.model)
+    conv1, bn1, relu1, conv2, bn2, relu2 = model.features
+    first = relu1(bn1(conv1(truth)))
+    second = relu2(bn2(conv2(first)))
+    assert terms["activation"] == pytest.approx(1e-4 * (first.abs().mean() + second.abs().mean()).item(), rel=1e-4)
 
 
 def test_a_step_blends_the_gradients_at_the_point_and_one_descent_step_ahead():
@@ -250,3 +275,17 @@ def test_options_out_of_range_are_rejected(key, value):
     with pytest.raises(InvalidOption):
         parse_options(ATTACKS["fedleak"].options, {key: value})
 
+
+
+def test_the_reconstruction_reports_each_terms_magnitude_at_the_start_and_at_the_end():
+    view, _ = victim(0, [1, 2])
+    fedleak = attack(iterations=6, keep=0.5)
+    state = fedleak.start(view, seeded())
+    result = fedleak.reconstruct(view, seeded())
+    assert list(result.loss_terms) == ["l1", "cosine", "tv", "activation"]
+    # the last L1 term written out at the returned images: Σ|g' - g| / Σ|g'| over the matched elements
+    gradients = model_gradients(view, result.images, result.labels, create_graph=False)
+    a, b = flatten(gradients)[state.matched], flatten(state.target)[state.matched]
+    first, last = result.loss_terms["l1"]
+    assert last == pytest.approx(((a - b).abs().sum() / a.abs().sum()).item(), rel=1e-5)
+    assert last < first

@@ -11,7 +11,7 @@ import torch
 
 from evalgrid.attacks import ATTACKS
 from evalgrid.attacks.base import model_gradients
-from evalgrid.attacks.gradinversion import bn_prior, layerwise_l2_distance
+from evalgrid.attacks.gradinversion import bn_prior, dummy_bn_statistics, layerwise_l2_distance
 from evalgrid.attacks.labels import LABEL_RULES
 from evalgrid.fl.local_training import LocalTraining
 from evalgrid.options import InvalidOption, parse_options
@@ -35,8 +35,9 @@ def spread(images: torch.Tensor) -> float:
 
 def test_preset_is_the_papers_setting_as_breaching_configures_it():
     assert dataclasses.asdict(ATTACKS["gradinversion"].options()) == {
-        "iterations": 20_000, "lr": 0.1, "lr_decay": True, "distance": "l2", "bn": 0.1, "tv": 1e-4, "l2": 1e-6,
-        "group": 0.01, "restarts": 4, "noise": 0.0, "boxed": True, "init": "randn", "label_inference": "yin",
+        "iterations": 20_000, "lr": 0.1, "lr_decay": True, "distance": "euclidean", "scale": 1e-4, "bn": 0.1,
+        "bn_first_layer": 10.0, "tv": 1e-4, "l2": 1e-6, "group": 0.0, "restarts": 4, "noise": 0.01, "boxed": True,
+        "init": "randn", "label_inference": "yin",
         "early_stop_window": 0, "early_stop_tolerance": 1e-3}
 
 
@@ -54,9 +55,33 @@ def test_the_bn_prior_is_zero_at_the_true_images_and_not_at_random_ones(training
     assert bn_prior(view, torch.randn_like(truth), view.update.bn_statistics).item() > 0.1
 
 
+def test_the_first_bn_layer_weighs_ten_times_the_others():
+    view, client = victim(0, [1, 2, 3])
+    inputs = torch.randn_like(client.images)
+    recorded = dummy_bn_statistics(view, inputs)
+    per_layer = [((m - tm).norm() + (v - tv).norm()).item()
+                 for (m, v), (tm, tv) in zip(recorded, view.update.bn_statistics)]
+    assert len(per_layer) == 2
+    expected = 10 * per_layer[0] + per_layer[1]
+    assert bn_prior(view, inputs, view.update.bn_statistics, 10.0).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_at_the_true_images_every_term_but_the_image_priors_vanishes():
+    view, client = victim(0, [1, 2, 3])
+    gradinversion = attack(restarts=1)
+    state = gradinversion.start(view, seeded())
+    truth = view.normalization.normalize(client.images)
+    state.labels = client.labels.clone()
+    terms = {k: v.item() for k, v in gradinversion.objective_terms(view, state, truth, None).items()}
+    assert set(terms) == {"gradient", "bn", "tv", "l2"}
+    assert terms["gradient"] == pytest.approx(0, abs=1e-12)
+    assert terms["bn"] == pytest.approx(0, abs=1e-5)
+    assert terms["l2"] == pytest.approx(1e-6 * 0.5 * (truth ** 2).sum().item() / truth.numel(), rel=1e-5)
+
+
 def test_it_lowers_its_loss_with_the_shared_statistics():
     view, _ = victim(0, [1, 3, 5])
-    gradinversion = attack(iterations=40, restarts=1)
+    gradinversion = attack(iterations=40, restarts=1, distance="l2", noise=0.0, bn_first_layer=1.0)
     state = gradinversion.start(view, seeded())
     start = state.images[0].detach().clone()
     start_objective = gradinversion.objective(view, state, start, None).item()
@@ -81,12 +106,14 @@ def test_it_returns_the_restart_with_the_lowest_gradient_distance():
     view, _ = victim(0, [1, 2])
     gradinversion = attack(iterations=5, restarts=3)
     state = run(gradinversion, view)
-    distances = [layerwise_l2_distance(model_gradients(view, images.detach(), state.labels, create_graph=False),
-                                       state.target).item() for images in state.images]
+    # breaching's Euclidean objective written out: 1e-4 · ½ · Σ (g' − g)².
+    distances = [1e-4 * 0.5 * sum(((d - t) ** 2).sum() for d, t in zip(
+        model_gradients(view, images.detach(), state.labels, create_graph=False), state.target)).item()
+        for images in state.images]
     result = gradinversion.result(view, state)
     best = min(range(3), key=distances.__getitem__)
     assert torch.equal(result.images, state.images[best].detach())
-    assert result.final_loss == pytest.approx(distances[best])
+    assert result.final_loss == pytest.approx(distances[best], rel=1e-5)
     assert result.iterations == 15
 
 

@@ -35,9 +35,10 @@ def test_idlg_reads_the_most_negative_row_for_one_sample():
     assert LABEL_RULES["idlg"](view).tolist() == [2]
 
 
-def test_idlg_repeats_the_most_negative_class_when_fewer_rows_are_negative_than_samples():
+def test_idlg_beyond_one_sample_takes_the_b_most_negative_row_sums_as_fedleak_does():
+    # B = 3 ≤ K = 4: the three smallest sums, most negative first (FedLeak Sec. 5), even the positive 0.2
     view = view_of(classifier_gradient([-0.1, 0.4, -0.7, 0.2]), torch.zeros(4), batch_size=3)
-    assert LABEL_RULES["idlg"](view).tolist() == [2, 0, 2]
+    assert LABEL_RULES["idlg"](view).tolist() == [2, 0, 3]
 
 
 def test_idlg_keeps_the_most_negative_classes_when_more_rows_are_negative_than_samples():
@@ -45,9 +46,9 @@ def test_idlg_keeps_the_most_negative_classes_when_more_rows_are_negative_than_s
     assert LABEL_RULES["idlg"](view).tolist() == [1, 2]
 
 
-def test_idlg_falls_back_to_the_argmin_when_no_row_is_negative():
+def test_idlg_beyond_one_sample_ranks_the_sums_even_when_none_is_negative():
     view = view_of(classifier_gradient([0.4, 0.1, 0.3, 0.9]), torch.zeros(4), batch_size=2)
-    assert LABEL_RULES["idlg"](view).tolist() == [1, 1]
+    assert LABEL_RULES["idlg"](view).tolist() == [1, 2]
 
 
 def test_idlg_uses_the_last_weight_gradient_with_one_row_per_class():

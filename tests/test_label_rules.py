@@ -80,6 +80,17 @@ def test_yin_reads_the_minimum_not_the_sum_of_a_row():
     assert LABEL_RULES["idlg"](view).tolist() == [0]
 
 
+def test_idlg_beyond_one_image_counts_repeated_labels_by_the_row_sums():
+    # Row sums s = (-4, -4, 8), B = 4 > K = 3: FedLeak's counts n_k = ⌊B·m_k/Σm⌋ with
+    # m_k = max(-s_k, 0) = (4, 4, 0) give two samples each of classes 0 and 1 (iDLG's paper has
+    # B = 1 only; repeating the most negative class would give 0, 1, 0, 0).
+    gradient = rows([-4.0, 0.0], [-2.0, -2.0], [4.0, 4.0])
+    view = view_of(gradient, torch.zeros(3), batch_size=4, num_classes=3)
+    assert LABEL_RULES["idlg"](view).tolist() == [0, 0, 1, 1]
+    two = view_of(gradient, torch.zeros(3), batch_size=2, num_classes=3)
+    assert LABEL_RULES["idlg"](two).tolist() == [0, 1]  # B ≤ K: the B most negative sums
+
+
 def test_yin_repeats_all_classes_cyclically_when_the_batch_exceeds_the_classes():
     gradient = rows([0.0, -0.1], [-0.5, 0.2], [0.3, 0.1])
     view = view_of(gradient, torch.zeros(3), batch_size=7, num_classes=3)

@@ -13,6 +13,8 @@ from evalgrid.errors import UserError
 from evalgrid.metrics import METRICS, MetricValue, match_reconstructions, required_weights, score
 from evalgrid.metrics.image import psnr, ssim
 from evalgrid.metrics.labels import label_accuracy
+from evalgrid.metrics.options import MetricOptions, relevant
+from evalgrid.options import InvalidOption, parse_options
 from evalgrid.threat_model import ClientData
 
 SHAPES = [(4, 1, 32, 32), (4, 3, 32, 32), (3, 3, 24, 40), (2, 1, 11, 11)]
@@ -110,6 +112,38 @@ def test_matching_survives_a_diverged_reconstruction():
     assert match_reconstructions(originals, reconstructions).tolist() == [0, 1, 2]
 
 
+def constant_images(*values):
+    """(len(values), 1, 2, 2) images of one grey level each (dyadic levels: exact in float32)."""
+    return torch.tensor(values).view(-1, 1, 1, 1).expand(-1, 1, 2, 2).clone()
+
+
+def test_nearest_matching_lets_originals_share_their_closest_reconstruction():
+    # MSEs: original 0.25 to reconstructions (0.375, 1.0): 1/64, 9/16; original 0.5: 1/64, 1/4.
+    originals, reconstructions = constant_images(0.25, 0.5), constant_images(0.375, 1.0)
+    assert match_reconstructions(originals, reconstructions, "nearest").tolist() == [0, 0]
+    assert match_reconstructions(originals, reconstructions, "one_to_one").tolist() == [0, 1]
+
+
+def test_nearest_matching_breaks_ties_to_the_lowest_index():
+    originals, reconstructions = constant_images(0.5, 0.5), constant_images(0.75, 0.25)
+    assert match_reconstructions(originals, reconstructions, "nearest").tolist() == [0, 0]
+
+
+def test_nearest_matching_of_well_separated_reconstructions_is_the_one_to_one_matching():
+    originals = random_images((8, 3, 16, 16))
+    shuffle = torch.randperm(8, generator=torch.Generator().manual_seed(5))
+    reconstructions = noisy_copy(originals, level=0.05)[shuffle]
+    nearest = match_reconstructions(originals, reconstructions, "nearest")
+    assert torch.equal(nearest, match_reconstructions(originals, reconstructions, "one_to_one"))
+    assert torch.equal(shuffle[nearest], torch.arange(8))
+
+
+def test_matching_refuses_an_unknown_rule():
+    images = random_images((2, 1, 4, 4))
+    with pytest.raises(ValueError, match="unknown matching rule 'closest'.*one_to_one, nearest"):
+        match_reconstructions(images, images, "closest")
+
+
 # --- score -------------------------------------------------------------------------------
 
 def test_scores_do_not_depend_on_the_order_of_the_reconstructions():
@@ -119,7 +153,30 @@ def test_scores_do_not_depend_on_the_order_of_the_reconstructions():
     shuffle = torch.randperm(6, generator=torch.Generator().manual_seed(4))
     shuffled = score(client(originals), reconstructions[shuffle], torch.arange(6), False, ["psnr", "ssim"])
     assert shuffled.values == in_order.values
-    assert torch.equal(shuffle[shuffled.permutation], torch.arange(6))
+    assert torch.equal(shuffle[shuffled.matching], torch.arange(6))
+
+
+def test_nearest_scores_each_original_against_its_closest_reconstruction():
+    # FedLeak's rule: both originals take reconstruction 0 (MSE 1/64 each), where the SoK's
+    # assignment gives original 1 reconstruction 1 (MSE 1/4). PSNR = 10·log10(1 / MSE).
+    originals, reconstructions = constant_images(0.25, 0.5), constant_images(0.375, 1.0)
+    nearest = score(client(originals), reconstructions, torch.arange(2), False, ["psnr"], "nearest")
+    one_to_one = score(client(originals), reconstructions, torch.arange(2), False, ["psnr"], "one_to_one")
+    assert nearest.values["psnr"].per_sample == pytest.approx([10 * math.log10(64), 10 * math.log10(64)])
+    assert one_to_one.values["psnr"].per_sample == pytest.approx([10 * math.log10(64), 10 * math.log10(4)])
+    assert nearest.matching.tolist() == [0, 0]
+    # what trial_artifacts saves: the reconstruction paired with each original, repeats included
+    assert torch.equal(reconstructions[nearest.matching], constant_images(0.375, 0.375))
+
+
+def test_nearest_scores_equal_one_to_one_scores_for_well_separated_reconstructions():
+    originals = random_images((6, 3, 32, 32))
+    reconstructions = noisy_copy(originals, level=0.1)[torch.tensor([3, 0, 5, 1, 4, 2])]
+    metrics = ["psnr", "ssim", "label_acc"]
+    nearest = score(client(originals), reconstructions, torch.arange(6), False, metrics, "nearest")
+    one_to_one = score(client(originals), reconstructions, torch.arange(6), False, metrics)
+    assert nearest.values == one_to_one.values
+    assert torch.equal(nearest.matching, one_to_one.matching)
 
 
 def test_per_sample_values_follow_the_originals_order():
@@ -195,3 +252,52 @@ def test_repeated_labels_count_as_a_multiset(true, recovered, expected):
 
 def test_label_accuracy_is_not_applicable_when_labels_were_known():
     assert math.isnan(label_accuracy(torch.tensor([0, 1]), torch.tensor([0, 1]), labels_known=True))
+
+
+# --- [metric_options] matching -------------------------------------------------------------
+
+def test_matching_defaults_to_the_sok_one_to_one_assignment():
+    assert MetricOptions().matching == "one_to_one"
+    assert parse_options(MetricOptions, {"matching": "nearest"}).matching == "nearest"
+
+
+def test_an_unknown_matching_rule_is_refused_with_the_choices():
+    with pytest.raises(InvalidOption, match="'closest' is not allowed.*nearest"):
+        parse_options(MetricOptions, {"matching": "closest"})
+
+
+def test_default_matching_stays_out_of_cell_ids():
+    # added after grids had run: at its default, existing grids keep their cell ids
+    assert "matching" not in relevant(MetricOptions(), ("psnr", "ssim", "lpips", "brr", "wsrr"))
+
+
+def test_nearest_matching_enters_the_ids_of_grids_measuring_reconstructions_only():
+    nearest = MetricOptions(matching="nearest")
+    for metric in ["psnr", "ssim", "lpips", "brr", "wsrr"]:
+        assert relevant(nearest, (metric,))["matching"] == "nearest"
+    assert "matching" not in relevant(nearest, ("label_acc", "igsa", "accuracy"))
+
+
+def test_grid_matching_option_is_validated(write_grid, cli, tmp_path):
+    from conftest import MINIMAL_GRID
+    from evalgrid.grid import load_grid
+
+    grid = load_grid(write_grid(MINIMAL_GRID + '\n[metric_options]\nmatching = "nearest"\n'))
+    assert {cell.metric_options.matching for cell in grid.cells} == {"nearest"}
+    out = tmp_path / "out"
+    result = cli("run", write_grid(MINIMAL_GRID + '\n[metric_options]\nmatching = "closest"\n'), "--out", out)
+    assert result.exit_code == 2 and "Traceback" not in result.output and not out.exists()
+    assert "metric_options.matching" in result.output and "'closest' is not allowed" in result.output
+    assert "one_to_one" in result.output and "nearest" in result.output
+
+
+def test_fedleak_grids_and_their_smoke_companions_match_nearest():
+    from pathlib import Path
+
+    from evalgrid.grid import load_grid
+
+    root = Path(__file__).parent.parent / "grids" / "fedleak"
+    paths = sorted(root.glob("*.toml")) + sorted(root.glob("smoke/*.toml"))
+    assert len(paths) > 10
+    for path in paths:
+        assert {cell.metric_options.matching for cell in load_grid(path).cells} == {"nearest"}, path

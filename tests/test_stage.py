@@ -11,6 +11,7 @@ import multiprocessing
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -139,6 +140,107 @@ def test_the_server_samples_k_distinct_clients_per_round_from_the_seed():
 def test_more_clients_per_round_than_clients_is_refused():
     with pytest.raises(UserError, match="clients_per_round"):
         request(fedavg(clients=2, clients_per_round=3)).plan
+
+
+# --------------------------------------------------------------------------- local steps (FedLeak's rounds)
+
+
+def lenet() -> Choice:
+    return Choice("lenet", MODELS["lenet"].options())  # no BatchNorm, no dropout: the weights are all there is
+
+
+def test_local_steps_run_exactly_u_forward_passes_of_b_samples_per_sampled_client_and_round():
+    wanted = request(fedavg(round=2, clients=4, clients_per_round=2, local_steps=3, batch_size=5,
+                            samples_per_client=16))
+    model = stage.initial_model(wanted, None)
+    batches: list[int] = []
+    handle = model.register_forward_pre_hook(lambda module, args: batches.append(len(args[0])))
+    try:
+        fedavg_training.train_global_model(wanted, None, "cpu", model=model)
+    finally:
+        handle.remove()
+    assert batches == [5] * (2 * 2 * 3)  # rounds · clients per round · U, each of b
+
+
+def test_local_steps_equal_a_hand_written_sgd_loop_over_minibatches_reshuffled_when_a_pass_runs_out():
+    from torch.func import functional_call
+
+    from evalgrid.fl.objective import mean_loss
+    from evalgrid.setup import STAGE_STREAM, load_dataset, stream_seed
+
+    steps, size, shard_size, lr = 4, 5, 16, 0.05  # a pass holds 3 batches of 5: step 4 reshuffles
+    wanted = request(fedavg(round=2, clients=3, clients_per_round=2, local_steps=steps, batch_size=size,
+                            samples_per_client=shard_size, lr=lr), model=lenet())
+    trained = fedavg_training.train_global_model(wanted, None, "cpu")
+
+    train = load_dataset(wanted.dataset, wanted.resolution, None, split="train")
+    shards = fedavg_training.client_shards(wanted, train)
+    model = stage.initial_model(wanted, None)
+    weights = {name: p.detach().clone() for name, p in model.named_parameters()}
+    for round_ in (1, 2):
+        clients = sampled_clients(wanted, round_)
+        averaged = {name: torch.zeros_like(w) for name, w in weights.items()}
+        for client in clients:
+            shuffle = np.random.default_rng(stream_seed(wanted.seed, STAGE_STREAM, round_, 1, client + 1))
+            left: list[int] = []
+            local = dict(weights)
+            for _ in range(steps):
+                if len(left) < size:  # the shard is exhausted: a new order, the remainder sits out
+                    left = shuffle.permutation(shard_size).tolist()
+                batch, left = left[:size], left[size:]
+                pixels, labels = train.batch(shards[client][batch].tolist())
+                current = {name: w.detach().requires_grad_(True) for name, w in local.items()}
+                loss = mean_loss(functional_call(model, current, (train.info.normalization.normalize(pixels),)),
+                                 labels)
+                grads = torch.autograd.grad(loss, list(current.values()))
+                local = {name: w.detach() - lr * g for (name, w), g in zip(current.items(), grads)}
+            for name, w in local.items():
+                averaged[name] += w / len(clients)  # IID shards of equal size: equal shares
+        weights = averaged
+    for name, parameter in trained.named_parameters():
+        assert torch.allclose(parameter.detach(), weights[name], atol=1e-6), name
+
+
+def test_local_steps_resumed_from_a_cached_round_equal_training_in_one_go(tmp_path):
+    def at(round_: int) -> StageRequest:  # 3 steps of 6 over 16 samples: every round reshuffles once
+        return request(fedavg(round=round_, local_steps=3, batch_size=6))
+
+    global_model(at(1), None, tmp_path / "stepwise", "cpu")
+    resumed, record = global_model(at(2), None, tmp_path / "stepwise", "cpu")
+    in_one_go, direct = global_model(at(2), None, tmp_path / "direct", "cpu")
+    assert (record.resumed_from, direct.resumed_from) == (1, 0)
+    assert_same_state(state_of(resumed), state_of(in_one_go))  # BatchNorm buffers included
+
+
+def test_local_steps_differ_from_local_epochs_and_a_batch_above_the_shard_is_the_whole_shard(tmp_path):
+    epochs, _ = global_model(request(fedavg(local_epochs=1, batch_size=8)), None, tmp_path / "e", "cpu")
+    one_step, _ = global_model(request(fedavg(local_steps=1, batch_size=8)), None, tmp_path / "u", "cpu")
+    assert any(not torch.equal(p, q) for p, q in zip(epochs.parameters(), one_step.parameters()))
+    # one step of a batch above the shard (16 samples) is one epoch of a full-shard batch
+    full, _ = global_model(request(fedavg(local_epochs=1, batch_size=16)), None, tmp_path / "f", "cpu")
+    above, _ = global_model(request(fedavg(local_steps=1, batch_size=100)), None, tmp_path / "a", "cpu")
+    for p, q in zip(full.parameters(), above.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_a_negative_local_steps_is_refused():
+    from evalgrid.options import InvalidOption, parse_options
+
+    with pytest.raises(InvalidOption, match=">= 0"):
+        parse_options(FedAvgStageOptions, {"local_steps": -1})
+
+
+def test_local_steps_at_its_default_is_not_in_the_setup_key_and_any_other_value_is():
+    assert "local_steps" not in request().setup()["stage"]["options"]  # the keys of grids from before it
+    assert "local_steps" not in request().stage.canonical()["options"]  # and their cells' ids
+    assert request(fedavg(local_steps=0)).setup_key() == request().setup_key()
+    assert len({request(fedavg(local_steps=u)).setup_key() for u in (0, 1, 2)}) == 3
+
+
+def test_local_epochs_are_not_in_the_setup_key_of_a_federation_that_counts_local_steps():
+    assert request(fedavg(local_steps=2, local_epochs=1)).setup_key() == \
+        request(fedavg(local_steps=2, local_epochs=5)).setup_key()
+    assert request(fedavg(local_epochs=1)).setup_key() != request(fedavg(local_epochs=5)).setup_key()
 
 
 # --------------------------------------------------------------------------- keys

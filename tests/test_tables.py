@@ -278,12 +278,43 @@ def levels(*triples) -> list[Level]:
     return [Level(text, published, measured) for text, published, measured in triples]
 
 
-def test_monotone_needs_a_strong_rank_correlation_on_both_sides():
+def test_monotone_compares_each_step_with_the_published_step():
     trend = Trend("psnr", "steps", "monotone")
     assert monotone(trend, levels(("1", 3.0, 9.0), ("2", 2.0, 8.0), ("4", 1.0, 7.0)), 1)[2] == "agrees"
     assert monotone(trend, levels(("1", 3.0, 7.0), ("2", 2.0, 8.0), ("4", 1.0, 9.0)), 1)[2] == "disagrees"
-    assert monotone(trend, levels(("1", 3.0, 7.0), ("2", 2.0, 9.0), ("4", 1.0, 7.0)), 1)[2] == "unclear"
+    assert monotone(trend, levels(("1", 3.0, 7.0), ("2", 2.0, 9.0), ("4", 1.0, 7.0)), 1)[2] == \
+        "mixed (1 of 2 steps agree)"  # 1 to 2: paper falls, measured rises; 2 to 4: both fall
     assert monotone(trend, levels(("1", 3.0, 7.0), ("2", 2.0, math.nan)), 1)[2] == "not measured"
+
+
+def test_monotone_steps_follow_the_levels_values_not_the_papers_row_order():
+    trend = Trend("psnr", "steps", "monotone")
+    shuffled = levels(("4", 1.0, 7.0), ("1", 3.0, 9.0), ("2", 2.0, 8.0))
+    paper, measured, outcome = monotone(trend, shuffled, 1)
+    assert outcome == "agrees"
+    assert paper == "1 to 2 falls; 2 to 4 falls" and measured == "1 to 2 falls; 2 to 4 falls"
+
+
+def test_monotone_expects_the_published_series_dip_where_it_dips():
+    """SoK Table 2, CIFAR-10, GIA-O, WST (LPIPS): 0.1117, 0.1456, 0.1314 at 4, 6, 8 mini-batches:
+    up, then down. A measured series with the same dip agrees; one that keeps rising agrees on
+    the first step only."""
+    trend = Trend("lpips", "minibatches", "monotone")
+    published = {"4": 0.1117, "6": 0.1456, "8": 0.1314}
+    with_dip = levels(*((k, v, m) for (k, v), m in zip(published.items(), (0.11, 0.16, 0.12))))
+    rising = levels(*((k, v, m) for (k, v), m in zip(published.items(), (0.11, 0.13, 0.15))))
+    assert monotone(trend, with_dip, 1)[:2] == ("4 to 6 rises; 6 to 8 falls", "4 to 6 rises; 6 to 8 falls")
+    assert monotone(trend, with_dip, 1)[2] == "agrees"
+    assert monotone(trend, rising, 1)[2] == "mixed (1 of 2 steps agree)"
+
+
+def test_a_published_tie_or_gap_is_not_judged():
+    trend = Trend("lpips", "minibatches", "monotone")
+    paper, _, outcome = monotone(trend, levels(("1", 0.1, 0.2), ("2", 0.1, 0.3), ("3", 0.2, 0.1)), 1)
+    assert outcome == "disagrees"  # 1 to 2 is a published tie: only 2 to 3 (rises, measured falls) counts
+    assert paper.endswith("(1 not judged: published tie or missing)")
+    assert monotone(trend, levels(("1", 0.1, 0.2), ("2", 0.1, 0.3)), 1)[2] == "unclear"
+    assert monotone(trend, levels(("1", 0.1, 0.2), ("2", math.nan, 0.3)), 1)[2] == "unclear"
 
 
 def test_reference_compares_every_level_with_the_reference_level():
@@ -295,11 +326,72 @@ def test_reference_compares_every_level_with_the_reference_level():
     assert measured == "remove_bias higher than none; kernel_1 lower than none"
 
 
+def test_a_stated_claim_leaves_its_unclaimed_levels_unjudged():
+    # SoK Fig. 11: "defends" (LPIPS higher than none) for Q, S, P; clipping "has almost no effect".
+    trend = Trend("lpips", "defense", "reference", reference="none", expect="higher", expect_source="Sec. 6",
+                  unclaimed=("C bound 0.5",))
+    nan = math.nan
+    rows = levels(("none", nan, 0.10), ("Q 1-bit", nan, 0.30), ("C bound 0.5", nan, 0.10))
+    paper, _, outcome = against_reference(trend, rows, 1)
+    assert outcome == "agrees"  # Q judged (higher: agrees); C equal to none but not judged
+    assert paper.endswith("not claimed, not judged: C bound 0.5")
+    claimed = Trend("lpips", "defense", "reference", reference="none", expect="higher", expect_source="Sec. 6")
+    assert against_reference(claimed, rows, 1)[2] == "mixed (1 of 2 levels agree)"
+
+
 def test_rank_compares_the_order_of_the_levels():
     trend = Trend("psnr", "attack", "rank")
     rows = levels(("idlg", 9.9, 8.0), ("ig", 10.3, 9.0), ("gi", 11.3, 9.5), ("fedleak", 23.1, 14.0))
     assert ranking(trend, rows, 1)[2] == "agrees"
     assert ranking(trend, rows, -1)[2] == "disagrees"
+    swapped = levels(("idlg", 9.9, 9.2), ("ig", 10.3, 9.0), ("gi", 11.3, 9.5), ("fedleak", 23.1, 14.0))
+    assert ranking(trend, swapped, 1)[2] == "mixed (5 of 6 pairs agree)"  # idlg above ig: the one swap
+    tied = levels(("idlg", 10.3, 9.2), ("ig", 10.3, 9.0), ("fedleak", 23.1, 14.0))
+    assert ranking(trend, tied, 1)[2] == "agrees"  # the tie idlg = ig is not judged
+
+
+# SoK Table 2 (LPIPS, lower = better reconstruction), CIFAR-10, GIA-O: WST (the attacker who
+# knows the mini-batches) against BST, per number of mini-batches. Published: 1: 0.0172 both
+# (one attack); 2: WST 0.0610 < BST 0.0641 (WST better); 4: WST 0.1117 > BST 0.1075 (WST worse).
+SOK_TABLE2 = {"1": (0.0172, 0.0172), "2": (0.0610, 0.0641), "4": (0.1117, 0.1075)}
+
+
+def case_verdicts(measured: dict[str, tuple[float, float]], column: str = "lpips") -> dict[str, str]:
+    """The WST-vs-BST verdict per number of mini-batches, through `verdicts` as `evalgrid table`
+    calls it; ``measured`` gives (WST, BST) per number of mini-batches in ``column``."""
+    from evalgrid.tables.compare import Compared
+    from evalgrid.tables.definition import TableDefinition, Value
+    from evalgrid.tables.measure import MeasuredValue
+    from evalgrid.tables.verdicts import verdicts
+
+    lpips = Value("lpips", "lpips", fallback="psnr")
+    trend = Trend("lpips", "case", "reference", reference="BST")
+    definition = TableDefinition(
+        name="sok_table2", source=Path("sok_table2.toml"), title="", paper="", grid=Path("grid.toml"), smoke=None,
+        published=Path("published.csv"), published_where=(), notes=(), rows=("case",), columns=("minibatches",),
+        keys=(), values=(lpips,), trends=(trend,))
+    rows = [Compared((case, count), "lpips", SOK_TABLE2[count][index], measured[count][index], math.nan, 1, 1)
+            for count in measured for index, case in enumerate(("WST", "BST"))]
+    found = verdicts(definition, trend, rows, {"lpips": MeasuredValue(lpips, column)})
+    return {dict(verdict.series)["minibatches"]: verdict.outcome for verdict in found}
+
+
+def test_wst_against_bst_follows_the_published_sign_at_each_number_of_minibatches():
+    """WST better at 2 and worse at 4, as published: both agree; 1 (a published tie) is not judged."""
+    measured = {"1": (0.02, 0.03), "2": (0.05, 0.07), "4": (0.12, 0.10)}
+    assert case_verdicts(measured) == {"1": "unclear", "2": "agrees", "4": "agrees"}
+
+
+def test_wst_against_bst_the_other_way_round_disagrees():
+    """WST worse at 2 and better at 4: the opposite of the published signs at both."""
+    measured = {"1": (0.02, 0.03), "2": (0.07, 0.05), "4": (0.10, 0.12)}
+    assert case_verdicts(measured) == {"1": "unclear", "2": "disagrees", "4": "disagrees"}
+
+
+def test_wst_against_bst_with_a_psnr_stand_in_is_judged_by_the_direction_of_leakage():
+    """PSNR higher = LPIPS lower: WST's PSNR above BST's at 2 and below at 4 matches the paper."""
+    measured = {"2": (12.0, 10.0), "4": (8.0, 9.0)}
+    assert case_verdicts(measured, column="psnr") == {"2": "agrees", "4": "agrees"}
 
 
 def test_the_command_offers_every_registered_format():

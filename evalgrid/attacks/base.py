@@ -86,6 +86,16 @@ def optimizer_step(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_s
             images.clamp_(*box)
 
 
+def term_values(terms: dict[str, Tensor]) -> dict[str, float]:
+    """Loss terms as plain numbers (one device sync each: call at the first step and the end only)."""
+    return {name: float(value.detach()) for name, value in terms.items()}
+
+
+def first_and_last(first: dict[str, float], last: dict[str, Tensor]) -> dict[str, tuple[float, float]]:
+    """(first, last) per term, in the order of the last step's terms."""
+    return {name: (first.get(name, float("nan")), value) for name, value in term_values(last).items()}
+
+
 def shared_gradients(view: ServerView) -> tuple[Tensor, ...]:
     """The client's update on the model's device (restricted to the selected gradients), the
     target of gradient matching."""

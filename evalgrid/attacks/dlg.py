@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_images, model_gradients,
-                                   shared_gradients)
+                                   shared_gradients, term_values)
 from evalgrid.attacks.labels import LABEL_RULES, fixed_labels
 from evalgrid.attacks.losses import squared_l2_distance
 from evalgrid.attacks.stopping import EarlyStopping, tolerance_option, window_option
@@ -56,6 +56,7 @@ class DLGState:
     target: tuple[Tensor, ...]  # the shared gradients on the model's device (derived from the view)
     best_loss: float  # the best D for early stopping (inf before the first step)
     since_best: int  # steps since that best
+    first_terms: dict[str, float]  # D at the start of the first step (empty before it)
 
     def leaves(self) -> list[Tensor]:
         return [self.images] if self.label_logits is None else [self.images, self.label_logits]
@@ -82,7 +83,7 @@ class DLG(SteppedAttack[DLGState]):
         leaves = [images] if label_logits is None else [images, label_logits]
         optimizer = torch.optim.LBFGS(leaves, lr=self.options.lr, max_iter=self.options.lbfgs_max_iter)
         return DLGState(iteration=0, images=images, labels=labels, label_logits=label_logits, optimizer=optimizer,
-                        target=shared_gradients(view), best_loss=math.inf, since_best=0)
+                        target=shared_gradients(view), best_loss=math.inf, since_best=0, first_terms={})
 
     def step(self, view: ServerView, state: DLGState) -> None:
         leaves = state.leaves()
@@ -96,6 +97,8 @@ class DLG(SteppedAttack[DLGState]):
             return loss
 
         loss = state.optimizer.step(closure)  # D at the images the step started from
+        if not state.first_terms:
+            state.first_terms = term_values({"squared_l2": loss})
         if self.stopping.enabled:
             state.best_loss, state.since_best, _ = self.stopping.update(state.best_loss, state.since_best,
                                                                        loss.detach().item())
@@ -111,8 +114,9 @@ class DLG(SteppedAttack[DLGState]):
         loss = squared_l2_distance(model_gradients(view, images, targets, create_graph=False), state.target)
         check_finite(loss, state.iteration)
         labels = state.labels if state.labels is not None else targets.argmax(dim=-1)
+        first = state.first_terms.get("squared_l2", float("nan"))
         return Reconstruction(images=images.clone(), labels=labels.clone(), iterations=state.iteration,
-                              final_loss=loss.item())
+                              final_loss=loss.item(), loss_terms={"squared_l2": (first, loss.item())})
 
     def planned_iterations(self) -> int:
         return self.options.iterations

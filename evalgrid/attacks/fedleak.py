@@ -2,9 +2,23 @@
 Reconstruction in Realistic FL Settings", Algorithm 1): partial gradient matching with
 gradient regularisation.
 
-Objective at dummy batch x' (Sec. 4.4):
+Objective at dummy batch x' (Sec. 4.4, with the normalisations below):
 
-    L(x') = ‖g'[Λ] − ĝ[Λ]‖₁ + (1 − cos(g'[Λ], ĝ[Λ])) + α·TV(x') + β·Σ_l ‖F_l(x')‖₁
+    L(x') = ‖g'[Λ] − ĝ[Λ]‖₁ / ‖g'[Λ]‖₁ + (1 − cos(g'[Λ], ĝ[Λ])) + α·TV(x') + β·Σ_l mean|F_l(x')|
+
+* Normalisation. Sec. 4.2 writes the L1 distance as (1/|g'|)·Σ_i |g'[i] − ĝ[i]| (the proof of
+  Theorem 2); Eq. (4.4) prints ‖·‖₁ without the factor. We read |g'| as the L1 norm of the
+  matched dummy gradient, which makes the term scale-free like the cosine. Table 19 decides
+  between the readings: each term alone loses 1.3-1.5 dB against both together, so both must
+  move the optimisation. Per element, the L1 term's gradient is to the cosine's about as
+  RMS(g')·|Λ| (plain sum: ≈ 2,500 at ResNet10, the cosine is inert), RMS(g') (mean over |Λ|:
+  ≈ 1e-3, the L1 term is inert) or RMS(g')/mean|g'| (this reading: ≈ 1, both act). As a sum,
+  the term was ≈ 7,000 at ResNet10 and batch 8, beside a cosine ≤ 2. The activation prior is
+  the mean absolute activation of each layer, summed over layers: as a sum over every
+  activation, β·Σ‖F_l‖₁ ≈ 120 at β = 1e-4 and would swamp every other term at Table 18's
+  β = 0.1 (published: 20.20 dB, a 1.1 dB loss). TV is inversefed's mean absolute difference.
+  Each term's magnitude is logged per cell (first step and returned images, ``loss_terms``;
+  ``benchmarks/loss_terms.py``).
 
 * The gradient distance (``distance``): L1 + cosine as above, or one of the two alone, the
   terms Appendix F's Table 19 ablates ("w.o. cos", "w.o. ℓ1"); the objective and
@@ -54,8 +68,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_images, model_gradients,
-                                   optimizer_step, shared_gradients)
+from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_images, first_and_last, model_gradients,
+                                   optimizer_step, shared_gradients, term_values)
 from evalgrid.attacks.labels import RuleName, fixed_labels
 from evalgrid.attacks.losses import flatten, total_variation
 from evalgrid.attacks.stopping import EarlyStopping, tolerance_option, window_option
@@ -82,7 +96,7 @@ class FedLeakOptions:
                           doc="γ: the step uses (1 - γ)·∇L(x') + γ·∇L(look-ahead point); 0 turns it off")
     lookahead: float = option(0.1, positive=True, doc="h: RMS pixel change of the descent step to the look-ahead point")
     tv: float = option(1e-4, minimum=0.0, doc="α, weight of the total variation (lost from our copy; IG's 1e-4)")
-    activation: float = option(1e-4, minimum=0.0, doc="β, weight of the L1 penalty on activations (Table 18)")
+    activation: float = option(1e-4, minimum=0.0, doc="β, weight of the activation prior Σ_l mean|F_l| (Table 18)")
     init: Init = option("randn", doc="dummy data: 'randn' N(0, 1) in input space, 'rand' uniform pixels")
     label_inference: RuleName = option("fedleak", doc="label rule when the labels are not known")
     early_stop_window: int = window_option("objective L(x') (at x', not at the look-ahead point)")
@@ -102,6 +116,7 @@ class FedLeakState:
     matched: Tensor  # indices Λ into the flattened update of the elements that are matched (derived from the view)
     target: tuple[Tensor, ...]  # the shared gradients on the model's device (derived from the view)
     box: tuple[Tensor, Tensor]  # the input-space bounds of pixels in [0, 1] (derived from the view)
+    first_terms: dict[str, float]  # each weighted term of L(x') at the first step (empty before it)
 
 
 def matched_elements(target: tuple[Tensor, ...], keep: float) -> Tensor:
@@ -112,25 +127,33 @@ def matched_elements(target: tuple[Tensor, ...], keep: float) -> Tensor:
     return torch.topk(magnitudes, count, sorted=False).indices.sort().values
 
 
+def distance_terms(dummy: tuple[Tensor, ...], target: tuple[Tensor, ...], matched: Tensor,
+                   distance: Distance = "l1_and_cosine") -> dict[str, Tensor]:
+    """The gradient terms ``distance`` keeps (Table 19): 'l1', ‖g'[Λ] − ĝ[Λ]‖₁ / ‖g'[Λ]‖₁ (Sec. 4.2's
+    1/|g'| normalisation), and 'cosine', 1 − cos(g'[Λ], ĝ[Λ]) (Sec. 4.4)."""
+    a, b = flatten(dummy)[matched], flatten(target)[matched]
+    terms = {}
+    if distance != "cosine":
+        terms["l1"] = (a - b).abs().sum() / a.abs().sum()
+    if distance != "l1":
+        terms["cosine"] = 1 - torch.dot(a, b) / (a.norm() * b.norm())
+    return terms
+
+
 def partial_distance(dummy: tuple[Tensor, ...], target: tuple[Tensor, ...], matched: Tensor,
                      distance: Distance = "l1_and_cosine") -> Tensor:
-    """‖g'[Λ] − ĝ[Λ]‖₁ + 1 − cos(g'[Λ], ĝ[Λ]) (FedLeak Sec. 4.4, the two gradient terms), or
-    the one term ``distance`` keeps (Table 19)."""
-    a, b = flatten(dummy)[matched], flatten(target)[matched]
-    if distance == "l1":
-        return (a - b).abs().sum()
-    cosine = 1 - torch.dot(a, b) / (a.norm() * b.norm())
-    return cosine if distance == "cosine" else (a - b).abs().sum() + cosine
+    """The sum of :func:`distance_terms`: the gradient part of L(x')."""
+    return sum(distance_terms(dummy, target, matched, distance).values())
 
 
 @contextmanager
 def activation_sums(model: nn.Module) -> Iterator[list[Tensor]]:
-    """‖F_l(x)‖₁ of every activation module's output, appended for each forward pass of
-    ``model`` run inside the block."""
+    """mean|F_l(x)| of every activation module's output (its L1 norm over its element count),
+    appended for each forward pass of ``model`` run inside the block."""
     sums: list[Tensor] = []
 
     def hook(module, args, output):
-        sums.append(output.abs().sum())
+        sums.append(output.abs().mean())
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, ACTIVATIONS)]
     try:
@@ -141,7 +164,7 @@ def activation_sums(model: nn.Module) -> Iterator[list[Tensor]]:
 
 
 def activation_l1(view: ServerView, inputs: Tensor) -> Tensor:
-    """Σ_l ‖F_l(x)‖₁ over the outputs of the model's activation modules, in one forward pass of
+    """Σ_l mean|F_l(x)| over the outputs of the model's activation modules, in one forward pass of
     ``inputs`` at the global weights; the model's buffers are left unchanged."""
     model = view.model
     with activation_sums(model) as sums:
@@ -173,28 +196,35 @@ class FedLeak(SteppedAttack[FedLeakState]):
             iteration=0, best_loss=math.inf, since_best=0, images=images,
             optimizer=torch.optim.Adam([images], lr=self.options.lr),
             labels=fixed_labels(view, self.options.label_inference), matched=matched_elements(target, keep),
-            target=target, box=view.normalization.pixel_box(images))
+            target=target, box=view.normalization.pixel_box(images), first_terms={})
 
-    def objective(self, view: ServerView, state: FedLeakState, inputs: Tensor) -> Tensor:
-        """L(x'): the partial distance plus the TV and activation priors. When the simulated
-        update is one forward pass at the global weights, the activation prior is read from that
-        pass (hooks) rather than from a second one: the same values, one forward fewer."""
+    def objective_terms(self, view: ServerView, state: FedLeakState, inputs: Tensor) -> dict[str, Tensor]:
+        """L(x')'s terms, weighted: the partial distance's, α·TV and β·activation. When the
+        simulated update is one forward pass at the global weights, the activation prior is read
+        from that pass (hooks) rather than from a second one: the same values, one forward fewer."""
         options = self.options
         shared = options.activation > 0 and forwards_once_at_global_weights(view, inputs)
         with activation_sums(view.model) if shared else nullcontext([]) as sums:
             gradients = model_gradients(view, inputs, state.labels)
-        loss = partial_distance(gradients, state.target, state.matched, options.distance)
+        terms = distance_terms(gradients, state.target, state.matched, options.distance)
         if options.tv > 0:
-            loss = loss + options.tv * total_variation(inputs)
+            terms["tv"] = options.tv * total_variation(inputs)
         if options.activation > 0:
             penalty = sum(sums, start=inputs.new_zeros(())) if shared else activation_l1(view, inputs)
-            loss = loss + options.activation * penalty
-        return loss
+            terms["activation"] = options.activation * penalty
+        return terms
+
+    def objective(self, view: ServerView, state: FedLeakState, inputs: Tensor) -> Tensor:
+        """L(x'): the sum of :meth:`objective_terms`."""
+        return sum(self.objective_terms(view, state, inputs).values())
 
     def _gradient(self, view: ServerView, state: FedLeakState, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """(∇L(inputs), L(inputs))."""
-        loss = self.objective(view, state, inputs)
+        """(∇L(inputs), L(inputs)); the first call records the terms of L at the start."""
+        terms = self.objective_terms(view, state, inputs)
+        loss = sum(terms.values())
         check_finite(loss, state.iteration)
+        if not state.first_terms:
+            state.first_terms = term_values(terms)
         (gradient,) = torch.autograd.grad(loss, [inputs])
         return gradient, loss.detach()
 
@@ -224,8 +254,9 @@ class FedLeak(SteppedAttack[FedLeakState]):
         loss = partial_distance(model_gradients(view, images, state.labels, create_graph=False), state.target,
                                 state.matched, self.options.distance)
         check_finite(loss, state.iteration)
+        terms = first_and_last(state.first_terms, self.objective_terms(view, state, images))
         return Reconstruction(images=images.clone(), labels=state.labels.clone(), iterations=state.iteration,
-                              final_loss=loss.item())
+                              final_loss=loss.item(), loss_terms=terms)
 
     def planned_iterations(self) -> int:
         return self.options.iterations

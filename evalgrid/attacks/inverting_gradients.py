@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_images, model_gradients,
-                                   optimizer_step, shared_gradients)
+from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_images, first_and_last, model_gradients,
+                                   optimizer_step, shared_gradients, term_values)
 from evalgrid.attacks.labels import RuleName, fixed_labels
 from evalgrid.attacks.losses import cosine_distance, flatten, total_variation
 from evalgrid.attacks.stopping import EarlyStopping, tolerance_option, window_option
@@ -68,6 +68,7 @@ class InvertingGradientsState:
     best_score: float  # its cosine distance; inf before a trial finishes
     target: Tensor  # the shared gradients, flattened, on the model's device (derived from the view)
     box: tuple[Tensor, Tensor]  # the input-space bounds of pixels in [0, 1] (derived from the view)
+    first_terms: dict[str, float]  # each weighted loss term at the first trial's first step (empty before it)
 
 
 class InvertingGradients(SteppedAttack[InvertingGradientsState]):
@@ -84,7 +85,7 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
             restart=0, iteration=0, finished_iterations=0, best_loss=math.inf, since_best=0, starts=starts,
             images=images, optimizer=optimizer, scheduler=scheduler,
             labels=fixed_labels(view, self.options.label_inference), best_images=None, best_score=math.inf,
-            target=flatten(shared_gradients(view)), box=view.normalization.pixel_box(starts))
+            target=flatten(shared_gradients(view)), box=view.normalization.pixel_box(starts), first_terms={})
 
     def _new_trial(self, start: Tensor) -> tuple[Tensor, torch.optim.Adam, torch.optim.lr_scheduler.MultiStepLR | None]:
         images = start.clone().requires_grad_(True)
@@ -97,10 +98,11 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
     def step(self, view: ServerView, state: InvertingGradientsState) -> None:
         options, images = self.options, state.images
         state.optimizer.zero_grad()
-        loss = cosine_distance(model_gradients(view, images, state.labels), state.target)
-        if options.tv > 0:
-            loss = loss + options.tv * total_variation(images)
+        terms = self.objective_terms(view, state, images)
+        loss = sum(terms.values())
         check_finite(loss, state.finished_iterations + state.iteration)
+        if not state.first_terms:
+            state.first_terms = term_values(terms)
         stop = False
         if self.stopping.enabled:
             state.best_loss, state.since_best, stop = self.stopping.update(state.best_loss, state.since_best,
@@ -112,6 +114,13 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
         state.iteration += 1
         if state.iteration == options.iterations or stop:
             self._finish_trial(view, state)
+
+    def objective_terms(self, view: ServerView, state: InvertingGradientsState, images: Tensor) -> dict[str, Tensor]:
+        """Eq. 4's terms at ``images``: the cosine distance and tv·TV (when tv > 0)."""
+        terms = {"cosine": cosine_distance(model_gradients(view, images, state.labels), state.target)}
+        if self.options.tv > 0:
+            terms["tv"] = self.options.tv * total_variation(images)
+        return terms
 
     def _finish_trial(self, view: ServerView, state: InvertingGradientsState) -> None:
         images = state.images.detach()
@@ -130,8 +139,9 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
 
     def result(self, view: ServerView, state: InvertingGradientsState) -> Reconstruction:
         """The best trial's images; ``final_loss`` is their cosine distance (without TV)."""
+        terms = first_and_last(state.first_terms, self.objective_terms(view, state, state.best_images))
         return Reconstruction(images=state.best_images, labels=state.labels.clone(),
-                              iterations=state.finished_iterations, final_loss=state.best_score)
+                              iterations=state.finished_iterations, final_loss=state.best_score, loss_terms=terms)
 
     def planned_iterations(self) -> int:
         return self.options.iterations * self.options.restarts

@@ -31,16 +31,14 @@ def idlg(view: ServerView) -> Tensor:
     layer's gradient row i is (p_i − y_i)·a, so only the true class's row sums to a negative
     number; for B = 1 the label is the argmin of the row sums.
 
-    For B > 1 (our extension, not in the paper): the classes with negative row sums, most
-    negative first; if there are fewer than B, the most negative repeats; if more, the B most
-    negative are kept. With no negative row at all, the argmin stands for every sample.
+    The paper and its code (iDLG.py: ``num_dummy = 1``) cover B = 1 only. For B > 1 this rule is
+    FedLeak's (:func:`fedleak`), which extends the same row-sum criterion: the B most negative
+    row sums when B ≤ K, counts from the sums' negative parts when B > K (breaching's 'iDLG'
+    strategy instead returns one label and fills the rest at random).
     """
-    row_sums = last_layer_weight_gradient(view).sum(dim=1)
-    order = torch.argsort(row_sums, stable=True)
-    negative = order[row_sums[order] < 0][: view.batch_size]
-    if len(negative) == 0:
-        negative = order[:1]
-    return torch.cat([negative, negative[:1].expand(view.batch_size - len(negative))])
+    if view.batch_size > 1:
+        return fedleak(view)
+    return torch.argmin(last_layer_weight_gradient(view).sum(dim=1)).reshape(1)
 
 
 LABEL_RULES.register("idlg", idlg)

@@ -5,7 +5,7 @@ loading images. Every dataset's options have ``split`` ("train" or "test")."""
 
 from __future__ import annotations
 
-from evalgrid.data import cifar, digits, folder, mnist, svhn
+from evalgrid.data import cifar, digits, folder, mnist, photos, svhn
 from evalgrid.data.base import (DATA_ROOT_ENV, DatasetInfo, ImageDataset, at_resolution,
                                 resolve_data_root)
 from evalgrid.registry import Component, Registry
@@ -15,6 +15,10 @@ DATASETS.register("digits", Component(
     "digits", digits.DigitsOptions, digits.build,
     "scikit-learn's 8x8 handwritten digits, upsampled; ships with the package",
     describe=digits.describe))
+DATASETS.register("photos", Component(
+    "photos", photos.PhotoOptions, photos.build,
+    "colour crops of the two photographs scikit-learn ships (china, flower), 10 position classes; a natural-image "
+    "stand-in that needs no download", describe=photos.describe))
 DATASETS.register("mnist", Component(
     "mnist", mnist.MnistOptions, mnist.build,
     "MNIST, 28x28 grayscale, 10 classes; a local copy under the data root (MNIST/raw/, IDX files, .gz or not)",

@@ -15,7 +15,8 @@ from evalgrid.registry import Component, Registry
 DEFENSES: Registry[Component] = Registry("defense")
 DEFENSES.register("qsgd", Component(
     "qsgd", qsgd.QSGDOptions, qsgd.build,
-    "QSGD (Alistarh et al. 2017): unbiased stochastic quantization to s = 2^bits - 1 levels of each tensor's L2 norm"))
+    "QSGD (Alistarh et al. 2017): unbiased stochastic quantization to s = 2^bits - 1 levels of each bucket's max "
+    "(or L2) norm"))
 DEFENSES.register("signsgd", Component(
     "signsgd", signsgd.SignSGDOptions, signsgd.build,
     "signSGD (Bernstein et al. 2018): only the sign of every coordinate is shared"))
@@ -24,7 +25,8 @@ DEFENSES.register("topk", Component(
     "top-k sparsification (SoK): keep the ceil(keep*n) largest-magnitude coordinates, zero the rest"))
 DEFENSES.register("clipping", Component(
     "clipping", clipping.ClippingOptions, clipping.build,
-    "flat clipping (SoK): clamp every coordinate to [-bound, bound], or the update's L2 norm to bound"))
+    "flat clipping (SoK, McMahan et al.): the whole update's L2 norm to at most bound, or every coordinate to "
+    "[-bound, bound]"))
 DEFENSES.register("gaussian", Component(
     "gaussian", gaussian.GaussianOptions, gaussian.build,
     "Gaussian perturbation (SoK): add N(0, sigma^2) to every coordinate of the update"))

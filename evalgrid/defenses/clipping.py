@@ -1,10 +1,16 @@
-"""Flat clipping (the SoK's clipping, Appendix C.III, citing McMahan et al. 2018): "the
-gradient values are all in a predefined bound by clipping extreme values".
+"""Flat clipping (the SoK's clipping, Appendix C.III: "we consider flat clipping [61]", citing
+McMahan et al. 2018, "Learning Differentially Private Recurrent Language Models").
 
-- ``mode = "value"`` (the SoK's wording): every coordinate is clamped,
-  g̃_i = min(max(g_i, −C), C).
-- ``mode = "norm"`` (McMahan et al.'s flat clipping of the whole update):
-  g̃ = g · min(1, C / ‖g‖₂), with ‖g‖₂ over all tensors of the update.
+- ``mode = "norm"`` (default; McMahan et al.'s flat clipping, the SoK's [61]): the whole
+  update is scaled to L2 norm at most C, g̃ = g · min(1, C / ‖g‖₂), with ‖g‖₂ over all
+  tensors of the update ("flat": one norm for the whole model, as opposed to per layer).
+- ``mode = "value"``: every coordinate is clamped, g̃_i = min(max(g_i, −C), C), the literal
+  reading of the SoK's sentence "the gradient values are all in a predefined bound by clipping
+  extreme values". It is kept as an option; the citation decides the default.
+
+Norm clipping keeps the update's direction, so cosine-matching attacks (Inverting Gradients)
+are untouched by it, which is what the SoK reports (Sec. 6: "even with a large clip value
+that significantly impacts accuracy, it has almost no effect on GIAs").
 
 An update already inside the bound is returned unchanged. Default C = 0.1: the one value in
 both of the SoK's sweeps (ResNet-18: 0.5, 0.3, 0.1, 0.05, 0.01; Swin: 1, 0.7, 0.5, 0.3, 0.1).
@@ -26,7 +32,8 @@ from evalgrid.threat_model import SharedUpdate
 class ClippingOptions:
     bound: float = option(0.1, positive=True, doc="C: the largest |coordinate| (value) or the largest L2 norm (norm)")
     mode: Literal["value", "norm"] = option(
-        "value", doc="clamp every coordinate to [-C, C] (value) or scale the whole update to norm <= C (norm)")
+        "norm", doc="scale the whole update to L2 norm <= C (norm: flat clipping, McMahan et al.) or clamp "
+                    "every coordinate to [-C, C] (value)")
 
 
 class Clipping(Defense):

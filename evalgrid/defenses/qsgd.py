@@ -1,26 +1,41 @@
-"""QSGD stochastic quantization (Alistarh et al., NeurIPS 2017, Sec. 3.1), the SoK's
-quantization defense (Appendix C.III: QSGD at 1, 2, 3 and 4 bits).
+"""QSGD stochastic quantization (Alistarh et al., NeurIPS 2017), the SoK's quantization defense
+(Appendix C.III: "QSGD ([1, 2, 3, 4]-bit) in [1]", the QSGD paper) and FedLeak's (Fig. 4, which
+cites Yue et al.'s ROG for its quantization).
 
-For a vector v and s levels, each coordinate becomes
+Each bucket v (a run of at most ``bucket_size`` consecutive coordinates of one tensor, or the
+whole tensor) is scaled by a norm ‖v‖ and every coordinate becomes
 
-    Q_s(v_i) = ‖v‖₂ · sgn(v_i) · ξ_i,   ξ_i = (ℓ + 1)/s with probability |v_i|·s/‖v‖₂ − ℓ,
-                                          ξ_i = ℓ/s otherwise,
+    Q_s(v_i) = ‖v‖ · sgn(v_i) · ξ_i,   ξ_i = (ℓ + 1)/s with probability |v_i|·s/‖v‖ − ℓ,
+                                        ξ_i = ℓ/s otherwise,
 
-where ℓ = ⌊|v_i|·s/‖v‖₂⌋. Hence E[Q_s(v)] = v (unbiased) and every |Q_s(v_i)| is one of the
-s + 1 values {0, 1/s, …, 1}·‖v‖₂.
+with ℓ = ⌊|v_i|·s/‖v‖⌋ (Sec. 3.1). Hence E[Q_s(v)] = v (unbiased) and every |Q_s(v_i)| is one
+of the s + 1 values {0, 1/s, …, 1}·‖v‖.
 
-Choices the papers leave open, made here:
-- ``bits`` b encodes the level index ℓ ∈ {0, …, s} in b bits, so s = 2^b − 1 (1 bit: s = 1,
-  the ternary {−‖v‖, 0, ‖v‖} QSGD; 4 bits: s = 15); the sign is sent apart, as in QSGD's
-  encoding. Implementations that count the sign in the budget use s = 2^(b−1) instead.
-- One bucket per tensor (per trainable parameter), with the L2 norm of the analysis; QSGD's
-  experiments also use buckets of 512 coordinates and the max-norm, which are not modelled.
-- Default 4 bits: the mildest setting of the SoK's sweep.
+Which norm: Sec. 3.1's analysis uses ‖v‖₂, but the paper's experiments (Sec. 4, "we will scale
+by the maximum value of the vector (as opposed to the 2-norm)") and ROG's quantizer, which
+FedLeak cites (KAI-YUE/rog, ``src/compress/compressor.py``, ``QsgdQuantizer``:
+``norm = max |v|``), scale by the max norm ‖v‖_∞. The difference is large:
+with the L2 norm of a 2.4M-element tensor at 2 bits, |v_i|·s/‖v‖₂ is about 3/√n, so almost
+every coordinate rounds to 0 (≈ 0.2 % nonzeros in expectation); with the max norm the largest
+coordinate keeps its full level. ``norm = "max"`` is the default; ``"l2"`` is the analysis'.
+
+Buckets: QSGD's experiments quantize buckets of 128 to 512 coordinates; ROG quantizes each
+parameter tensor whole. ``bucket_size = 0`` (default, ROG's) uses one bucket per tensor.
+
+Levels: ``bits`` b encodes the level index in b bits with the sign sent apart (as QSGD's
+encoding and ROG's quantizer do), s = 2^b − 1: 1 bit is the ternary {−‖v‖, 0, ‖v‖}, 4 bits
+s = 15 (ROG's ``quant_level: 16``). Counting the sign in the budget would make the SoK's
+1-bit setting impossible (s = 0).
+
+Not faithful, and why: QSGD's experiments leave tensors under 10K elements unquantized (a
+systems choice for throughput); here every tensor is quantized, as in ROG. ROG turns an
+all-zero tensor into NaN (0/0); here it stays zero.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -34,10 +49,14 @@ from evalgrid.threat_model import SharedUpdate
 class QSGDOptions:
     bits: int = option(4, minimum=1, maximum=8,
                        doc="bits per level index: s = 2^bits − 1 levels (SoK sweeps 1, 2, 3, 4)")
+    norm: Literal["max", "l2"] = option(
+        "max", doc="scale of each bucket: its max |v_i| (QSGD's experiments, ROG) or its L2 norm (QSGD Sec. 3.1)")
+    bucket_size: int = option(0, minimum=0,
+                              doc="coordinates per bucket, each scaled on its own; 0: one bucket per tensor (ROG)")
 
 
 class QSGD(Defense):
-    """Unbiased, norm-scaled stochastic quantization of every gradient tensor to s levels."""
+    """Unbiased, norm-scaled stochastic quantization of every gradient bucket to s levels."""
 
     def __init__(self, options: QSGDOptions):
         self.options = options
@@ -47,16 +66,23 @@ class QSGD(Defense):
         return with_gradients(update, (self.quantize(g, client.generator) for g in update.gradients))
 
     def quantize(self, gradient: Tensor, generator: torch.Generator) -> Tensor:
-        """Q_s of one tensor (one bucket), computed in float64 and returned in its dtype."""
-        v = gradient.detach().double()
+        """Q_s of one tensor, bucket by bucket, computed in float64 and returned in its dtype."""
+        v = gradient.detach().double().reshape(-1)
         draws = uniform(v, generator)  # drawn even for a zero tensor: the stream does not depend on values
-        norm = torch.linalg.vector_norm(v)
-        if norm == 0:
-            return torch.zeros_like(gradient)
-        scaled = (v.abs() / norm * self.levels).clamp(max=self.levels)  # rounding may give s + 1e-16
+        size = self.options.bucket_size or max(1, v.numel())
+        padding = -v.numel() % size
+        buckets = torch.nn.functional.pad(v, (0, padding)).view(-1, size)
+        if self.options.norm == "max":
+            norms = buckets.abs().amax(dim=1, keepdim=True)
+        else:
+            norms = torch.linalg.vector_norm(buckets, dim=1, keepdim=True)
+        safe = torch.where(norms > 0, norms, torch.ones_like(norms))
+        scaled = (buckets.abs() / safe * self.levels).clamp(max=self.levels)  # rounding may give s + 1e-16
         lower = scaled.floor()
+        draws = torch.nn.functional.pad(draws, (0, padding), value=1.0).view(-1, size)
         level = lower + (draws < scaled - lower).double()
-        return (norm * v.sign() * level / self.levels).to(gradient.dtype)
+        quantized = (norms * buckets.sign() * level / self.levels).reshape(-1)[:v.numel()]
+        return quantized.view(gradient.shape).to(gradient.dtype)
 
 
 def build(options: QSGDOptions) -> QSGD:

@@ -7,6 +7,11 @@ The SoK's k is the *proportion kept* and it sweeps 0.6, 0.7, 0.8, 0.9, 0.95. ``s
 "layer" ranks each tensor on its own (n = its size; the usual per-layer compression),
 "global" ranks all coordinates of the update together (n = the model's size). Ties go to the
 coordinate that comes first (parameter order, then row-major), so exactly k are kept.
+The SoK's sentence (App. C.III): "selecting proportion k ([0.6, 0.7, 0.8, 0.9, 0.95]) greatest
+absolute values as significant elements": k is kept. ROG's code (KAI-YUE/rog,
+``src/compress/compressor.py``, ``Topk``) takes the opposite parameter, the share *zeroed*
+(``sparsity``), and keeps one element fewer than ⌈(1 − sparsity)·n⌉ (a strict ``>`` against the
+k-th value): SoK k = 0.6 is ROG sparsity 0.4. Exactly ⌈keep·n⌉ are kept here.
 The default ``keep = 0.1`` is the project's choice of a strong setting (ten times sparser
 than the SoK's strongest); set the SoK's values in the grid to reproduce its sweep.
 """

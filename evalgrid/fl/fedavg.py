@@ -1,5 +1,6 @@
 """FedAvg training of the global model (McMahan et al. 2017) for the training stage: the server
-samples K of M clients per round; each runs E local epochs with the victim's own objective
+samples K of M clients per round; each runs E local epochs, or U local steps of b samples
+(``local_steps``: FedLeak's rounds of one step on one mini-batch), with the victim's own objective
 (:func:`evalgrid.fl.local_training.local_update`), optionally defended; the server averages
 weights and BatchNorm running statistics, weighted by sample counts (each client's running
 statistics are replayed from the batch statistics its local steps saw).
@@ -112,13 +113,18 @@ def _client_update(request: StageRequest, round_: int, client: int, model: nn.Mo
     federation = request.plan.federation
     assert federation is not None
     seed = request.seed
-    order = np.random.default_rng(stream_seed(seed, STAGE_STREAM, round_, _SHUFFLE, client + 1)).permutation(len(shard))
+    shuffle = np.random.default_rng(stream_seed(seed, STAGE_STREAM, round_, _SHUFFLE, client + 1))
+    minibatch = min(federation.batch_size, len(shard))
+    if federation.local_steps:
+        steps = federation.local_steps
+        order = local_step_order(shuffle, len(shard), steps, minibatch)
+    else:  # E epochs cycle over one permutation
+        steps = federation.local_epochs * -(-len(shard) // minibatch)
+        order = shuffle.permutation(len(shard))
     pixels, labels = train.batch(shard[order].tolist())
     inputs = train.info.normalization.normalize(pixels.to(device))
     targets = labels.to(device)
-    minibatch = min(federation.batch_size, len(shard))
-    training = LocalTraining("fedavg", federation.local_epochs * -(-len(shard) // minibatch), minibatch,
-                             federation.lr, "train", False)
+    training = LocalTraining("fedavg", steps, minibatch, federation.lr, "train", False)
     privacy = None
     if chain is not None:
         privacy = chain.private_gradients(_generator(seed, round_, _PRIVACY, client))
@@ -132,11 +138,25 @@ def _client_update(request: StageRequest, round_: int, client: int, model: nn.Mo
         weights = {name: w.detach() - training.lr * g.detach() for (name, w), g in zip(start.items(), summed)}
     else:
         update = SharedUpdate(shared_pseudo_gradient(model, summed, training), num_samples=len(shard))
-        side = ClientSide(model, ClientData(pixels, labels), train.info.normalization, training,
+        _, first = np.unique(order, return_index=True)  # the distinct samples the steps used
+        used = torch.as_tensor(np.sort(first))
+        side = ClientSide(model, ClientData(pixels[used], labels[used]), train.info.normalization, training,
                           _generator(seed, round_, _DEFENSE, client))
         defended = chain.apply(update, side).gradients
         weights = {name: w.detach() - training.lr * g.detach().to(w) for (name, w), g in zip(start.items(), defended)}
     return weights, buffers
+
+
+def local_step_order(shuffle: np.random.Generator, num_samples: int, steps: int, minibatch: int) -> np.ndarray:
+    """The shard positions of ``steps`` mini-batches of ``minibatch`` samples, concatenated (step u
+    is the u-th chunk): consecutive chunks of a permutation of the shard; when fewer than
+    ``minibatch`` samples are left, they sit this pass out (a data loader's drop_last) and the
+    next chunks come from a new permutation drawn from ``shuffle``. So every step has
+    ``minibatch`` distinct samples, and FedLeak's 12 steps of 16 are one pass over 200 images."""
+    per_pass = num_samples // minibatch
+    passes = -(-steps // per_pass)
+    order = np.concatenate([shuffle.permutation(num_samples)[:per_pass * minibatch] for _ in range(passes)])
+    return order[:steps * minibatch]
 
 
 def _generator(seed: int, round_: int, purpose: int, client: int) -> torch.Generator:

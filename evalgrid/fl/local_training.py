@@ -69,9 +69,20 @@ class PrivateGradients:
     generator: torch.Generator  # CPU: the same noise on any device
 
 
+# The model's mode while the client computes its update. Default eval: Inverting Gradients'
+# reference (inversefed's reconstruct_image.py and rec_mult.py call model.eval() before the
+# victim's gradient and the reconstruction) and breaching's honest-but-curious user (eval when
+# the server provides its buffers, the default) both compute the update in eval mode; the SoK's
+# Table 4 ("remove dropout" 0.0044 -> 0.0043) implies dropout was off. In train mode BatchNorm
+# normalises with the batch's own statistics and dropout is active: the client's dropout mask is
+# then drawn independently of the attacker's, which no attacker can reproduce.
+BN_MODE_DOC = ("eval: BatchNorm uses its running statistics and dropout is off (inversefed, breaching); "
+               "train: batch statistics and active dropout")
+
+
 @dataclass(frozen=True)
 class FedSGDOptions:
-    bn_mode: BatchNormMode = option("train", doc="BatchNorm uses batch statistics (train) or running ones (eval)")
+    bn_mode: BatchNormMode = option("eval", doc=BN_MODE_DOC)
     share_bn_statistics: bool = option(False, doc="the update carries each BN layer's batch mean and variance")
 
 
@@ -81,7 +92,7 @@ class FedAvgOptions:
     local_epochs: int = option(0, minimum=0, doc="E > 0: U = E·⌈N/b⌉ steps, E passes over the N samples")
     minibatch_size: int = option(0, minimum=0, doc="b samples per step; 0: all N (full-batch steps)")
     lr: float = option(1e-4, positive=True, doc="local learning rate η (inversefed's multi-step setting)")
-    bn_mode: BatchNormMode = option("train", doc="BatchNorm uses batch statistics (train) or running ones (eval)")
+    bn_mode: BatchNormMode = option("eval", doc=BN_MODE_DOC)
     share_bn_statistics: bool = option(False, doc="the update carries each BN layer's batch mean and variance")
 
 

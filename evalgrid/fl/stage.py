@@ -64,13 +64,22 @@ class InitialOptions:
 @dataclass(frozen=True)
 class FedAvgStageOptions:
     """Defaults: the SoK's stage experiment (Appendix B II: 5 clients, batch 128, lr 0.01, 10 local
-    epochs, IID); FedLeak Sec. 6 uses 100 clients, and α ∈ {0.1, 0.5, 1, 5} for Dirichlet skew."""
+    epochs, IID); FedLeak Sec. 6 uses 100 clients, and α ∈ {0.1, 0.5, 1, 5} for Dirichlet skew.
+    ``local_steps`` is out of the setup key and cell ids while 0, so the grids from before it
+    keep theirs."""
 
     round: int = option(1, minimum=0, doc="r: the model is attacked after r FedAvg rounds (SoK Fig. 7 sweeps 1-100)")
     clients: int = option(5, minimum=1, doc="M clients in the federation (SoK App. B: 5; FedLeak: 100)")
     clients_per_round: int = option(5, minimum=1, doc="K clients sampled each round (SoK App. B: all 5)")
-    local_epochs: int = option(10, minimum=1, doc="E local epochs per round (SoK App. B: 10)")
-    batch_size: int = option(128, minimum=1, doc="client mini-batch size (SoK App. B: 128)")
+    local_epochs: int = option(10, minimum=1, doc="E local epochs per round (SoK App. B: 10); unused when "
+                                                  "local_steps > 0")
+    local_steps: int = option(0, minimum=0, in_id_at_default=False,
+                              doc="U > 0: every sampled client takes exactly U SGD steps per round, each on "
+                                  "batch_size samples of its shard, reshuffled when a pass runs out (FedLeak "
+                                  "Sec. 5-6.3: one step of a 16-64 batch per round; Table 9: U steps of 16); "
+                                  "0: local_epochs passes over the shard")
+    batch_size: int = option(128, minimum=1, doc="client mini-batch size (SoK App. B: 128); above the "
+                                                  "shard size: the whole shard")
     lr: float = option(0.01, positive=True, doc="client learning rate (SoK App. B: 0.01)")
     split: Literal["iid", "dirichlet"] = option("iid", doc="IID shards, or label skew with Dir(alpha) proportions")
     alpha: float = option(0.5, positive=True, doc="Dirichlet concentration; smaller is more skewed (FedLeak Table 6)")
@@ -107,7 +116,8 @@ STAGES.register("initial", Component(
     "initial", InitialOptions, _initial, "the initialised global model, before any training"))
 STAGES.register("fedavg", Component(
     "fedavg", FedAvgStageOptions, _fedavg,
-    "the global model after `round` FedAvg rounds (K of M clients, E local epochs of SGD, weighted averaging)"))
+    "the global model after `round` FedAvg rounds (K of M clients, E local epochs or U local steps of SGD, "
+    "weighted averaging)"))
 
 
 def _canonical_json(body: Any) -> str:
@@ -151,11 +161,15 @@ class StageRequest:
 
     def setup(self) -> dict[str, Any]:
         """What determines the weights at every round: the request without the round, the
-        accuracy's sample count, or the dataset's split option (training always uses the train split)."""
+        accuracy's sample count, the dataset's split option (training always uses the train split),
+        or, with ``local_steps``, ``local_epochs``."""
         body = self.canonical()
         body["dataset"]["options"].pop("split", None)
+        options = body["stage"]["options"]
         for name in NOT_IN_SETUP:
-            body["stage"]["options"].pop(name, None)
+            options.pop(name, None)
+        if options.get("local_steps"):  # counted steps: the epochs are unused
+            options.pop("local_epochs", None)
         return body
 
     def setup_key(self) -> str:

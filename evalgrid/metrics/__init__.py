@@ -2,7 +2,8 @@
 once and evaluates the selected metrics on those pairs.
 
 Image metrics see pixels in [0, 1] with ``reconstructions[i]`` matched to ``originals[i]``
-(see :mod:`evalgrid.metrics.matching`); label accuracy ignores order altogether.
+(see :mod:`evalgrid.metrics.matching`; under the "nearest" rule one reconstruction may be
+matched to several originals); label accuracy ignores order altogether.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from evalgrid.metrics.image import SSIM_WINDOW, psnr, ssim
 from evalgrid.metrics.labels import label_accuracy
 from evalgrid.metrics.matching import match_reconstructions
+from evalgrid.metrics.options import MatchingRule
 from evalgrid.metrics.perceptual import LPIPS_MIN_SIZE, REQUIRED_WEIGHTS, lpips
 from evalgrid.registry import Registry
 from evalgrid.threat_model import ClientData
@@ -66,7 +68,8 @@ class Metric:
 
 @dataclass(frozen=True)
 class Scores:
-    permutation: torch.Tensor  # reconstructions[permutation[i]] was paired with originals[i]
+    matching: torch.Tensor  # (B,) reconstructions[matching[i]] was paired with originals[i]; repeats
+    # an index when the rule ("nearest") lets originals share a reconstruction
     values: Mapping[str, MetricValue]  # by metric name, in the order asked for
 
 
@@ -118,16 +121,16 @@ METRICS.register("defended_accuracy", Metric(
 
 
 def score(client: ClientData, reconstructed_pixels: torch.Tensor, recovered_labels: torch.Tensor,
-          labels_known: bool, metric_names: Sequence[str]) -> Scores:
-    """Match the reconstructions (clamped to [0, 1]) to the private images once, then evaluate
-    each named metric on the matched pairs."""
+          labels_known: bool, metric_names: Sequence[str], matching: MatchingRule = "one_to_one") -> Scores:
+    """Match the reconstructions (clamped to [0, 1]) to the private images once, by the
+    ``matching`` rule (:func:`match_reconstructions`), then evaluate each named metric on the pairs."""
     metrics = [METRICS[name] for name in metric_names if METRICS[name].kind == "reconstruction"]
     originals = client.images.detach()
     reconstructions = reconstructed_pixels.detach().to(originals).clamp(0, 1)
-    permutation = match_reconstructions(originals, reconstructions)
-    batch = MatchedBatch(originals, reconstructions[permutation.to(originals.device)],
+    match = match_reconstructions(originals, reconstructions, matching)
+    batch = MatchedBatch(originals, reconstructions[match.to(originals.device)],
                          client.labels, recovered_labels.detach().cpu(), labels_known)
-    return Scores(permutation, {metric.name: metric.compute(batch) for metric in metrics})
+    return Scores(match, {metric.name: metric.compute(batch) for metric in metrics})
 
 
 def required_weights(metric_names: Iterable[str]) -> list[str]:

@@ -49,6 +49,8 @@ RESULT_SCHEMA = pa.schema(
         pa.field("error_message", pa.string()),
         pa.field("traceback", pa.string()),
         pa.field("final_loss", pa.float64()),
+        # JSON {term: [at the first step, at the returned images]}, each term weighted as in the loss
+        pa.field("loss_terms", pa.string()),
         pa.field("attack_iterations", pa.int64()),
         pa.field("attack_iterations_saved", pa.int64()),  # planned − run: steps early stopping saved (0 when off)
         pa.field("model_parameters", pa.int64()),  # p, trainable (SoK Theorem 4.3)

@@ -17,7 +17,7 @@ TOP_LEVEL = ("title", "paper", "grid", "smoke", "published", "published_where", 
              "keys", "values", "trend")
 KEY_FIELDS = ("factor", "option", "column", "map", "match")
 VALUE_FIELDS = ("measured", "fallback", "per")
-TREND_FIELDS = ("value", "along", "kind", "reference", "expect", "expect_source")
+TREND_FIELDS = ("value", "along", "kind", "reference", "expect", "expect_source", "unclaimed")
 TREND_KINDS = ("monotone", "reference", "rank")
 # Columns of `evalgrid table --format csv` beside the keys: no key may take these names.
 OUTPUT_COLUMNS = ("measure", "measured_column", "measured_mean", "measured_std", "samples", "cells", "published",
@@ -61,6 +61,9 @@ class Trend:
     reference: Any = None
     expect: str = ""
     expect_source: str = ""
+    # Levels the stated claim (expect) does not cover, e.g. a defense the paper says has no
+    # effect: never judged, rather than judged against a direction the paper does not give.
+    unclaimed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -229,7 +232,14 @@ class _Reader:
                                                 f"(kind {kind!r}), with expect_source.")
             if not str(raw.get("expect_source", "")).strip():
                 raise self.fail(f"{where}.expect_source", "say where the paper makes the claim (section, figure).")
-        return Trend(value, along, kind, raw.get("reference"), expect, str(raw.get("expect_source", "")))
+        unclaimed = raw.get("unclaimed", [])
+        if unclaimed and (not expect or kind != "reference"):
+            raise self.fail(f"{where}.unclaimed", "only a stated claim (expect, kind = \"reference\") leaves levels "
+                                               "unclaimed; published values give every level its own direction.")
+        if not isinstance(unclaimed, list) or not all(isinstance(u, str) for u in unclaimed):
+            raise self.fail(f"{where}.unclaimed", f"expected a list of level names, got {unclaimed!r}.")
+        return Trend(value, along, kind, raw.get("reference"), expect, str(raw.get("expect_source", "")),
+                     tuple(unclaimed))
 
     def definition(self, name: str) -> TableDefinition:
         self.check_names(self.data, TOP_LEVEL, "")
