@@ -198,14 +198,15 @@ class FedLeak(SteppedAttack[FedLeakState]):
             labels=fixed_labels(view, self.options.label_inference), matched=matched_elements(target, keep),
             target=target, box=view.normalization.pixel_box(images), first_terms={})
 
-    def objective_terms(self, view: ServerView, state: FedLeakState, inputs: Tensor) -> dict[str, Tensor]:
+    def objective_terms(self, view: ServerView, state: FedLeakState, inputs: Tensor,
+                        create_graph: bool = True) -> dict[str, Tensor]:
         """L(x')'s terms, weighted: the partial distance's, α·TV and β·activation. When the
         simulated update is one forward pass at the global weights, the activation prior is read
         from that pass (hooks) rather than from a second one: the same values, one forward fewer."""
         options = self.options
         shared = options.activation > 0 and forwards_once_at_global_weights(view, inputs)
         with activation_sums(view.model) if shared else nullcontext([]) as sums:
-            gradients = model_gradients(view, inputs, state.labels)
+            gradients = model_gradients(view, inputs, state.labels, create_graph=create_graph)
         terms = distance_terms(gradients, state.target, state.matched, options.distance)
         if options.tv > 0:
             terms["tv"] = options.tv * total_variation(inputs)
@@ -251,12 +252,11 @@ class FedLeak(SteppedAttack[FedLeakState]):
     def result(self, view: ServerView, state: FedLeakState) -> Reconstruction:
         """The final images; ``final_loss`` is their partial distance (the ``distance`` terms on Λ, no priors)."""
         images = state.images.detach()
-        loss = partial_distance(model_gradients(view, images, state.labels, create_graph=False), state.target,
-                                state.matched, self.options.distance)
+        terms = self.objective_terms(view, state, images, create_graph=False)
+        loss = sum(terms[name] for name in ("l1", "cosine") if name in terms)  # the partial distance
         check_finite(loss, state.iteration)
-        terms = first_and_last(state.first_terms, self.objective_terms(view, state, images))
         return Reconstruction(images=images.clone(), labels=state.labels.clone(), iterations=state.iteration,
-                              final_loss=loss.item(), loss_terms=terms)
+                              final_loss=loss.item(), loss_terms=first_and_last(state.first_terms, terms))
 
     def planned_iterations(self) -> int:
         return self.options.iterations

@@ -184,11 +184,12 @@ class GradInversion(SteppedAttack[GradInversionState]):
         return self.options.scale * distance if self.options.distance == "euclidean" else distance
 
     def objective_terms(self, view: ServerView, state: GradInversionState, inputs: Tensor,
-                        consensus: Tensor | None) -> dict[str, Tensor]:
+                        consensus: Tensor | None, create_graph: bool = True) -> dict[str, Tensor]:
         """One restart's loss terms at dummy batch ``inputs``, weighted; ``consensus`` is the
         group's mean (or None)."""
         options = self.options
-        terms = {"gradient": self.gradient_distance(model_gradients(view, inputs, state.labels), state.target)}
+        gradients = model_gradients(view, inputs, state.labels, create_graph=create_graph)
+        terms = {"gradient": self.gradient_distance(gradients, state.target)}
         if options.bn > 0:
             terms["bn"] = options.bn * bn_prior(view, inputs, state.bn_target, options.bn_first_layer)
         if options.tv > 0:
@@ -232,20 +233,19 @@ class GradInversion(SteppedAttack[GradInversionState]):
 
     def result(self, view: ServerView, state: GradInversionState) -> Reconstruction:
         """The restart with the lowest gradient distance (without priors); ``final_loss`` is that distance."""
-        best_images, best_score, best_restart = None, math.inf, 0
-        for restart in range(self.options.restarts):
-            images = state.images[restart].detach()
-            score = self.gradient_distance(model_gradients(view, images, state.labels, create_graph=False),
-                                           state.target)
-            check_finite(score, state.iteration)
-            if best_images is None or score.item() < best_score:
-                best_images, best_score, best_restart = images.clone(), score.item(), restart
         consensus = (state.images.detach().mean(dim=0)
                      if self.options.restarts > 1 and self.options.group > 0 else None)
-        terms = first_and_last(state.first_terms, self.objective_terms(view, state, best_images, consensus))
+        best_images, best_score, best_terms = None, math.inf, {}
+        for restart in range(self.options.restarts):
+            images = state.images[restart].detach()
+            terms = self.objective_terms(view, state, images, consensus, create_graph=False)
+            score = terms["gradient"]
+            check_finite(score, state.iteration)
+            if best_images is None or score.item() < best_score:
+                best_images, best_score, best_terms = images.clone(), score.item(), terms
         return Reconstruction(images=best_images, labels=state.labels.clone(),
                               iterations=state.iteration * self.options.restarts, final_loss=best_score,
-                              loss_terms=terms)
+                              loss_terms=first_and_last(state.first_terms, best_terms))
 
     def planned_iterations(self) -> int:
         return self.options.iterations * self.options.restarts

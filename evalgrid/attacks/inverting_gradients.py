@@ -115,9 +115,11 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
         if state.iteration == options.iterations or stop:
             self._finish_trial(view, state)
 
-    def objective_terms(self, view: ServerView, state: InvertingGradientsState, images: Tensor) -> dict[str, Tensor]:
+    def objective_terms(self, view: ServerView, state: InvertingGradientsState, images: Tensor,
+                        create_graph: bool = True) -> dict[str, Tensor]:
         """Eq. 4's terms at ``images``: the cosine distance and tv·TV (when tv > 0)."""
-        terms = {"cosine": cosine_distance(model_gradients(view, images, state.labels), state.target)}
+        gradients = model_gradients(view, images, state.labels, create_graph=create_graph)
+        terms = {"cosine": cosine_distance(gradients, state.target)}
         if self.options.tv > 0:
             terms["tv"] = self.options.tv * total_variation(images)
         return terms
@@ -139,7 +141,8 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
 
     def result(self, view: ServerView, state: InvertingGradientsState) -> Reconstruction:
         """The best trial's images; ``final_loss`` is their cosine distance (without TV)."""
-        terms = first_and_last(state.first_terms, self.objective_terms(view, state, state.best_images))
+        terms = first_and_last(state.first_terms,
+                               self.objective_terms(view, state, state.best_images, create_graph=False))
         return Reconstruction(images=state.best_images, labels=state.labels.clone(),
                               iterations=state.finished_iterations, final_loss=state.best_score, loss_terms=terms)
 
