@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 import evalgrid
+from evalgrid.tables.compare import published_resolution
 from evalgrid.tables.verdicts import Level, against_reference, monotone, ranking, spearman
 from evalgrid.tables.definition import Trend
 
@@ -312,9 +313,30 @@ def test_a_published_tie_or_gap_is_not_judged():
     trend = Trend("lpips", "minibatches", "monotone")
     paper, _, outcome = monotone(trend, levels(("1", 0.1, 0.2), ("2", 0.1, 0.3), ("3", 0.2, 0.1)), 1)
     assert outcome == "disagrees"  # 1 to 2 is a published tie: only 2 to 3 (rises, measured falls) counts
-    assert paper.endswith("(1 not judged: published tie or missing)")
+    assert paper.endswith("(1 not judged: published tie at the printed precision, or missing)")
     assert monotone(trend, levels(("1", 0.1, 0.2), ("2", 0.1, 0.3)), 1)[2] == "unclear"
     assert monotone(trend, levels(("1", 0.1, 0.2), ("2", math.nan, 0.3)), 1)[2] == "unclear"
+
+
+def test_a_published_gap_of_one_printed_unit_is_a_tie():
+    """SoK Table 4 prints LPIPS to 4 decimals: 'remove dropout' 0.0043 against 'none' 0.0044 may be
+    equal before rounding ([0.00425, 0.00435) and [0.00435, 0.00445)), so it is not judged; 'kernel 4'
+    (0.0012, 32 units below) is."""
+    trend = Trend("lpips", "modification", "reference", reference="none")
+    rows = [Level("none", 0.0044, 0.10, 1e-4), Level("remove_dropout", 0.0043, 0.10, 1e-4),
+            Level("kernel_4", 0.0012, 0.20, 1e-4)]
+    paper, _, outcome = against_reference(trend, rows, 1)
+    assert outcome == "disagrees"  # kernel_4 only: published lower, measured higher
+    assert paper.startswith("remove_dropout equal to none (a tie at the printed precision: not judged)")
+    two_units = [Level("none", 0.0044, 0.10, 1e-4), Level("remove_dropout", 0.0042, 0.10, 1e-4)]
+    assert against_reference(trend, two_units, 1)[2] == "disagrees"  # published lower, measured equal
+
+
+@pytest.mark.parametrize("texts, unit", [
+    (["0.0044", "0.0043", "0.15"], 1e-4), (["18", "9.5"], 0.1), (["12", "30"], 1.0), ([None, "0.5"], 0.1),
+    (["nan", "—"], 0.0)])
+def test_the_printed_rounding_unit_is_one_in_the_last_printed_decimal(texts, unit):
+    assert published_resolution(pd.Series(texts, dtype=object)) == pytest.approx(unit)
 
 
 def test_reference_compares_every_level_with_the_reference_level():

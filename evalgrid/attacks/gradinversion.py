@@ -9,33 +9,34 @@ Per restart g, with dummy batch x_g (the paper's L_grad + R_fidelity + R_group):
     + α_TV · TV(x_g) + α_ℓ2 · ½·mean(x_g²)                          image priors
     + α_group · ‖x_g − mean_h x_h‖₂                                 group consistency (off)
 
-D is, by ``distance``: 'euclidean' (default), s·½·Σ_l ‖∇W'_l − ∇W_l‖₂² with s = 1e-4, the
-objective breaching's GradInversion configuration scales its prior weights against
-(``objectives.py`` ``Euclidean``, ``seethroughgradients.yaml`` ``scale: 1e-4``); 'l2', Yin et
-al.'s unsquared per-layer Σ_l ‖∇W'_l − ∇W_l‖₂; or 'cosine', inversefed's. μ_l, σ²_l are the
+D is, by ``distance``: 'l2' (default), Yin et al.'s unsquared per-layer Σ_l ‖∇W'_l − ∇W_l‖₂
+(their L_grad); 'euclidean', s·½·Σ_l ‖∇W'_l − ∇W_l‖₂² with s = 1e-4, the objective breaching's
+GradInversion configuration scales its prior weights against (``objectives.py`` ``Euclidean``,
+``seethroughgradients.yaml`` ``scale: 1e-4``); or 'cosine', inversefed's. μ_l, σ²_l are the
 batch mean and biased variance of the input of BN layer l in the dummy's forward pass at the
 global weights W_0 over the whole dummy batch (a separate forward, so that a multi-step FedAvg
-simulation compares like with like); m_l is 10 for the first BN layer and 1 for the others
-(breaching's ``first_bn_multiplier``, from DeepInversion); the targets are
-``view.update.bn_statistics``, which a client sends only when its protocol shares them: without
-them the attack refuses to run. TV is inversefed's mean absolute difference (breaching's with
-exponents 1). Labels are known or inferred (default: the 'yin' rule, the paper's
-minimum-of-rows restoration for non-repeating labels).
+simulation compares like with like); m_l is ``bn_first_layer`` for the first BN layer (default
+1: the paper's R_BN weighs every layer alike; breaching and DeepInversion use 10) and 1 for the
+others; the targets are ``view.update.bn_statistics``, which a client sends only when its
+protocol shares them: without them the attack refuses to run. TV is inversefed's mean absolute
+difference (breaching's with exponents 1). Labels are known or inferred (default: the 'yin'
+rule, the paper's minimum-of-rows restoration for non-repeating labels).
 
 All restarts step in lock-step on one Adam optimiser (Adam is element-wise, so this equals one
-optimiser per restart), lr 0.1 with cosine decay to 0 over the iterations, Langevin noise
-lr·0.01·N(0, I) added to every gradient (breaching's ``langevin_noise``), pixels clamped into
-the box after every step. Of the group, the restart with the lowest gradient distance is
-returned. With ``early_stop_window`` set, the whole group stops once the sum of the restarts'
-losses has not improved for that many steps (:mod:`.stopping`); the cosine decay keeps its
-planned length.
+optimiser per restart), lr 0.1 with cosine decay to 0 over the iterations, pixels clamped into
+the box after every step; with ``noise`` > 0, Langevin noise lr·noise·N(0, I) is added to every
+gradient (breaching's ``langevin_noise``, 0.01 there; off by default). Of the group, the
+restart with the lowest gradient distance is returned. With ``early_stop_window`` set, the
+whole group stops once the sum of the restarts' losses has not improved for that many steps
+(:mod:`.stopping`); the cosine decay keeps its planned length.
 
-Preset: breaching's ``seethroughgradients`` configuration (JonasGeiping/breaching), which
-reimplements the paper, with every weight relative to the objective it was set for: 20,000
-iterations, Adam lr 0.1, cosine decay, euclidean objective at scale 1e-4, α_TV = 1e-4,
-α_ℓ2 = 1e-6, α_BN = 0.1 (first layer ×10), Langevin noise 0.01. The group size is not in our
-sources: 4 restarts is our choice. The preset is meant for ImageNet-sized runs (20k steps ×
-4 restarts); grids override ``iterations``.
+Preset: the paper's objective (Eqs. for L_grad and R_BN, unsquared norms, no first-layer
+multiplier, no Langevin noise) with the prior weights of breaching's ``seethroughgradients``
+configuration (JonasGeiping/breaching), the only published values we have: 20,000 iterations,
+Adam lr 0.1, cosine decay, α_TV = 1e-4, α_ℓ2 = 1e-6, α_BN = 0.1. The group size is not in our
+sources: 4 restarts is our choice. The preset is meant for ImageNet-sized runs (20k steps × 4
+restarts); grids override ``iterations``. breaching's full preset is ``distance = "euclidean"``,
+``bn_first_layer = 10``, ``noise = 0.01``.
 
 Not faithful, and why:
 * Group consistency is off by default (α_group = 0; breaching lists 0.01 and leaves it
@@ -44,8 +45,12 @@ Not faithful, and why:
   misaligned restarts (measured at ResNet10, B = 32: 2.7 against a gradient term of 13.9 at
   the start), so it is offered as an option only, and the best single restart is returned
   rather than a fused image.
-* The paper's own weights (α_G and the rest) are not in our sources: breaching's are used,
-  with its objective, so that each weight multiplies the quantity it was tuned for.
+* The paper's own weights (α_G and the rest) are not in our sources. breaching's prior weights
+  are used with the paper's unsquared distance, whose scale they were not set for. With
+  breaching's own objective (squared distance × 1e-4, first BN layer × 10) the BN prior
+  outweighs the gradient term about 20,000 : 1 on a random-init ResNet-10 and the attack
+  becomes BN-only; with the paper's distance the two are of one order (0.20 vs 0.10 on FedLeak
+  Table 9's smoke). That is the measured reason for the default (analysis/FIDELITY.md).
 * breaching's 50-step warm-up before the cosine decay is not used, and its TV pads the image
   with zeros (border terms); ours does not.
 """
@@ -78,18 +83,19 @@ class GradInversionOptions:
     lr: float = option(0.1, positive=True, doc="Adam step size")
     lr_decay: bool = option(True, doc="cosine decay of the step size to 0 over the iterations")
     distance: GradientDistance = option(
-        "euclidean", doc="'euclidean': scale·½·Σ_l ||∇W'_l - ∇W_l||² (breaching), 'l2': Σ_l ||∇W'_l - ∇W_l||_2 "
-                         "(Yin et al.), 'cosine': 1 - cos over all layers")
+        "l2", doc="'l2': Σ_l ||∇W'_l - ∇W_l||_2 (Yin et al.), 'euclidean': scale·½·Σ_l ||∇W'_l - ∇W_l||² "
+                  "(breaching), 'cosine': 1 - cos over all layers")
     scale: float = option(1e-4, positive=True, doc="s, the weight of the 'euclidean' distance (breaching: 1e-4)")
     bn: float = option(0.1, minimum=0, doc="α_BN, weight of the BatchNorm-statistics prior")
-    bn_first_layer: float = option(10.0, minimum=0, doc="m_1, the first BN layer's multiplier (breaching, DeepInversion)")
+    bn_first_layer: float = option(1.0, minimum=0, doc="m_1, the first BN layer's multiplier (Yin et al.: 1; "
+                                                         "breaching, DeepInversion: 10)")
     tv: float = option(1e-4, minimum=0, doc="α_TV, weight of the total variation")
     l2: float = option(1e-6, minimum=0, doc="α_l2, weight of the image prior ½·mean(x'²) (breaching)")
     group: float = option(0.0, minimum=0, doc="α_group, pull of each restart towards the restarts' mean (no "
                                               "registration: off by default)")
     restarts: int = option(4, minimum=1, doc="the group: restarts optimised together; the best is returned")
-    noise: float = option(0.01, minimum=0, doc="Langevin noise lr·noise·N(0, I) added to the gradient (breaching: "
-                                               "0.01; 0: none)")
+    noise: float = option(0.0, minimum=0, doc="Langevin noise lr·noise·N(0, I) added to the gradient (Yin et "
+                                              "al.: none; breaching: 0.01)")
     boxed: bool = option(True, doc="clamp the dummy pixels into [0, 1] after every step")
     init: Init = option("randn", doc="dummy data: 'randn' N(0, 1) in input space, 'rand' uniform pixels")
     label_inference: RuleName = option("yin", doc="label rule when the labels are not known")

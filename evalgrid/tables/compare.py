@@ -23,6 +23,7 @@ class Compared:
     std: float
     n: int
     cells: int
+    resolution: float = 0.0  # one unit in the last digit the paper prints for this value (0: none published)
 
     @property
     def difference(self) -> float:
@@ -33,13 +34,28 @@ def read_published(definition: TableDefinition) -> pd.DataFrame:
     """The published CSV's rows for this table (``published_where`` applied), keys and values only."""
     if definition.published is None:
         return pd.DataFrame(columns=[*definition.key_names, *[v.name for v in definition.values]])
-    table = pd.read_csv(definition.published, comment="#")
+    # values as printed: their last digit is the paper's rounding unit (published_resolution)
+    table = pd.read_csv(definition.published, comment="#", dtype={v.name: str for v in definition.values})
     for column, wanted in definition.published_where:
         _require_column(definition, table, column, "published_where")
         table = table[table[column].map(canonical) == canonical(wanted)]
     for column in (*definition.key_names, *[v.name for v in definition.values]):
         _require_column(definition, table, column, "keys/values")
     return table.reset_index(drop=True)
+
+
+def published_resolution(texts: pd.Series) -> float:
+    """One unit in the last decimal the paper prints in a column ("0.0044": 1e-4; "18": 1): two
+    published values that differ by no more than this may be equal before rounding."""
+    decimals = [len(text.strip().partition(".")[2]) for text in texts.dropna().astype(str) if _is_number(text)]
+    return 10.0 ** -max(decimals) if decimals else 0.0
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text)) and "e" not in text.lower()
+    except ValueError:
+        return False
 
 
 def _require_column(definition: TableDefinition, table: pd.DataFrame, column: str, where: str) -> None:
@@ -54,6 +70,8 @@ def compare(definition: TableDefinition, published: pd.DataFrame, measured: pd.D
     names = definition.key_names
     shown: dict[Keys, tuple[str, ...]] = {}
     paper: dict[tuple[Keys, str], float] = {}
+    resolution = {v.name: published_resolution(published[v.name]) if v.name in published else 0.0
+                  for v in definition.values}
     for _, row in published.iterrows():
         keys = tuple(canonical(row[name]) for name in names)
         shown.setdefault(keys, tuple(_text(row[name]) for name in names))
@@ -74,7 +92,8 @@ def compare(definition: TableDefinition, published: pd.DataFrame, measured: pd.D
                 text, value.name, paper.get((keys, value.name), math.nan),
                 float(stats["mean"]) if stats is not None else math.nan,
                 float(stats["std"]) if stats is not None else math.nan,
-                int(stats["n"]) if stats is not None else 0, int(stats["cells"]) if stats is not None else 0))
+                int(stats["n"]) if stats is not None else 0, int(stats["cells"]) if stats is not None else 0,
+                resolution[value.name]))
     return compared
 
 

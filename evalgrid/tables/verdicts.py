@@ -4,7 +4,8 @@
 The paper's way is read from the published values of the same series, comparison by comparison
 (each step for `monotone`, each level against the reference for `reference`, each pair for
 `rank`), never assumed for the whole table: where the published series dips, ties or has a gap,
-that comparison expects the dip or is not judged. Only a table without published values (a
+that comparison expects the dip or is not judged. Published values no more than one unit of their
+last printed digit apart are a tie: rounding may have made them differ. Only a table without published values (a
 figure) is judged against the claim its definition states (`expect`)."""
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Level:
     text: str  # the level of `along`, as shown
     published: float
     measured: float
+    resolution: float = 0.0  # the published value's rounding unit: gaps up to it are ties
 
 
 @dataclass(frozen=True)
@@ -83,11 +85,14 @@ STEP = {1: "rises", -1: "falls", 0: "stays equal"}
 AGAINST = {1: "higher than", -1: "lower than", 0: "equal to"}
 
 
-def _difference_sign(value: float, reference: float) -> int | None:
-    """+1, -1 or 0 (a tie); None when either side is missing."""
+def _difference_sign(value: float, reference: float, resolution: float = 0.0) -> int | None:
+    """+1, -1 or 0 (a tie: no more apart than ``resolution``); None when either side is missing.
+    Two values printed to a unit u and u apart may be equal before rounding (0.0044 and 0.0043
+    are [0.00435, 0.00445) and [0.00425, 0.00435)), so a published gap of one unit is a tie."""
     if math.isnan(value) or math.isnan(reference):
         return None
-    return 0 if value == reference else 1 if value > reference else -1
+    gap = value - reference
+    return 0 if abs(gap) <= resolution * (1 + 1e-9) else 1 if gap > 0 else -1
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,8 @@ class Comparison:
 
 
 def _compare(base: Level, level: Level, expected: int | None = None) -> Comparison:
-    paper = expected if expected is not None else _difference_sign(level.published, base.published)
+    paper = expected if expected is not None else _difference_sign(level.published, base.published,
+                                                                   max(level.resolution, base.resolution))
     return Comparison(base, level, paper, _difference_sign(level.measured, base.measured))
 
 
@@ -123,7 +129,7 @@ def _judge(comparisons: list[Comparison], flip: int, unit: str) -> str:
 def _not_judged(comparisons: list[Comparison]) -> str:
     """A note on the comparisons the paper gives no direction for (a published tie or gap)."""
     skipped = [c for c in comparisons if c.measured is not None and not c.paper]
-    return f" ({len(skipped)} not judged: published tie or missing)" if skipped else ""
+    return f" ({len(skipped)} not judged: published tie at the printed precision, or missing)" if skipped else ""
 
 
 def _ordered(levels: list[Level]) -> list[Level]:
@@ -179,7 +185,7 @@ def against_reference(trend: Trend, levels: list[Level], flip: int) -> tuple[str
             paper += f"; not claimed, not judged: {', '.join(trend.unclaimed)}"
     else:
         paper = "; ".join(f"{c.level.text}: not published (not judged)" if c.paper is None else
-                          f"{c.level.text} {AGAINST[c.paper]} {reference.text}" + ("" if c.paper else " (not judged)")
+                          f"{c.level.text} {AGAINST[c.paper]} {reference.text}" + ("" if c.paper else " (a tie at the printed precision: not judged)")
                           for c in comparisons)
     measured = "; ".join(f"{c.level.text} {AGAINST[c.measured]} {reference.text}" for c in comparisons)
     return paper, measured, _judge(comparisons, flip, "levels")
@@ -227,7 +233,7 @@ def verdicts(definition: TableDefinition, trend: Trend, compared: list[Compared]
         if row.value != trend.value:
             continue
         key = tuple((name, text) for i, (name, text) in enumerate(zip(names, row.keys)) if i != along)
-        series.setdefault(key, []).append(Level(row.keys[along], row.published, row.mean))
+        series.setdefault(key, []).append(Level(row.keys[along], row.published, row.mean, row.resolution))
     flip = orientation_flip(columns, trend.value)
     rule = RULES[trend.kind]
     return [Verdict(key, *rule(trend, levels, flip)) for key, levels in series.items()]
