@@ -8,7 +8,13 @@ Objective at dummy batch x' (Sec. 4.4, with the normalisations below):
 
 * Normalisation. Sec. 4.2 writes the L1 distance as (1/|g'|)·Σ_i |g'[i] − ĝ[i]| (the proof of
   Theorem 2); Eq. (4.4) prints ‖·‖₁ without the factor. We read |g'| as the L1 norm of the
-  matched dummy gradient, which makes the term scale-free like the cosine. Table 19 decides
+  matched dummy gradient, which makes the term invariant to scaling both gradients together. The
+  norm is held constant in each step's derivative (its value is taken, no gradient flows
+  through it), as in the paper's own derivative (proof of Theorem 2, Eq. (8)):
+  ∇_x' = (1/|g'|)·Σ_i sign(g'[i] − ĝ[i])·∂g'[i]/∂x', the factor outside. Differentiated, −‖g'−ĝ‖₁·sign(g')/‖g'‖₁²
+  rewards inflating ‖g'‖ wherever g' and ĝ disagree ((c‖g'‖+‖ĝ‖)/(c‖g'‖) falls with c): at
+  FedLeak Fig. 4's smoke (trained ConvNet, ‖g'‖₁ starting below ‖ĝ‖₁) the first ~40 Adam
+  steps then blew ‖g'‖₁ up to 1.7× ‖ĝ‖₁ while the cosine fell from 0.15 to 0.06. Table 19 decides
   between the readings: each term alone loses 1.3-1.5 dB against both together, so both must
   move the optimisation. Per element, the L1 term's gradient is to the cosine's about as
   RMS(g')·|Λ| (plain sum: ≈ 2,500 at ResNet10, the cosine is inert), RMS(g') (mean over |Λ|:
@@ -130,11 +136,12 @@ def matched_elements(target: tuple[Tensor, ...], keep: float) -> Tensor:
 def distance_terms(dummy: tuple[Tensor, ...], target: tuple[Tensor, ...], matched: Tensor,
                    distance: Distance = "l1_and_cosine") -> dict[str, Tensor]:
     """The gradient terms ``distance`` keeps (Table 19): 'l1', ‖g'[Λ] − ĝ[Λ]‖₁ / ‖g'[Λ]‖₁ (Sec. 4.2's
-    1/|g'| normalisation), and 'cosine', 1 − cos(g'[Λ], ĝ[Λ]) (Sec. 4.4)."""
+    1/|g'| normalisation, the norm held constant in the derivative: see the module docstring),
+    and 'cosine', 1 − cos(g'[Λ], ĝ[Λ]) (Sec. 4.4)."""
     a, b = flatten(dummy)[matched], flatten(target)[matched]
     terms = {}
     if distance != "cosine":
-        terms["l1"] = (a - b).abs().sum() / a.abs().sum()
+        terms["l1"] = (a - b).abs().sum() / a.abs().sum().detach()
     if distance != "l1":
         terms["cosine"] = 1 - torch.dot(a, b) / (a.norm() * b.norm())
     return terms
