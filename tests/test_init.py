@@ -46,8 +46,8 @@ def same_state(first, second):
     return all(torch.equal(first[key], second[key]) for key in first)
 
 
-def test_the_init_registry_holds_the_four_schemes():
-    assert INITS.names() == ["default", "wide-uniform", "pretrained", "checkpoint"]
+def test_the_init_registry_holds_the_five_schemes():
+    assert INITS.names() == ["default", "layer-defaults", "wide-uniform", "pretrained", "checkpoint"]
 
 
 # default ------------------------------------------------------------------------------------
@@ -58,6 +58,29 @@ def test_default_keeps_the_constructors_weights():
     initialise("default", model, "convnet", ConvNetOptions(width=4))
     preflight("default", "convnet", ConvNetOptions(width=4))
     assert same_state(before, model.state_dict())
+
+
+# layer-defaults -----------------------------------------------------------------------------
+
+def test_layer_defaults_redraw_resnet_convs_from_pytorchs_per_layer_uniform():
+    # torchvision's scheme: N(0, 2/fan_out); PyTorch's Conv2d default: U(±1/sqrt(fan_in)), whose
+    # standard deviation is 1/sqrt(3·fan_in). layer1.0.conv1 of ResNet-18: 64·3·3 = 576 both ways.
+    model = build("resnet18", ResNetOptions())
+    weight = model.layer1[0].conv1.weight
+    assert weight.std().item() == pytest.approx((2 / 576) ** 0.5, rel=0.02)
+    initialise("layer-defaults", model, "resnet18", ResNetOptions())
+    weight = model.layer1[0].conv1.weight
+    assert weight.abs().max().item() <= 1 / 576 ** 0.5
+    assert weight.std().item() == pytest.approx(1 / (3 * 576) ** 0.5, rel=0.02)
+    assert torch.equal(model.bn1.weight, torch.ones(64)) and torch.equal(model.bn1.bias, torch.zeros(64))
+
+
+def test_layer_defaults_follow_the_global_seed():
+    first, second = build("resnet10", ResNetOptions()), build("resnet10", ResNetOptions())
+    for model in (first, second):
+        torch.manual_seed(7)
+        initialise("layer-defaults", model, "resnet10", ResNetOptions())
+    assert same_state(first.state_dict(), second.state_dict())
 
 
 # wide-uniform -------------------------------------------------------------------------------

@@ -327,6 +327,14 @@ def test_resnet_cut_skip_of_a_downsampling_block_removes_its_shortcut():
     assert not any("layer2.0.downsample" in name for name, _ in model.named_parameters())
 
 
+def test_a_cut_downsampling_block_keeps_the_uncut_models_other_weights_at_the_same_seed():
+    # paired cells: cutting layer2.0 (a 1x1 shortcut) must not shift the draws of later layers
+    plain = seeded("resnet10", ResNetOptions()).state_dict()
+    cut = seeded("resnet10", ResNetOptions(cut_skips="layer2.0")).state_dict()
+    assert set(plain) - set(cut) == {k for k in plain if k.startswith("layer2.0.downsample.")}
+    assert all(torch.equal(cut[k], plain[k]) for k in cut)
+
+
 def test_resnet_cut_skips_all_cuts_every_block():
     with torch.device("meta"):
         model = build("resnet34", CIFAR_LIKE, ResNetOptions(cut_skips="all"))

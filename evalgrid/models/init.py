@@ -50,6 +50,21 @@ class ConstructorInit:
         pass
 
 
+# layer-defaults -----------------------------------------------------------------------------
+
+class LayerDefaults:
+    """Every layer's own ``reset_parameters()``, in module order: PyTorch's per-layer defaults
+    (conv and linear weights ~ U(±1/√fan_in), i.e. kaiming-uniform with a = √5, biases alike;
+    BatchNorm weight 1, bias 0), whatever scheme the model's constructor applied on top. One
+    reading of the SoK's "initialized with PyTorch's default initialization" (App. B.I); the
+    other is torchvision's constructor scheme, which ``default`` keeps."""
+
+    def apply(self, model: nn.Module, model_name: str, model_options: Any) -> None:
+        for module in model.modules():
+            if module is not model and callable(getattr(module, "reset_parameters", None)):
+                module.reset_parameters()
+
+
 # wide-uniform -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -284,6 +299,9 @@ INITS: Registry[Component] = Registry("init")
 for _component in (
     Component("default", NoOptions, lambda options: ConstructorInit(),
               "the model constructor's own weights (PyTorch's defaults, or its paper's scheme)", _no_preflight),
+    Component("layer-defaults", NoOptions, lambda options: LayerDefaults(),
+              "every layer's own reset_parameters(): PyTorch's per-layer defaults (U(±1/√fan_in) weights)",
+              _no_preflight),
     Component("wide-uniform", WideUniformOptions, lambda options: WideUniform(options.a),
               "every conv/linear weight and bias ~ U(-a, a), as DLG (a = 0.5)", _no_preflight),
     Component("pretrained", NoOptions, lambda options: Pretrained(),

@@ -15,7 +15,9 @@ initialisation). Three options go beyond torchvision:
   2025, Sec. 5.2.1), which cuts "the skip connection at different positions" of ResNet-18/34,
   one position per model, numbered #0, #1, ... from shallow to deep. A cut block computes
   relu(bn2(conv2(relu(bn1(conv1(x)))))) without adding its input; where the skip is a 1×1
-  downsampling shortcut, that shortcut is removed too (it would get no gradient). The SoK does
+  downsampling shortcut, that shortcut is removed too (it would get no gradient), after the
+  weights are drawn, so that a cut model shares every other weight with the uncut one of the
+  same seed. The SoK does
   not say how its numbers map to blocks; we read #i as the i-th block in forward order
   (resnet18: #0 = layer1.0, #1 = layer1.1, #2 = layer2.0, ...), see :func:`block_names`.
 """
@@ -99,7 +101,7 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
         self.downsample: nn.Module | None = None
-        if skip and (stride != 1 or in_channels != channels):
+        if stride != 1 or in_channels != channels:  # built even when cut: see ResNet.drop_cut_shortcuts
             self.downsample = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False),
                                             nn.BatchNorm2d(channels))
         self.skip = skip
@@ -140,6 +142,15 @@ class ResNet(nn.Module):
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+        self.drop_cut_shortcuts()
+
+    def drop_cut_shortcuts(self) -> None:
+        """Remove the 1×1 shortcuts of cut blocks, after every weight was drawn: a cut model then
+        holds the uncut model's weights at the same seed, minus those shortcuts, so that cut and
+        uncut cells of one seed compare the same network."""
+        for block in self.modules():
+            if isinstance(block, BasicBlock) and not block.skip:
+                block.downsample = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
