@@ -5,8 +5,8 @@ The paper's way is read from the published values of the same series, comparison
 (each step for `monotone`, each level against the reference for `reference`, each pair for
 `rank`), never assumed for the whole table: where the published series dips, ties or has a gap,
 that comparison expects the dip or is not judged. Published values no more than one unit of their
-last printed digit apart are a tie: rounding may have made them differ. Only a table without published values (a
-figure) is judged against the claim its definition states (`expect`)."""
+last printed digit apart are a tie: rounding may have made them differ. Only a table without
+published values (a figure) is judged against the claim its definition states (`expect`)."""
 
 from __future__ import annotations
 
@@ -83,6 +83,7 @@ DIRECTION = {1: "rises", -1: "falls", 0: "no clear direction"}
 EXPECTED = {"increasing": 1, "decreasing": -1, "higher": 1, "lower": -1}
 STEP = {1: "rises", -1: "falls", 0: "stays equal"}
 AGAINST = {1: "higher than", -1: "lower than", 0: "equal to"}
+TIE = " (a tie at the printed precision: not judged)"
 
 
 def _difference_sign(value: float, reference: float, resolution: float = 0.0) -> int | None:
@@ -185,7 +186,7 @@ def against_reference(trend: Trend, levels: list[Level], flip: int) -> tuple[str
             paper += f"; not claimed, not judged: {', '.join(trend.unclaimed)}"
     else:
         paper = "; ".join(f"{c.level.text}: not published (not judged)" if c.paper is None else
-                          f"{c.level.text} {AGAINST[c.paper]} {reference.text}" + ("" if c.paper else " (a tie at the printed precision: not judged)")
+                          f"{c.level.text} {AGAINST[c.paper]} {reference.text}" + ("" if c.paper else TIE)
                           for c in comparisons)
     measured = "; ".join(f"{c.level.text} {AGAINST[c.measured]} {reference.text}" for c in comparisons)
     return paper, measured, _judge(comparisons, flip, "levels")
