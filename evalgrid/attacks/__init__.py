@@ -20,8 +20,8 @@ ATTACKS.register("ig", Component(
     "Inverting Gradients (Geiping et al. 2020): signed Adam on cosine distance + TV, boxed, with restarts"))
 ATTACKS.register("gradinversion", Component(
     "gradinversion", gradinversion.GradInversionOptions, gradinversion.build,
-    "GradInversion (Yin et al. 2021) as breaching configures it: euclidean gradient matching + shared-BN-statistics, "
-    "TV and l2 priors, Langevin noise, restarts (the best one returned)"))
+    "GradInversion (Yin et al. 2021): per-layer L2 gradient matching + shared-BN-statistics, TV and l2 priors "
+    "(breaching's weights), restarts (the best one returned)"))
 ATTACKS.register("fedleak", Component(
     "fedleak", fedleak.FedLeakOptions, fedleak.build,
     "FedLeak (Fan et al. 2025): Adam on L1 + cosine over the top-50% update elements, TV, activation L1, "

@@ -70,8 +70,7 @@ def compare(definition: TableDefinition, published: pd.DataFrame, measured: pd.D
     names = definition.key_names
     shown: dict[Keys, tuple[str, ...]] = {}
     paper: dict[tuple[Keys, str], float] = {}
-    resolution = {v.name: published_resolution(published[v.name]) if v.name in published else 0.0
-                  for v in definition.values}
+    resolution = {v.name: published_resolution(published[v.name]) for v in definition.values}
     for _, row in published.iterrows():
         keys = tuple(canonical(row[name]) for name in names)
         shown.setdefault(keys, tuple(_text(row[name]) for name in names))
