@@ -25,7 +25,6 @@ def check_ready(grid: Grid) -> None:
 
     cells = distinct_setups(grid.cells)
     _check_datasets(grid, cells)
-    _check_inits(grid, cells)
     _check_models(grid, cells)
     _check_metric_image_sizes(grid, cells)
     require_weights(required_weights(grid.metrics))
@@ -85,20 +84,11 @@ def _check_datasets(grid: Grid, cells: list[CellConfig]) -> None:
             checked.add((choice.name, options))
 
 
-def _check_inits(grid: Grid, cells: list[CellConfig]) -> None:
-    from evalgrid.evaluate import resolved_init
-    from evalgrid.models import INITS
-
-    for init, model in dict.fromkeys((cell.init, cell.model) for cell in cells):
-        entry = INITS[init.name]
-        if entry.preflight is not None:
-            entry.preflight(resolved_init(init, grid.base_dir).options, model.name, model.options)
-
-
 def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
     """Build every (model, data shape) on the meta device: no memory, no time, but the same
     errors as a real build (too small images); check that its smallest train-mode batch passes
-    (one small CPU forward) and the gradient sources it names."""
+    (one small CPU forward), the gradient sources it names and that its init's files exist and
+    fit it (a checkpoint's keys and shapes)."""
     import torch
 
     from evalgrid.models import MODELS, check_batch_fits
@@ -107,13 +97,14 @@ def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
 
     infos = {}
     for key in dict.fromkeys((cell.dataset, cell.resolution, cell.model, cell.gradient_source,
-                              _smallest_training_batch(cell)) for cell in cells):
-        dataset, resolution, model, source, smallest = key
+                              _smallest_training_batch(cell), cell.init) for cell in cells):
+        dataset, resolution, model, source, smallest, init = key
         info = infos.get((dataset, resolution))
         if info is None:
             info = infos[(dataset, resolution)] = describe_dataset(dataset, resolution, grid.data_root)
         with torch.device("meta"):
             network = MODELS[model.name].build(model.options, info)
+        _check_init(grid, init, model, network)
         if smallest:
             check_batch_fits(model.name, model.options, info, smallest)
         if source != "all":
@@ -121,6 +112,16 @@ def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
                 parameter_selection(network, source)
             except UserError as err:
                 raise UserError(f"{grid.source}: factors.gradient_source: {err}") from None
+
+
+def _check_init(grid: Grid, init, model, network) -> None:
+    """The init's local files exist and fit ``network`` (the model built for the cell's data)."""
+    from evalgrid.evaluate import resolved_init
+    from evalgrid.models import INITS
+
+    entry = INITS[init.name]
+    if entry.preflight is not None:
+        entry.preflight(resolved_init(init, grid.base_dir).options, model.name, model.options, network)
 
 
 def _smallest_training_batch(cell) -> int:

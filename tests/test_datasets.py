@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import struct
 import subprocess
 import sys
 import textwrap
@@ -129,6 +130,26 @@ def test_a_damaged_gzip_is_named(tmp_path):
     fails_naming(lambda: DATASETS["mnist"].preflight(MnistOptions(split="test"), tmp_path), str(path))
 
 
+def test_a_gzip_that_expands_beyond_its_header_is_refused_after_reading_only_what_it_announces(tmp_path):
+    write_tiny_mnist(tmp_path, n_train=10, gz=True)
+    path = tmp_path / "MNIST" / "raw" / (MNIST_FILES["train"][0] + ".gz")
+    announced = idx_bytes(np.zeros((10, 28, 28), np.uint8))
+    path.write_bytes(gzip.compress(announced + bytes(64 << 20)))  # 64 MiB of zeros: a 64 KiB file
+    assert path.stat().st_size < 1 << 20
+    fails_naming(lambda: DATASETS["mnist"].preflight(MnistOptions(), tmp_path),
+                 f"{path} is not a valid MNIST IDX file", "more data than its header announces")
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_header_announcing_more_images_than_mnist_has_is_refused_before_reading_them(tmp_path, gz):
+    write_tiny_mnist(tmp_path, n_test=4, gz=gz)
+    path = tmp_path / "MNIST" / "raw" / (MNIST_FILES["test"][0] + (".gz" if gz else ""))
+    header = bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 2**32 - 1, 28, 28)  # 3 TB of pixels announced
+    path.write_bytes(gzip.compress(header) if gz else header)
+    fails_naming(lambda: DATASETS["mnist"].preflight(MnistOptions(split="test"), tmp_path),
+                 f"{path} is not a valid MNIST IDX file", "4294967295 images, more than MNIST's 10000")
+
+
 def test_the_uncompressed_mnist_file_wins_over_its_gz(tmp_path):
     plain = write_tiny_mnist(tmp_path, n_train=4, seed=1)["train"]
     raw = tmp_path / "MNIST" / "raw"
@@ -184,7 +205,49 @@ SVHN_DAMAGE = {
                                                           "y": np.array([[0], [1]], np.uint8)}),
     "one label for two images": lambda path: scipy.io.savemat(path, {"X": np.zeros((32, 32, 3, 2), np.uint8),
                                                                      "y": np.ones((1, 1), np.uint8)}),
+    "a struct for the pixels": lambda path: scipy.io.savemat(path, {"X": {"a": np.zeros(2)}, "y": np.ones((2, 1))}),
+    "complex pixels": lambda path: scipy.io.savemat(path, {"X": np.zeros((32, 32, 3, 2), complex),
+                                                           "y": np.ones((2, 1))}),
 }
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_svhn_reads_compressed_and_plain_mat_files_with_matlabs_compact_storage(tmp_path, compressed):
+    """MATLAB's own files (SVHN's were written by MATLAB) are zlib-compressed and store the double
+    labels 1..10 as uint8; scipy writes neither form by default."""
+    pixels = np.random.default_rng(3).integers(0, 256, size=(32, 32, 3, 3), dtype=np.uint8)
+    path = tmp_path / "svhn" / "test_32x32.mat"
+    path.parent.mkdir()
+    scipy.io.savemat(path, {"X": pixels, "y": np.array([[10.0], [1.0], [7.0]])}, do_compression=compressed)
+    images, labels = DATASETS["svhn"].build(SvhnOptions(split="test"), tmp_path).batch([0, 1, 2])
+    assert torch.equal(images, torch.from_numpy(pixels.transpose(3, 2, 0, 1).copy()).float() / 255)
+    assert labels.tolist() == [0, 1, 7]
+
+
+def test_the_mat_file_that_crashed_scipy_is_refused_by_name(tmp_path):
+    """One byte that scipy.io.loadmat 1.17 segfaulted on (found by tests/fuzzing.py): the type of
+    the pixels' data element, miUINT8 (2), set to 130, which is no MAT-file type."""
+    write_tiny_svhn(tmp_path, n_train=2, n_test=3)
+    path = tmp_path / "svhn" / "test_32x32.mat"
+    data = bytearray(path.read_bytes())
+    offset = 128 + 8 + 16 + 24 + 8  # header, matrix tag, array flags, 4 dimensions, the name "X" (small element)
+    assert data[offset:offset + 4] == b"\x02\x00\x00\x00"
+    data[offset] = 0x82
+    path.write_bytes(bytes(data))
+    fails_naming(lambda: DATASETS["svhn"].preflight(SvhnOptions(split="test"), tmp_path),
+                 f"{path} is not a valid SVHN .mat file", "type 130, not a numeric type")
+
+
+def test_a_mat_file_announcing_more_images_than_the_split_has_is_refused_before_reading_them(tmp_path):
+    write_tiny_svhn(tmp_path, n_train=2, n_test=3)
+    path = tmp_path / "svhn" / "test_32x32.mat"
+    data = bytearray(path.read_bytes())
+    offset = 128 + 8 + 16 + 8 + 12  # header, matrix tag, array flags, dimensions' tag, the first 3 dimensions
+    assert data[offset:offset + 4] == (3).to_bytes(4, "little")
+    data[offset:offset + 4] = (2**31 - 1).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    fails_naming(lambda: DATASETS["svhn"].preflight(SvhnOptions(split="test"), tmp_path),
+                 f"{path} is not a valid SVHN .mat file", "2147483647 images announced, more than the split's 26032")
 
 
 @pytest.mark.parametrize("damage", SVHN_DAMAGE)
@@ -244,6 +307,20 @@ def test_image_folder_keeps_only_image_extensions_and_skips_hidden_entries(tmp_p
     assert [f.relative_to(root).as_posix() for f in dataset.files] == [
         "a/img_000.PNG", "a/img_000.jpeg", "b/img_000.PNG", "b/img_001.Tiff"]
     assert dataset.info.num_classes == 2
+
+
+def test_image_folder_follows_symlinked_folders_but_not_loops(tmp_path):
+    root = tmp_path / "ham"
+    write_image_folder(root, classes=("a", "b"), per_class=1)
+    outside = tmp_path / "more"
+    write_image_folder(outside, classes=("extra",), per_class=2)
+    (root / "a" / "linked").symlink_to(outside / "extra", target_is_directory=True)  # followed once
+    for folder_ in (root / "a", root / "b"):
+        (folder_ / "up").symlink_to(root, target_is_directory=True)  # a loop through the top
+        (folder_ / "self").symlink_to(folder_, target_is_directory=True)  # a loop onto itself
+    dataset = folder(tmp_path, test_fraction=0.0)
+    assert [f.relative_to(root).as_posix() for f in dataset.files] == [
+        "a/img_000.png", "a/linked/img_000.png", "a/linked/img_001.png", "b/img_000.png"]
 
 
 def test_image_folder_resizes_the_short_side_then_crops_the_centre(tmp_path):

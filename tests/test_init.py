@@ -330,3 +330,27 @@ def test_checkpoint_that_is_not_a_state_dict_is_refused(tmp_path):
     torch.save([1, 2, 3], path)
     with pytest.raises(UserError, match="holds no state dict"):
         initialise("checkpoint", build("convnet", SMALL), "convnet", SMALL, path=str(path))
+
+
+@pytest.mark.parametrize("saved", ["wider", "garbage"])
+def test_plan_checks_a_checkpoint_against_the_model_it_initialises(tmp_path, write_grid, cli, saved):
+    path = tmp_path / f"{saved}.pt"
+    if saved == "wider":
+        torch.save(build("convnet", ConvNetOptions(width=3)).state_dict(), path)
+    else:
+        path.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)  # a zip signature, then nothing valid
+    grid = write_grid(f"""
+        name = "checkpoint-plan"
+        [factors]
+        dataset = [{{ name = "digits", resolution = 16 }}]
+        model = [{{ name = "convnet", width = 2 }}]
+        init = [{{ name = "checkpoint", path = "{path}" }}]
+        attack = ["dlg"]
+        batch_size = [1]
+        seed = [0]
+        """)
+    result = cli("plan", grid)
+    assert result.exit_code == 2
+    expected = ("does not fit model 'convnet': shape mismatches" if saved == "wider"
+                else "cannot read " + str(path) + " as a torch state dict")
+    assert expected in result.output, result.output

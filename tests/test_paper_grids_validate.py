@@ -38,7 +38,7 @@ def without_local_files(monkeypatch, data_root):
     """`check_ready` with the checks that only look for local files turned off."""
     monkeypatch.setenv("EVALGRID_DATA", str(data_root))
     monkeypatch.setattr(preflight, "_check_datasets", lambda grid, cells: None)
-    monkeypatch.setattr(preflight, "_check_inits", lambda grid, cells: None)
+    monkeypatch.setattr(preflight, "_check_init", lambda grid, init, model, network: None)
     monkeypatch.setattr("evalgrid.weights.require_weights", lambda names: None)
 
 

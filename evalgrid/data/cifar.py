@@ -3,16 +3,14 @@ layout, never downloaded.
 
 We read the pickled batches ourselves instead of through ``torchvision.datasets``, which
 checks md5 sums; we check the format instead (keys, dtype, shapes, label range), so a
-damaged or foreign file fails with its path. The batches are pickles: unpickling only
-admits the numpy array constructors, but pickle is no security boundary, so the data
-root must be a folder you trust.
+damaged or foreign file fails with its path. The batches are pickles, and they are never
+unpickled: :mod:`evalgrid.data.pickled` parses their opcode stream and builds the arrays
+itself, so a crafted file can name no callable and forge no numpy object.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,6 +19,7 @@ import numpy as np
 import torch
 
 from evalgrid.data.base import DATA_ROOT_ENV, DatasetInfo, InMemoryImages
+from evalgrid.data.pickled import PickleFormatError, read_pickled_data
 from evalgrid.errors import UserError
 from evalgrid.threat_model import Normalization
 
@@ -85,49 +84,43 @@ class CifarFormat:
     def _read_batch(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
         """The uint8 (N, 3072) rows and int64 (N,) labels of one batch file."""
         try:
-            with open(path, "rb") as f:
-                batch = _ArrayUnpickler(f, encoding="bytes").load()
-        except Exception as error:  # any failure to parse means the file is not a batch
-            raise self._invalid(path, f"it cannot be unpickled ({type(error).__name__}: {error})") from error
+            batch = read_pickled_data(path.read_bytes())
+        except PickleFormatError as error:
+            raise self._invalid(path, f"it is not a pickle of plain data ({error})") from None
+        except OSError as error:
+            raise self._invalid(path, f"it cannot be read ({error.strerror or error})") from None
         if not isinstance(batch, dict) or b"data" not in batch or self.label_key not in batch:
             raise self._invalid(path, f"expected a dict with keys b'data' and {self.label_key!r}")
-        data, labels = batch[b"data"], np.asarray(batch[self.label_key])
+        data, labels = batch[b"data"], batch[self.label_key]
         if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
                 and data.shape[1] == ROW_LENGTH):
             found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
             raise self._invalid(path, f"b'data' must be uint8 of shape (N, {ROW_LENGTH}), found {found}")
-        if labels.shape != (len(data),) or labels.dtype.kind not in "iu":
+        labels = self._labels(path, labels, len(data))
+        return data, labels
+
+    def _labels(self, path: Path, labels: object, count: int) -> np.ndarray:
+        """The int64 labels: a list (or 1-D integer array) of one class index per image."""
+        if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
+            values = labels.astype(np.int64) if labels.dtype.kind == "i" or labels.dtype.itemsize < 8 else None
+        elif isinstance(labels, list) and all(type(label) is int for label in labels):
+            values = (np.array(labels, dtype=np.int64)
+                      if all(-2**63 <= label < 2**63 for label in labels) else None)
+        else:
+            values = None
+        described = (f"{labels.dtype} {labels.shape}" if isinstance(labels, np.ndarray) else type(labels).__name__)
+        if values is None or values.shape != (count,):
             raise self._invalid(path, f"{self.label_key!r} must hold one integer per image "
-                                      f"({len(data)}), found {labels.dtype} {labels.shape}")
-        if len(labels) and not (0 <= labels.min() and labels.max() < self.num_classes):
+                                      f"({count}), found {described}")
+        if len(values) and not (0 <= values.min() and values.max() < self.num_classes):
             raise self._invalid(path, f"labels must lie in 0..{self.num_classes - 1}, found "
-                                      f"{labels.min()}..{labels.max()}")
-        return data, labels.astype(np.int64)
+                                      f"{values.min()}..{values.max()}")
+        return values
 
     def _invalid(self, path: Path, reason: str) -> UserError:
         return UserError(f"dataset {self.name!r}: {path} is not a valid {self.title} batch: {reason}. "
                          f"Replace {path.parent} with a fresh copy from "
                          f"torchvision.datasets.{self.torchvision_class}(root, download=True).")
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Resolves only the globals that pickled numpy arrays and bytes need, so a batch file
-    cannot name arbitrary callables (a hardening, not a sandbox)."""
-
-    ALLOWED = frozenset({
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5
-        ("_codecs", "encode"),  # how Python 3 writes bytes at protocol 2
-    })
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        with warnings.catch_warnings():  # numpy 2 warns about the numpy.core names old files use
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return super().find_class(module, name)
 
 
 # Normalization: the training sets' per-channel pixel mean and std (public statistics).

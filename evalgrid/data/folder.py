@@ -210,13 +210,25 @@ def _unreadable(dataset: str, path: Path, error: Exception) -> UserError:
 
 def _image_files(class_folder: Path) -> list[Path]:
     """Image files anywhere below ``class_folder`` (hidden files and folders skipped), sorted
-    by their path inside it."""
+    by their path inside it. Symlinked folders are followed, except into a folder already
+    walked (by its real path) or one that contains the class folder, so a link back up the
+    tree is neither a loop nor a way into the other classes."""
     found = []
+    top = os.path.realpath(class_folder)
+    walked = {top}
     for folder, subfolders, files in os.walk(class_folder, followlinks=True):
-        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")
+                         and _first_visit(os.path.realpath(os.path.join(folder, name)), top, walked)]
         found += [Path(folder, name) for name in files
                   if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS]
     return sorted(found, key=lambda path: path.relative_to(class_folder).as_posix())
+
+
+def _first_visit(real_path: str, top: str, walked: set[str]) -> bool:
+    if real_path in walked or top.startswith(real_path.rstrip(os.sep) + os.sep):
+        return False
+    walked.add(real_path)
+    return True
 
 
 # ---- presets ---------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 gzipped (``.gz``, as published); never downloaded.
 
 We parse the IDX format ourselves (see :func:`read_idx`) and check what MNIST's files must
-hold, so a damaged or foreign file fails with its path.
+hold, so a damaged or foreign file fails with its path. A file is read only as far as its IDX
+header announces, and the header must announce MNIST's shapes and at most MNIST's sample
+counts first, so a crafted ``.gz`` cannot expand into more memory than the real files take.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -34,6 +37,9 @@ FILES = {  # split -> (images, labels), as published and as torchvision names th
 NORMALIZATION = Normalization(mean=(0.1307,), std=(0.3081,))
 HOW_TO_GET = (f"download it once on a machine with internet with torchvision.datasets.MNIST(ROOT, "
               f"download=True) and copy ROOT/{RAW_FOLDER.as_posix()} here (the .gz files are enough).")
+
+# The published files' sample counts: a header may announce fewer (a subset), never more.
+MAX_SAMPLES = {"train": 60_000, "test": 10_000}
 
 # IDX: two zero bytes, a type code, the number of dimensions, then each dimension as a
 # big-endian uint32, then the values in C order, big-endian.
@@ -84,17 +90,27 @@ def _read_split(split: str, data_root: str | os.PathLike | None) -> tuple[np.nda
     """uint8 images (N, 28, 28) and int64 labels (N,)."""
     root = require_data_root(NAME, data_root, f"{RAW_FOLDER.as_posix()}/", HOW_TO_GET)
     image_path, label_path = (_find(root, file) for file in FILES[split])
-    images, labels = _read(image_path), _read(label_path)
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
-        raise _invalid(image_path, f"expected uint8 images of shape (N, {SIDE}, {SIDE}), "
-                                   f"found {images.dtype.name} {images.shape}")
-    if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise _invalid(label_path, f"expected uint8 labels of shape (N,), found {labels.dtype.name} {labels.shape}")
+    limit = MAX_SAMPLES[split]
+    images = _read(image_path, lambda shape: _check_shape(shape, (SIDE, SIDE), limit, "images"))
+    labels = _read(label_path, lambda shape: _check_shape(shape, (), limit, "labels"))
+    if images.dtype != np.uint8:
+        raise _invalid(image_path, f"expected uint8 images, found {images.dtype.name}")
+    if labels.dtype != np.uint8:
+        raise _invalid(label_path, f"expected uint8 labels, found {labels.dtype.name}")
     if len(labels) != len(images):
         raise _invalid(label_path, f"it holds {len(labels)} labels for the {len(images)} images of {image_path}")
     if len(labels) and labels.max() >= NUM_CLASSES:
         raise _invalid(label_path, f"labels must lie in 0..{NUM_CLASSES - 1}, found {labels.max()}")
     return images, labels.astype(np.int64)
+
+
+def _check_shape(shape: tuple[int, ...], sample: tuple[int, ...], limit: int, what: str) -> None:
+    """MNIST's layout, from the header alone: (N, *sample) with N at most the published count."""
+    if len(shape) != 1 + len(sample) or shape[1:] != sample:
+        raise ValueError(f"expected {what} of shape (N{''.join(f', {side}' for side in sample)}), "
+                         f"the header announces {shape}")
+    if shape[0] > limit:
+        raise ValueError(f"the header announces {shape[0]} {what}, more than MNIST's {limit}")
 
 
 def _find(root: Path, file: str) -> Path:
@@ -106,14 +122,30 @@ def _find(root: Path, file: str) -> Path:
     raise missing_file(NAME, path, root, HOW_TO_GET + f" {file}.gz instead of {file} is fine too.")
 
 
-def _read(path: Path) -> np.ndarray:
+def _read(path: Path, check_shape) -> np.ndarray:
+    """The IDX array in ``path`` (gzipped when it ends in .gz), read no further than its header
+    announces once ``check_shape`` has accepted the announced shape."""
     try:
-        content = path.read_bytes()
-        if path.suffix == ".gz":
-            content = gzip.decompress(content)
-        return read_idx(content)
-    except (OSError, EOFError, ValueError) as error:  # gzip raises all three on damaged files
-        raise _invalid(path, str(error)) from error
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as stream:
+            head = _read_exactly(stream, 4)
+            if head[:2] != b"\0\0" or head[2] not in IDX_TYPES:
+                return read_idx(head)  # raises with the reason
+            head += _read_exactly(stream, 4 * head[3])
+            shape = tuple(int(d) for d in np.frombuffer(head, dtype=">u4", count=head[3], offset=4))
+            check_shape(shape)
+            body = _read_exactly(stream, math.prod(shape) * IDX_TYPES[head[2]].itemsize)
+            if stream.read(1):
+                raise ValueError(f"it holds more data than its header announces ({shape})")
+        return read_idx(head + body)
+    except (OSError, EOFError, ValueError, zlib.error) as error:  # gzip raises all of these on damaged files
+        raise _invalid(path, str(error)) from None
+
+
+def _read_exactly(stream, count: int) -> bytes:
+    content = stream.read(count)
+    if len(content) != count:
+        raise ValueError(f"the file ends early ({len(content)} of {count} bytes where its header announces more)")
+    return content
 
 
 def _invalid(path: Path, reason: str) -> UserError:

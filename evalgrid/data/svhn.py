@@ -5,6 +5,8 @@ torchvision's ``SVHN(root)`` keeps these files directly in ``root``; evalgrid ex
 level down, in ``ROOT/svhn/``, so that one data root holds every dataset. Each file is a
 MATLAB v5 file with ``X`` uint8 (32, 32, 3, N) (row, column, channel, image) and ``y``
 (N, 1) with labels 1..10, where 10 stands for the digit 0; like torchvision we map 10 to 0.
+The files are read by :mod:`evalgrid.data.matfile`, not ``scipy.io.loadmat``, which crashes on
+some damaged files; ``X`` may not announce more images than the published split has.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from evalgrid.data.base import DatasetInfo, InMemoryImages, missing_file, require_data_root
+from evalgrid.data.matfile import MatFormatError, read_mat_arrays
 from evalgrid.errors import UserError
 from evalgrid.threat_model import Normalization
 
@@ -26,6 +29,7 @@ FOLDER = "svhn"
 SIDE = 32
 NUM_CLASSES = 10
 FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
+MAX_SAMPLES = {"train": 73_257, "test": 26_032}  # the published splits' sizes
 # Per-channel pixel mean and std of the SVHN training set as commonly used, e.g. in Zhao et
 # al.'s dataset condensation code and DeepCore (PatrickZH/DeepCore, deepcore/datasets/svhn.py).
 NORMALIZATION = Normalization(mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970))
@@ -55,19 +59,20 @@ def describe(options: SvhnOptions, data_root: str | os.PathLike | None = None) -
 
 def _read_split(split: str, data_root: str | os.PathLike | None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (N, 3, 32, 32) and int64 labels (N,) in 0..9."""
-    import scipy.io
-
     root = require_data_root(NAME, data_root, f"{FOLDER}/", HOW_TO_GET)
     path = root / FOLDER / FILES[split]
     if not path.is_file():
         raise missing_file(NAME, path, root, HOW_TO_GET)
+    limit = MAX_SAMPLES[split]
     try:
-        content = scipy.io.loadmat(path, variable_names=["X", "y"])
-    except Exception as error:  # scipy raises many types (ValueError, OSError, ...) on foreign files
-        raise _invalid(path, f"scipy.io.loadmat cannot read it ({type(error).__name__}: {error})") from error
+        content = read_mat_arrays(path.read_bytes(), {"X": lambda shape: _check_pixels(shape, limit),
+                                                      "y": lambda shape: _check_labels(shape, limit)})
+    except MatFormatError as error:
+        raise _invalid(path, str(error)) from None
+    except OSError as error:
+        raise _invalid(path, f"it cannot be read ({error.strerror or error})") from None
     if "X" not in content or "y" not in content:
-        found = sorted(key for key in content if not key.startswith("__"))
-        raise _invalid(path, f"expected variables 'X' and 'y', found {found}")
+        raise _invalid(path, f"expected variables 'X' and 'y', found {sorted(content) or 'neither'}")
     pixels, raw_labels = content["X"], content["y"]
     if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[:3] != (SIDE, SIDE, 3):
         raise _invalid(path, f"'X' must be uint8 of shape ({SIDE}, {SIDE}, 3, N), "
@@ -83,6 +88,18 @@ def _read_split(split: str, data_root: str | os.PathLike | None) -> tuple[np.nda
     labels = labels.astype(np.int64) % 10  # 10 stands for the digit 0
     images = np.ascontiguousarray(pixels.transpose(3, 2, 0, 1))  # (row, column, channel, N) -> (N, C, H, W)
     return images, labels
+
+
+def _check_pixels(shape: tuple[int, ...], limit: int) -> None:
+    if len(shape) != 4 or shape[:3] != (SIDE, SIDE, 3):
+        raise ValueError(f"expected shape ({SIDE}, {SIDE}, 3, N), found {shape}")
+    if shape[3] > limit:
+        raise ValueError(f"{shape[3]} images announced, more than the split's {limit}")
+
+
+def _check_labels(shape: tuple[int, ...], limit: int) -> None:
+    if len(shape) != 2 or 1 not in shape or max(shape) > limit:
+        raise ValueError(f"expected shape (N, 1) with N at most {limit}, found {shape}")
 
 
 def _invalid(path: Path, reason: str) -> UserError:

@@ -5,14 +5,15 @@ lists "wide uniform" initialisation (DLG's U(-0.5, 0.5)) as a factor that helps 
 ``INITS[name].build(options)`` gives an :class:`Initializer`, whose ``apply(model, model_name,
 model_options)`` changes the freshly built model in place, drawing randomness only from
 torch's global RNG (which the cell seeds). ``INITS[name].preflight(options, model_name,
-model_options)`` raises a UserError before anything runs when a file is missing or the model
-has no such weights. Files are read, never downloaded (see :mod:`evalgrid.weights`).
+model_options, network)`` raises a UserError before anything runs when a file is missing, does
+not fit ``network`` (the model as built for the cell's data, on any device, e.g. meta) or the
+model has no such weights. Files are read, never downloaded (see :mod:`evalgrid.weights`).
 """
 
 from __future__ import annotations
 
-import pickle
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,7 +210,8 @@ def _require_file(spec: PretrainedWeights, model_name: str) -> Path:
     return path
 
 
-def _preflight_pretrained(options: NoOptions, model_name: str, model_options: Any) -> None:
+def _preflight_pretrained(options: NoOptions, model_name: str, model_options: Any,
+                          network: nn.Module | None = None) -> None:
     _require_file(_pretrained_spec(model_name, model_options), model_name)
 
 
@@ -252,10 +254,58 @@ def _checkpoint_path(options: CheckpointOptions) -> Path:
     return Path(options.path)
 
 
-def _preflight_checkpoint(options: CheckpointOptions, model_name: str, model_options: Any) -> None:
+def _preflight_checkpoint(options: CheckpointOptions, model_name: str, model_options: Any,
+                          network: nn.Module | None = None) -> None:
+    """The file exists; given the network, it is a state dict whose keys and shapes are the network's."""
     path = _checkpoint_path(options)
+    if network is None:
+        _require_checkpoint_file(path)
+    else:
+        fitting_state(path, network, model_name)
+
+
+def _require_checkpoint_file(path: Path) -> None:
     if not path.is_file():
-        raise UserError(f"init 'checkpoint': the file {path} does not exist.")
+        raise UserError(f"init 'checkpoint': {path} is a directory, not a file." if path.is_dir()
+                        else f"init 'checkpoint': the file {path} does not exist.")
+
+
+def fitting_state(path: Path, model: nn.Module, model_name: str) -> Mapping[str, torch.Tensor]:
+    """The state dict saved in ``path`` (plain or under 'state_dict'), read with
+    ``weights_only=True``, after checking that every key and shape is ``model``'s."""
+    _require_checkpoint_file(path)
+    try:
+        with warnings.catch_warnings():  # a damaged file's odd protocol number is reported below, not warned
+            warnings.simplefilter("ignore")
+            state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as error:  # noqa: BLE001 - torch.load raises many types on foreign or damaged files
+        raise UserError(f"init 'checkpoint': cannot read {path} as a torch state dict "
+                        f"({type(error).__name__}: {_first_line(error)}).") from None
+    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
+        state = state["state_dict"]
+    if not (isinstance(state, Mapping) and all(isinstance(key, str) and isinstance(value, torch.Tensor)
+                                               for key, value in state.items())):
+        raise UserError(f"init 'checkpoint': {path} holds no state dict (a mapping of names to tensors, "
+                        f"plain or under 'state_dict').")
+    expected = model.state_dict()
+    problems = [
+        ("missing keys", [key for key in expected if key not in state]),
+        ("unexpected keys", [key for key in state if key not in expected]),
+        ("shape mismatches", [f"{key} {tuple(state[key].shape)} vs {tuple(value.shape)}"
+                              for key, value in expected.items()
+                              if key in state and state[key].shape != value.shape]),
+        ("non-floating tensors", [key for key, value in expected.items() if key in state
+                                  and value.is_floating_point() and not state[key].is_floating_point()]),
+    ]
+    found = [f"{what}: {_shown(keys)}" for what, keys in problems if keys]
+    if found:
+        raise UserError(f"init 'checkpoint': {path} does not fit model {model_name!r}: {'; '.join(found)}.")
+    return state
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else "no detail"
 
 
 @dataclass(frozen=True)
@@ -266,32 +316,10 @@ class FromCheckpoint:
     path: Path
 
     def apply(self, model: nn.Module, model_name: str, model_options: Any) -> None:
-        if not self.path.is_file():
-            raise UserError(f"init 'checkpoint': the file {self.path} does not exist.")
-        try:
-            state = torch.load(self.path, weights_only=True, map_location="cpu")
-        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
-            raise UserError(f"init 'checkpoint': cannot read {self.path} as a torch state dict: {error}") from None
-        if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
-            state = state["state_dict"]
-        if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise UserError(f"init 'checkpoint': {self.path} holds no state dict (a mapping of names to tensors, "
-                            f"plain or under 'state_dict').")
-        expected = model.state_dict()
-        problems = [
-            ("missing keys", [key for key in expected if key not in state]),
-            ("unexpected keys", [key for key in state if key not in expected]),
-            ("shape mismatches", [f"{key} {tuple(state[key].shape)} vs {tuple(value.shape)}"
-                                  for key, value in expected.items()
-                                  if key in state and state[key].shape != value.shape]),
-        ]
-        found = [f"{what}: {_shown(keys)}" for what, keys in problems if keys]
-        if found:
-            raise UserError(f"init 'checkpoint': {self.path} does not fit model {model_name!r}: {'; '.join(found)}.")
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(fitting_state(self.path, model, model_name), strict=True)
 
 
-def _no_preflight(options: Any, model_name: str, model_options: Any) -> None:
+def _no_preflight(options: Any, model_name: str, model_options: Any, network: nn.Module | None = None) -> None:
     pass
 
 
