@@ -6,8 +6,10 @@ process (start-up included) with its peak memory, against its target.
 1. ``evalgrid plan GRID`` of a 100,000-cell grid (digits; LeNet and an 8-wide ConvNet; IG and
    iDLG; 25,000 seeds), default table output: < 3 s.
 2. The resume check of ``evalgrid run`` over an output directory whose 100,000 cells are all
-   done: load the grid, sweep stale temporaries and ``cells_to_run`` (the done ids, then the
-   cells left), as the run does before it dispatches: < 5 s. The run's plan-time checks
+   done: load the grid, check every result file cheaply and move damaged ones aside
+   (``evalgrid.store.heal``: name, magic bytes, footer length), sweep stale temporaries and
+   ``cells_to_run`` (the done ids, then the cells left), as the run does before it
+   dispatches: < 5 s. The run's plan-time checks
    (``check_ready``) are left out here: they are plan's, measured in (1).
 3. ``evalgrid collect DIR`` of 10,000 cell result files (with DIR/grid.toml, so in grid order): < 15 s.
 4. ``evalgrid.load(DIR)`` of a 1,000,000-row DIR/results.parquet, DIR/grid.toml of a
@@ -55,12 +57,13 @@ import sys
 from pathlib import Path
 from evalgrid.grid import load_grid
 from evalgrid.runner import cells_to_run
-from evalgrid.store.atomic import remove_stale_temporaries
+from evalgrid.store.atomic import sweep_temporaries
+from evalgrid.store.heal import damaged_results, quarantine
 from evalgrid.store.layout import OutputDir
 
 grid, out = load_grid(sys.argv[1]), OutputDir(Path(sys.argv[2]))
-for folder in (out.cells, out.failed, out.artifacts_root, out.logs):
-    remove_stale_temporaries(folder)
+quarantine(out, damaged_results(out))  # what `run` does under its lock before it counts the cells
+sweep_temporaries(out.root, keep_out=out.stages)
 pending, held = cells_to_run(grid, out, alongside=False)
 print(f"{len(grid.cells)} cells, {len(pending)} pending")
 """

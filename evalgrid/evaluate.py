@@ -49,7 +49,7 @@ class CellContext:
 
     @property
     def stages(self) -> Path:
-        return self.stage_cache or self.out_root / "stages"
+        return self.stage_cache or OutputDir(self.out_root).stages
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from evalgrid.grid import Grid
 from evalgrid.grid.sections import SlurmOptions
 from evalgrid.preflight import check_ready
 from evalgrid.provenance import current_provenance
-from evalgrid.store.atomic import atomic_write_text, remove_stale_temporaries
+from evalgrid.store.atomic import atomic_write_text, sweep_temporaries
+from evalgrid.store.heal import damaged_results, quarantine
 from evalgrid.slurm.ledger import Submission
 from evalgrid.store.layout import OutputDir
 
@@ -113,9 +114,15 @@ def grid_as_run(grid: Grid) -> str:
 
 @contextmanager
 def exclusive(out: OutputDir) -> Iterator[None]:
-    """Hold DIR's lock for the run; a second run on the same DIR is refused, not interleaved."""
-    out.root.mkdir(parents=True, exist_ok=True)
-    handle = open(out.lock, "a+")
+    """Hold DIR's lock for the run; a second run on the same DIR is refused, not interleaved. A DIR
+    that cannot be made or written (read-only, under a file, ...) is a UserError, before anything is written."""
+    try:
+        out.root.mkdir(parents=True, exist_ok=True)
+        handle = open(out.lock, "a+")
+    except OSError as error:
+        raise UserError(f"{out.root}: the output directory cannot be used ({error.strerror or error}"
+                        f"{f': {error.filename}' if error.filename else ''}); give --out a folder you can "
+                        f"write, or free that path.") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -148,8 +155,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
-             on_start=lambda pending, skipped: None) -> RunOutcome:
-    """Run every cell of ``grid`` that has no result in ``out_root`` yet."""
+             on_start=lambda pending, skipped: None, say=lambda line: None) -> RunOutcome:
+    """Run every cell of ``grid`` that has no result in ``out_root`` yet. Damaged result files
+    are moved to DIR/quarantine/ first (``say`` gets a line for each) and their cells run again."""
     make_executor = EXECUTORS[settings.executor]  # an unknown name raises, listing the valid ones
     check_device(settings.device)
     check_speedups(settings.speedups)
@@ -162,11 +170,18 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
         executor.check(job_name)
     finished: list[CellSummary] = []
     with exclusive(out), sigterm_as_interrupt():
+        try:
+            for line in quarantine(out, damaged_results(out)):
+                say(line)
+            sweep_temporaries(out.root, keep_out=out.stages)  # the stage cache is swept under its own lock
+            atomic_write_text(out.grid_toml, grid_as_run(grid))
+            atomic_write_text(out.cell_ids_file, "".join(f"{cell.cell_id}\n" for cell in grid.cells))
+        except OSError as error:
+            raise UserError(f"{out.root}: the output directory cannot be written ({error.strerror or error}"
+                            f"{f': {error.filename}' if error.filename else ''}); no cell was run. Give --out a "
+                            f"folder you can write, or free space there, and run again.") from None
         pending, held = cells_to_run(grid, out, settings.alongside)  # again: a run may have got in first
         skipped = len(grid.cells) - len(pending) - len(held)
-        for folder in (out.cells, out.failed, out.artifacts_root, out.logs):
-            remove_stale_temporaries(folder)
-        atomic_write_text(out.grid_toml, grid_as_run(grid))
         on_start(len(pending), skipped)
         context = CellContext(out_root=out.root.resolve(), grid_name=grid.name, data_root=grid.data_root,
                               device=settings.device, provenance=current_provenance(),

@@ -148,6 +148,35 @@ def test_extends_missing_file_is_refused(write_grid, cli, tmp_path):
     assert "extends" in text and "base.toml" in text and "does not exist" in text
 
 
+def test_an_extends_chain_longer_than_the_limit_is_refused(write_grid, cli, tmp_path):
+    from evalgrid.grid.toml_io import MAX_EXTENDS_DEPTH
+
+    write_grid(MINIMAL_GRID, "g0.toml")
+    for index in range(1, MAX_EXTENDS_DEPTH + 5):
+        last = write_grid(f'extends = "g{index - 1}.toml"\n', f"g{index}.toml")
+    text = refused(cli, last, tmp_path)
+    assert "extends" in text and f"longer than {MAX_EXTENDS_DEPTH} files" in text and str(last) in text
+
+
+def test_an_extends_base_that_is_a_directory_says_so(write_grid, cli, tmp_path):
+    (tmp_path / "base.toml").mkdir()
+    text = refused(cli, write_grid('extends = "base.toml"\n' + MINIMAL_GRID), tmp_path)
+    assert "base.toml' is a directory, not a file" in text
+
+
+def test_a_grid_whose_arrays_nest_too_deeply_is_refused(write_grid, cli, tmp_path):
+    text = refused(cli, write_grid(MINIMAL_GRID + "deep = " + "[" * 5000 + "]" * 5000 + "\n"), tmp_path)
+    assert "nested too deeply" in text
+
+
+@pytest.mark.parametrize("key, value", [("name", '"tiny\\u001b[2J"'), ("description", '"a\\u0007b"')])
+def test_control_characters_in_the_name_or_description_are_refused_and_escaped(write_grid, cli, tmp_path, key, value):
+    grid = MINIMAL_GRID.replace('name = "tiny"', f'name = "tiny"\n{key} = {value}' if key == "description"
+                                else f"name = {value}")
+    text = refused(cli, write_grid(grid), tmp_path)
+    assert key in text and "control characters" in text and "\x1b" not in text and "\x07" not in text
+
+
 def test_unknown_executor_is_refused(write_grid, cli, tmp_path):
     text = refused(cli, write_grid(MINIMAL_GRID + '\n[run]\nexecutor = "lokal"\n'), tmp_path)
     assert "run.executor" in text and "Did you mean 'local'?" in text

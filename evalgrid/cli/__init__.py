@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import sys
+import unicodedata
+import warnings
 
 import click
 
@@ -28,10 +30,28 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_note
+                return super().invoke(ctx)
         except UserError as error:
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"error: {_printable(str(error))}", err=True)
             sys.exit(error.exit_code)
+
+
+def _printable(text: str) -> str:
+    """``text`` with every control character but newline and tab escaped (\\x1b, ...): a message
+    may echo bytes from a user's file, which must not drive the terminal."""
+    return "".join(c if c in "\n\t" or unicodedata.category(c)[0] != "C" else repr(c)[1:-1] for c in text)
+
+
+def _show_note(message, category, filename, lineno, file=None, line=None) -> None:
+    """Notes about skipped files and stale rows as plain lines; other warnings as Python prints them."""
+    from evalgrid.store.results import ResultsNote
+
+    if issubclass(category, ResultsNote):
+        click.echo(f"note: {_printable(str(message))}", err=True)
+    else:
+        click.echo(warnings.formatwarning(message, category, filename, lineno, line), err=True, nl=False)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

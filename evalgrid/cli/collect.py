@@ -30,5 +30,5 @@ def command(out_dir: Path) -> None:
     def order() -> list[str] | None:
         return [cell.cell_id for cell in load_grid(out.grid_toml).cells] if out.grid_toml.is_file() else None
 
-    path, rows = collect(out, order)
+    path, rows = collect(out, order, say=lambda line: click.echo(f"note: {line}", err=True))
     click.echo(f"{rows} rows -> {path}")

@@ -73,11 +73,12 @@ def _rows(cells: tuple, varied: tuple[str, ...]) -> list[tuple[Any, ...]]:
 def _stage_line(grid, out_dir: Path | None) -> str:
     """How many FedAvg trainings the grid needs (each trained once, shared by its cells)."""
     from evalgrid.fl.stage import planned_trainings, stage_requests
+    from evalgrid.store.layout import OutputDir
 
     requests = [request for cell in grid.cells for request in stage_requests(cell, grid.base_dir)]
     if not requests:
         return ""
-    cache = grid.stage_cache or (out_dir / "stages" if out_dir else None)
+    cache = grid.stage_cache or (OutputDir(out_dir).stages if out_dir else None)
     planned = planned_trainings(requests, cache) if cache else [(r, False) for r in dict.fromkeys(requests)]
     cached = sum(is_cached for _, is_cached in planned)
     where = f" in {cache}" if cache else " (no cache given: pass --out DIR to count those in DIR/stages)"

@@ -73,21 +73,43 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
                    f"({where}) -> {out_dir}", err=True)
         progress = Progress(pending)
 
-    try:
-        outcome = run_grid(grid, out_dir, settings, report=lambda s: progress.update(s), on_start=started)
-    except KeyboardInterrupt as interrupt:
-        if progress is not None:
-            progress.close()
-        done = OutputDir(out_dir).done_ids()  # one listing, not one per cell
-        remaining = sum(cell.cell_id not in done for cell in grid.cells)
-        click.echo(f"interrupted: finished cells are kept; {remaining} cells remain. "
-                   f"Run the same command again to resume.", err=True)
-        sys.exit(143 if str(interrupt) == "SIGTERM" else 130)
+    def run_once() -> RunOutcome:
+        try:
+            return run_grid(grid, out_dir, settings, report=lambda s: progress.update(s), on_start=started, say=_note)
+        except KeyboardInterrupt as interrupt:
+            if progress is not None:
+                progress.close()
+            done = OutputDir(out_dir).done_ids()  # one listing, not one per cell
+            remaining = sum(cell.cell_id not in done for cell in grid.cells)
+            click.echo(f"interrupted: finished cells are kept; {remaining} cells remain. "
+                       f"Run the same command again to resume.", err=True)
+            sys.exit(143 if str(interrupt) == "SIGTERM" else 130)
+
+    outcome = run_once()
     if slurm is not None:
         _submitted(grid, out_dir, outcome, wait)
         return
     progress.close()
-    _finish(grid, out_dir, outcome.finished, progress.elapsed_s())
+    finished, wall_s = list(outcome.finished), progress.elapsed_s()
+    if _collect(grid, OutputDir(out_dir)):  # the full read moved result files aside: run their cells now
+        click.echo("running again the cells whose result files were moved aside", err=True)
+        again = run_once()
+        progress.close()
+        finished, wall_s = finished + again.finished, wall_s + progress.elapsed_s()
+        _collect(grid, OutputDir(out_dir))
+    _finish(grid, out_dir, finished, wall_s)
+
+
+def _note(line: str) -> None:
+    click.echo(f"note: {line}", err=True)
+
+
+def _collect(grid: Grid, out: OutputDir) -> set[str]:
+    """Collect DIR/results.parquet; the ids of the grid's cells whose result files it moved aside
+    (the full read finds what the check before the run cannot: another schema, another cell's row)."""
+    before = out.done_ids() | out.failed_ids()
+    collect(out, order=lambda: [cell.cell_id for cell in grid.cells], say=_note)
+    return (before - out.done_ids() - out.failed_ids()) & {cell.cell_id for cell in grid.cells}
 
 
 def _submitted(grid: Grid, out_dir: Path, outcome: RunOutcome, wait: bool) -> None:
@@ -107,7 +129,7 @@ def _submitted(grid: Grid, out_dir: Path, outcome: RunOutcome, wait: bool) -> No
     ids = [cell.cell_id for cell in grid.cells]
     counts, elapsed = wait_for_cells(OutputDir(out_dir), ids)
     out = OutputDir(out_dir)
-    collect(out, order=lambda: ids)
+    collect(out, order=lambda: ids, say=_note)
     click.echo(f"ended after {format_duration(elapsed)}; results in {out.results}", err=True)
     click.echo(results_summary(out_dir, grid))
     unfinished = {state: n for state, n in counts.items() if state != "done" and n}
@@ -118,8 +140,8 @@ def _submitted(grid: Grid, out_dir: Path, outcome: RunOutcome, wait: bool) -> No
 
 
 def _finish(grid: Grid, out_dir: Path, finished: list, wall_s: float) -> None:
+    """The summary of a local run whose results were collected."""
     out = OutputDir(out_dir)
-    collect(out, order=lambda: [cell.cell_id for cell in grid.cells])
     failed = [s for s in finished if s.status != "done"]
     elapsed = sum(s.wall_s for s in finished)
     click.echo(f"ran {len(finished)} cells ({format_duration(wall_s)} wall, "

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import click
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evalgrid.errors import UserError
@@ -87,6 +88,9 @@ def _one_cell(out: OutputDir, cell_id: str, ids: list[str], on_slurm: bool, refr
 
 
 def _failure(out: OutputDir, cell_id: str) -> str:
-    row = pq.read_table(out.failed_result(cell_id), columns=["error_type", "error_message"]).to_pylist()[0]
+    try:
+        row = pq.read_table(out.failed_result(cell_id), columns=["error_type", "error_message"]).to_pylist()[0]
+    except (pa.ArrowException, OSError, IndexError, KeyError) as error:
+        return f"(its result file cannot be read: {type(error).__name__}; `evalgrid run` moves it aside and reruns it)"
     message = (row["error_message"] or "").strip().splitlines()
     return f"{row['error_type']}: {message[0] if message else ''}"

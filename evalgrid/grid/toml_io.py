@@ -30,21 +30,36 @@ def read_grid_toml(path: Path) -> MergedToml:
     return _read(Path(path).resolve(), stack=[])
 
 
+MAX_EXTENDS_DEPTH = 32  # files in one `extends` chain: far more than any grid needs, far less than recursion allows
+
+
 def _read(path: Path, stack: list[Path]) -> MergedToml:
+    if len(stack) >= MAX_EXTENDS_DEPTH:
+        raise GridError(str(stack[-1]), "extends", f"the 'extends' chain from {stack[0]} is longer than "
+                                                   f"{MAX_EXTENDS_DEPTH} files; merge some of them.")
     if path in stack:
         chain = " -> ".join(str(p) for p in [*stack, path])
         raise GridError(str(stack[-1]), "extends", f"'extends' forms a cycle: {chain}.")
     if not path.is_file():
+        what = ("is a directory, not a file" if path.is_dir() else
+                "is not a regular file" if path.exists() else "does not exist")
         if stack:
             raise GridError(str(stack[-1]), "extends",
-                            f"the base file {str(path)!r} does not exist (paths are relative to the extending file).")
-        raise GridError(str(path), "", "no such grid file.")
+                            f"the base file {str(path)!r} {what} (paths are relative to the extending file).")
+        raise GridError(str(path), "", "no such grid file." if what == "does not exist" else f"the grid file {what}.")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise GridError(str(path), "", f"invalid TOML: {err}.") from None
     except UnicodeDecodeError as err:
         raise GridError(str(path), "", f"not a UTF-8 text file ({err.reason}).") from None
+    except RecursionError:
+        raise GridError(str(path), "", "invalid TOML: its arrays or tables are nested too deeply.") from None
+    except OSError as err:
+        if stack:
+            raise GridError(str(stack[-1]), "extends",
+                            f"the base file {str(path)!r} cannot be read ({err.strerror or err}).") from None
+        raise GridError(str(path), "", f"the grid file cannot be read ({err.strerror or err}).") from None
     base_name = data.get("extends")
     if base_name is None:
         merged = MergedToml(data={})

@@ -4,6 +4,7 @@ that names the file, the key path, the bad value and the valid choices."""
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ OVERRIDE_SECTIONS = tuple(FACTORS[n].overrides_section for n in FACTORS
 TOP_LEVEL_KEYS = ("name", "description", "metrics", "zip", "factors", *OVERRIDE_SECTIONS,
                   "exclude", "metric_options", "run", "slurm", "data", "extends")
 DEFAULT_METRICS = ("psnr", "ssim", "label_acc")
+
+
+def _control_characters(text: str, allowed: str = "") -> bool:
+    """Whether ``text`` holds a control or format character (ESC, BEL, bidi overrides, ...)."""
+    return any(unicodedata.category(c)[0] == "C" and c not in allowed for c in text)
 
 
 @dataclass(frozen=True)
@@ -106,9 +112,15 @@ class _Validator:
         name = self.data.get("name")
         if not isinstance(name, str) or not name.strip():
             raise self.fail(("name",), f"expected a non-empty string naming the grid, got {name!r}.")
+        if _control_characters(name):
+            raise self.fail(("name",), f"control characters are not allowed in the name (it reaches terminals, job "
+                                       f"names and reports), got {name!r}.")
         description = self.data.get("description", "")
         if not isinstance(description, str):
             raise self.fail(("description",), f"expected a string, got {description!r}.")
+        if _control_characters(description, allowed="\n\t"):
+            raise self.fail(("description",), f"control characters other than newlines and tabs are not allowed, "
+                                              f"got {description!r}.")
         metrics = self.metrics()
         sections = {}
         for key, schema in (("run", RunOptions), ("data", DataOptions)):

@@ -76,7 +76,7 @@ def read_run(root: Path) -> RunView:
                         f"make one with: evalgrid run GRID --out {root}")
     from evalgrid.store.load import load
 
-    frame = load(out.root)
+    frame = load(out.root, stale=True).drop(columns="stale")  # the view counts the stale rows itself
     try:
         return _with_grid(out, frame)
     except UserError as error:

@@ -58,3 +58,20 @@ def remove_stale_temporaries(folder: Path) -> int:
                 leftover.unlink(missing_ok=True)
                 removed += 1
     return removed
+
+
+def sweep_temporaries(root: Path, keep_out: Path | None = None) -> int:
+    """Delete leftovers of interrupted atomic writes anywhere in ``root`` (its own files and every
+    folder below it) except inside ``keep_out``, a folder whose writers sweep it under their own
+    lock; returns how many."""
+    removed = 0
+    if not root.is_dir():
+        return 0
+    for entry in root.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            if keep_out is None or entry.resolve() != keep_out.resolve():
+                removed += remove_stale_temporaries(entry)
+        elif TMP_MARKER in entry.name and entry.is_file():
+            entry.unlink(missing_ok=True)
+            removed += 1
+    return removed

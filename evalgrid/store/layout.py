@@ -11,15 +11,30 @@ RESULT_SUFFIX = ".parquet"
 
 @dataclass(frozen=True)
 class OutputDir:
-    """DIR/grid.toml, DIR/cells/<id>.parquet (done), DIR/failed/<id>.parquet (last failure),
+    """DIR/grid.toml, DIR/cell_ids.txt (its cells' ids), DIR/cells/<id>.parquet (done), DIR/failed/<id>.parquet (last failure),
     DIR/artifacts/<id>/, DIR/logs/<id>.log, DIR/checkpoints/<id>.pt (a stopped cell's progress),
-    DIR/slurm/ (what was submitted: evalgrid.slurm), DIR/results.parquet (made by ``collect``)."""
+    DIR/slurm/ (what was submitted: evalgrid.slurm), DIR/results.parquet (made by ``collect``),
+    DIR/stages/ (trained stage models, unless the grid names a shared cache), DIR/quarantine/
+    (damaged result files moved aside: evalgrid.store.heal)."""
 
     root: Path
 
     @property
     def grid_toml(self) -> Path:
         return self.root / "grid.toml"
+
+    @property
+    def cell_ids_file(self) -> Path:
+        """The ids of grid.toml's cells, one per line in grid order, written with it by ``run``:
+        readers tell current rows from stale ones without expanding the grid (or importing torch)."""
+        return self.root / "cell_ids.txt"
+
+    def current_ids(self) -> set[str] | None:
+        """The ids in :attr:`cell_ids_file`; None when DIR has none (a directory from before it)."""
+        try:
+            return set(self.cell_ids_file.read_text(encoding="utf-8").split())
+        except FileNotFoundError:
+            return None
 
     @property
     def cells(self) -> Path:
@@ -52,6 +67,14 @@ class OutputDir:
     @property
     def slurm(self) -> Path:
         return self.root / "slurm"
+
+    @property
+    def stages(self) -> Path:
+        return self.root / "stages"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
 
     def done_result(self, cell_id: str) -> Path:
         return self.cells / f"{cell_id}{RESULT_SUFFIX}"

@@ -12,23 +12,31 @@ import pyarrow.compute as pc
 from evalgrid.cell import FACTOR_NAMES
 from evalgrid.errors import UserError
 from evalgrid.store.layout import OutputDir
-from evalgrid.store.results import BOOLEAN_FACTORS, INTEGER_FACTORS, read_rows, read_stored
+from evalgrid.store.results import BOOLEAN_FACTORS, INTEGER_FACTORS, PendingRows, read_stored, warn_user
 
 
-def load(directory: str | Path) -> pd.DataFrame:
-    """One row per cell (done or failed): factor columns as categories in grid order (integers
-    as int64, knows_local_config as bool), metrics as float64, per-sample metrics as lists of
-    lists ([trial][sample]). Reads DIR/results.parquet when
-    it is newer than every cell file, else the cell files directly (nothing is written)."""
+def load(directory: str | Path, stale: bool = False) -> pd.DataFrame:
+    """One row per cell (done or failed) of DIR's current grid: factor columns as categories in
+    grid order (integers as int64, knows_local_config as bool), metrics as float64, per-sample
+    metrics as lists of lists ([trial][sample]).
+
+    Rows of cells no longer in DIR/grid.toml (left by an earlier grid: another attack option,
+    say, under the same labels; told by DIR/cell_ids.txt, which ``run`` writes) are left out,
+    with a :class:`ResultsNote` warning that counts them; ``stale=True`` returns them too, with a bool column ``stale`` that marks them. A
+    result file that cannot be read or names another cell is skipped with a warning naming it
+    (``evalgrid run`` moves it aside and runs its cell again). Reads DIR/results.parquet when it
+    is newer than every cell file and readable, else the cell files (nothing is written)."""
     out = OutputDir(Path(directory))
     if not out.root.is_dir():
         raise UserError(f"{directory}: no such output directory.")
-    files = out.result_files()
-    collected = out.results.stat().st_mtime if out.results.is_file() else None
-    if collected is not None and all(f.stat().st_mtime <= collected for f in files):
-        table = read_stored(out.results)
-    else:
-        table = read_rows(files)
+    current = out.current_ids()
+    table = None if stale else _collected(out)
+    if table is None:
+        pending = PendingRows(out.result_files())
+        table = pending.result()
+        for item in pending.damaged:
+            warn_user(f"skipped {item}; `evalgrid run` on this directory moves it to "
+                      f"{out.quarantine} and runs its cell again")
     frame = table.to_pandas()
     order = _grid_order(out)
     for name in FACTOR_NAMES:
@@ -38,7 +46,40 @@ def load(directory: str | Path) -> pd.DataFrame:
             frame[name] = frame[name].astype("bool")
         else:
             frame[name] = _categorical(table.column(name), order.get(name, []))
-    return frame
+    return _current_or_marked(frame, current, stale, out)
+
+
+def _collected(out: OutputDir) -> pa.Table | None:
+    """DIR/results.parquet when it is newer than every result file and can be read; None
+    (read the cells) otherwise, with a warning when it is damaged."""
+    if not out.results.is_file():
+        return None
+    collected = out.results.stat().st_mtime
+    if any(f.stat().st_mtime > collected for f in out.result_files() if f.exists()):
+        return None
+    try:
+        return read_stored(out.results)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        warn_user(f"{out.results} cannot be read ({type(error).__name__}); reading the cell files instead "
+                  f"(`evalgrid collect {out.root}` writes it anew)")
+        return None
+
+
+def _current_or_marked(frame: pd.DataFrame, current: set[str] | None, stale: bool, out: OutputDir) -> pd.DataFrame:
+    """The current rows, or (``stale``) every row with the column ``stale``; the note counts the
+    stale result files from the directory listing (a collected results.parquet holds none)."""
+    # DIR without cell_ids.txt (last run by an evalgrid before it): every row counts as current
+    is_stale = pd.Series(False, index=frame.index) if current is None else ~frame["cell_id"].isin(current)
+    if stale:
+        return frame.assign(stale=is_stale.to_numpy())
+    left_out = len((out.done_ids() | out.failed_ids()) - current) if current is not None else 0
+    if left_out:
+        warn_user(f"left out {left_out} rows of cells that are not in {out.grid_toml} (results of an earlier grid "
+                  f"in the same directory); evalgrid.load({str(out.root)!r}, stale=True) returns them, marked in "
+                  f"column 'stale'")
+    if not is_stale.any():
+        return frame  # no copy: a million rows with per-sample lists take seconds to copy
+    return frame.loc[~is_stale.to_numpy()].reset_index(drop=True)
 
 
 def _categorical(column: pa.ChunkedArray, order: list[str]) -> pd.Categorical:

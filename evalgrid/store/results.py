@@ -10,17 +10,20 @@ import functools
 import io
 import multiprocessing
 import os
+import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from evalgrid.cell import FACTOR_NAMES
 from evalgrid.store.atomic import atomic_write
-from evalgrid.store.layout import OutputDir
+from evalgrid.store.heal import DamagedResult, damaged_results, quarantine
+from evalgrid.store.layout import RESULT_SUFFIX, OutputDir
 
 # Metric columns: the mean over trials as float64 and, for image metrics, the values per
 # [trial][sample] (samples in the private batch's order, after matching).
@@ -128,12 +131,15 @@ MAX_READ_PROCESSES = 8
 
 class PendingRows:
     """Result files being read (by worker processes for many files) while the caller goes on;
-    ``result()`` gives their rows, in the files' order, as RESULT_SCHEMA."""
+    ``result()`` gives their rows, in the files' order, as RESULT_SCHEMA, leaving out each file
+    that fails the full check (it does not decode, lacks the result columns, or holds another
+    cell's row); those are in ``damaged`` once ``result()`` returned."""
 
     def __init__(self, files: Iterable[Path]):
         paths = [str(path) for path in files]
         processes = min(MAX_READ_PROCESSES, os.cpu_count() or 1, len(paths) // FILES_PER_PROCESS)
         self._paths, self._pool, self._shares = paths, None, []
+        self.damaged: list[DamagedResult] = []
         if processes >= 2:
             share = -(-len(paths) // processes)
             context = multiprocessing.get_context("spawn")  # the caller may hold torch's threads
@@ -142,9 +148,12 @@ class PendingRows:
 
     def result(self) -> pa.Table:
         if self._pool is None:
-            return _as_result_schema([_read_files(self._paths)] if self._paths else [])
-        with self:
-            return _as_result_schema([share.result() for share in self._shares])
+            shares = [_read_files(self._paths)] if self._paths else []
+        else:
+            with self:
+                shares = [share.result() for share in self._shares]
+        self.damaged = [DamagedResult(Path(path), reason) for _, damaged in shares for path, reason in damaged]
+        return _as_result_schema([table for table, _ in shares])
 
     def __enter__(self) -> PendingRows:
         return self
@@ -159,13 +168,39 @@ def read_rows(files: Iterable[Path]) -> pa.Table:
     return PendingRows(files).result()
 
 
-def _read_files(paths: list[str]) -> pa.Table:
+def _read_files(paths: list[str]) -> tuple[pa.Table, list[tuple[str, str]]]:
     """Each file read on this thread (for a file of one row, starting threads costs more than
     the read); every FILES_PER_PROCESS files are joined into one compact table, which frees the
-    read buffers that each small table holds on to."""
-    return pa.concat_tables([
-        pa.concat_tables([_read_stored(Path(path), use_threads=False) for path in paths[i:i + FILES_PER_PROCESS]])
-        .combine_chunks() for i in range(0, len(paths), FILES_PER_PROCESS)])
+    read buffers that each small table holds on to. Files that fail the full check are left
+    out and returned as (path, reason)."""
+    blocks, damaged = [], []
+    for i in range(0, len(paths), FILES_PER_PROCESS):
+        tables = []
+        for path in paths[i:i + FILES_PER_PROCESS]:
+            table, reason = _checked_result(Path(path))
+            if reason is None:
+                tables.append(table)
+            else:
+                damaged.append((path, reason))
+        if tables:
+            blocks.append(pa.concat_tables(tables).combine_chunks())
+    return (pa.concat_tables(blocks) if blocks else _stored_schema().empty_table()), damaged
+
+
+def _checked_result(path: Path) -> tuple[pa.Table | None, str | None]:
+    """(the file's rows, None), or (None, why it cannot be trusted): it must decode as Parquet
+    in the result schema and hold exactly one row, of the cell its name names."""
+    try:
+        table = _read_stored(path, use_threads=False)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        detail = str(error).strip().splitlines()
+        return None, f"not a readable result file ({type(error).__name__}: {detail[0][:200] if detail else ''})"
+    expected = path.name[: -len(RESULT_SUFFIX)]
+    ids = table.column("cell_id").to_pylist()
+    if ids != [expected]:
+        return None, (f"it holds {len(ids)} rows of cells {ids[:3]}, not the one row of cell {expected} "
+                      f"(another schema, or a copy)")
+    return table, None
 
 
 @functools.cache
@@ -191,12 +226,37 @@ def _as_result_schema(tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables(tables).cast(RESULT_SCHEMA) if tables else RESULT_SCHEMA.empty_table()
 
 
-def collect(out: OutputDir, order: Callable[[], list[str] | None] | None = None) -> tuple[Path, int]:
+class ResultsNote(UserWarning):
+    """Something a reader of DIR left out or a writer moved aside (files skipped, stale rows);
+    the command line prints these as plain lines on stderr."""
+
+
+def warn_user(line: str) -> None:
+    """How the Python API says what it skipped or moved: a :class:`ResultsNote` warning."""
+    warnings.warn(line, ResultsNote, stacklevel=3)
+
+
+def collect(out: OutputDir, order: Callable[[], list[str] | None] | None = None,
+            say: Callable[[str], None] = warn_user) -> tuple[Path, int]:
     """Merge every cell's latest result into DIR/results.parquet (atomically), in the order of
-    cell ids that ``order()`` gives (computed while the files are read); file order without."""
+    cell ids that ``order()`` gives (computed while the files are read); file order without.
+    Damaged result files are moved to DIR/quarantine/, with a line to ``say`` for each; rows of
+    cells not in DIR/cell_ids.txt (an earlier grid's) are left out, and ``say`` counts them."""
+    for line in quarantine(out, damaged_results(out)):
+        say(line)
     with PendingRows(out.result_files()) as pending:
         ids = order() if order is not None else None
         table = pending.result()
+    for line in quarantine(out, pending.damaged):
+        say(line)
+    current = out.current_ids()
+    if current is not None and table.num_rows:
+        is_current = pc.is_in(table.column("cell_id"), value_set=pa.array(sorted(current), pa.string()))
+        left_out = table.num_rows - pc.sum(is_current).as_py()
+        if left_out:
+            table = table.filter(is_current)
+            say(f"left out {left_out} rows of cells that are not in {out.grid_toml} (results of an earlier grid "
+                f"in the same directory; evalgrid.load({str(out.root)!r}, stale=True) returns them)")
     if ids is not None and table.num_rows:
         rank = {cell_id: i for i, cell_id in enumerate(ids)}
         keys = [rank.get(c, len(rank)) for c in table.column("cell_id").to_pylist()]

@@ -1,0 +1,152 @@
+"""A damaged output directory heals: unreadable, foreign or misnamed result files are moved to
+DIR/quarantine/ by the next run, which runs their cells again; readers skip them and say so; a
+damaged results.parquet is read around; leftovers of killed writes are swept; rows of an earlier
+grid in the same directory are left out unless asked for."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import evalgrid
+from evalgrid.store.layout import OutputDir
+from evalgrid.store.results import ResultsNote, collect
+
+GRID = """
+name = "damaged"
+metrics = ["psnr"]
+
+[factors]
+dataset = ["digits"]
+model = ["lenet"]
+attack = ["dlg"]
+batch_size = [1]
+seed = [0, 1]
+
+[attacks.dlg]
+iterations = 2
+lbfgs_max_iter = 2
+"""
+
+
+@pytest.fixture
+def ran(write_grid, cli, tmp_path):
+    """A finished run of GRID: (grid file, DIR, its two cell ids, their PSNRs)."""
+    grid = write_grid(GRID)
+    out = OutputDir(tmp_path / "out")
+    assert cli("run", grid, "--out", out.root, "--executor", "debug").exit_code == 0
+    frame = evalgrid.load(out.root)
+    return grid, out, sorted(frame["cell_id"]), dict(zip(frame["cell_id"], frame["psnr"]))
+
+
+def notes(call):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = call()
+    return value, [str(w.message) for w in caught if issubclass(w.category, ResultsNote)]
+
+
+DAMAGE = {
+    "zero bytes": lambda path: path.write_bytes(b""),
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[:-40]),
+    "garbage": lambda path: path.write_bytes(b"PAR1" + bytes(range(200)) + b"PAR1"),
+    "a directory": lambda path: (path.unlink(), path.mkdir()),
+    "another schema": lambda path: pq.write_table(pa.table({"x": [1, 2]}), path),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_result_is_skipped_by_readers_then_quarantined_and_rerun(ran, cli, damage):
+    grid, out, (first, second), psnr = ran
+    path = out.done_result(first)
+    out.results.unlink()
+    DAMAGE[damage](path)
+
+    frame, said = notes(lambda: evalgrid.load(out.root))
+    assert list(frame["cell_id"]) == [second] and any(str(path) in line for line in said)
+    assert cli("table", "sok_table1", out.root).exit_code in (0, 2)  # never a traceback (catch_exceptions=False)
+    assert cli("status", out.root).exit_code == 0
+
+    result = cli("run", grid, "--out", out.root, "--executor", "debug")
+    assert result.exit_code == 0
+    assert f"moved {path}" in result.output and "its cell will run again" in result.output
+    moved = list(out.quarantine.iterdir())
+    assert [entry.name for entry in moved] == [f"cells-{first}.parquet"]
+    frame = evalgrid.load(out.root)
+    assert sorted(frame["cell_id"]) == [first, second] and frame["status"].eq("done").all()
+    assert dict(zip(frame["cell_id"], frame["psnr"])) == pytest.approx(psnr)  # the same cell, the same numbers
+
+
+def test_a_copy_under_another_cells_name_is_not_a_second_row(ran, cli):
+    grid, out, (first, second), _ = ran
+    shutil.copy(out.done_result(first), out.done_result(second))  # second's file now holds first's row
+    out.results.unlink()
+    frame, said = notes(lambda: evalgrid.load(out.root))
+    assert list(frame["cell_id"]) == [first]
+    assert any(f"{out.done_result(second)}" in line and f"not the one row of cell {second}" in line for line in said)
+    result = cli("collect", out.root)
+    assert result.exit_code == 0 and f"moved {out.done_result(second)}" in result.output
+    assert not out.done_result(second).exists()
+    assert pq.read_table(out.results).column("cell_id").to_pylist() == [first]
+
+
+def test_a_stray_file_whose_name_is_no_cell_id_is_moved_aside(ran, cli):
+    grid, out, ids, _ = ran
+    stray = out.cells / "notes.parquet"
+    pq.write_table(pa.table({"x": [1]}), stray)
+    result = cli("run", grid, "--out", out.root, "--executor", "debug")
+    assert result.exit_code == 0 and f"moved {stray}" in result.output and "not a cell id" in result.output
+    assert sorted(evalgrid.load(out.root)["cell_id"]) == ids
+
+
+def test_a_damaged_results_file_newer_than_the_cells_is_read_around_and_rebuilt(ran, cli):
+    grid, out, ids, _ = ran
+    out.results.write_bytes(b"not parquet at all")
+    frame, said = notes(lambda: evalgrid.load(out.root))
+    assert sorted(frame["cell_id"]) == ids
+    assert any(f"{out.results} cannot be read" in line for line in said)
+    assert cli("collect", out.root).exit_code == 0
+    assert sorted(pq.read_table(out.results).column("cell_id").to_pylist()) == ids
+
+
+def test_leftovers_of_killed_writes_are_swept_at_any_depth_but_not_in_the_stage_cache(ran, cli):
+    grid, out, _, _ = ran
+    leftovers = [out.root / ".grid.toml.tmp-abc", out.root / ".results.parquet.tmp-abc",
+                 out.artifacts_root / "x" / "deep" / ".recon.png.tmp-abc", out.checkpoints / ".a.pt.tmp-abc"]
+    kept = out.stages / ".model.pt.tmp-abc"  # a concurrent stage training's: swept under the stage lock
+    for path in [*leftovers, kept]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    assert cli("run", grid, "--out", out.root, "--executor", "debug").exit_code == 0
+    assert not any(path.exists() for path in leftovers) and kept.exists()
+
+
+def test_rows_of_an_earlier_grid_are_left_out_unless_asked_for(ran, cli, write_grid):
+    grid, out, old_ids, _ = ran
+    changed = write_grid(GRID.replace("iterations = 2", "iterations = 3"), name="changed.toml")
+    assert cli("run", changed, "--out", out.root, "--executor", "debug").exit_code == 0
+    frame, said = notes(lambda: evalgrid.load(out.root))
+    assert len(frame) == 2 and set(frame["cell_id"]).isdisjoint(old_ids)
+    assert any("left out 2 rows" in line for line in said)
+    everything = evalgrid.load(out.root, stale=True)
+    assert len(everything) == 4 and everything["stale"].dtype == bool
+    assert sorted(everything.loc[everything["stale"], "cell_id"]) == old_ids
+    _, said = notes(lambda: collect(out))
+    assert any("left out 2 rows" in line for line in said)
+    assert len(pd.read_parquet(out.results)) == 2
+    result = cli("table", "sok_table1", out.root)
+    assert "Traceback" not in result.output
+
+
+def test_an_output_path_under_a_file_is_one_paragraph_and_exit_code_2(write_grid, cli, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = cli("run", write_grid(GRID), "--out", blocker / "out", "--executor", "debug")
+    assert result.exit_code == 2
+    assert f"{blocker / 'out'}: the output directory cannot be used" in result.output
+    assert "Traceback" not in result.output
