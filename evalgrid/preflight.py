@@ -91,7 +91,7 @@ def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
     fit it (a checkpoint's keys and shapes)."""
     import torch
 
-    from evalgrid.models import MODELS, check_batch_fits
+    from evalgrid.models import check_batch_fits
     from evalgrid.models.gradient_source import parameter_selection
     from evalgrid.setup import describe_dataset
 
@@ -102,8 +102,7 @@ def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
         info = infos.get((dataset, resolution))
         if info is None:
             info = infos[(dataset, resolution)] = describe_dataset(dataset, resolution, grid.data_root)
-        with torch.device("meta"):
-            network = MODELS[model.name].build(model.options, info)
+        network = _meta_model(grid, model, info)
         _check_init(grid, init, model, network)
         if smallest:
             check_batch_fits(model.name, model.options, info, smallest)
@@ -112,6 +111,34 @@ def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
                 parameter_selection(network, source)
             except UserError as err:
                 raise UserError(f"{grid.source}: factors.gradient_source: {err}") from None
+
+
+# Parameters a model may have: ViT-L/16 has 0.3 billion; 4 billion float32 weights take 16 GB
+# before the gradients, the double-backward graph and the optimizer's state.
+MAX_MODEL_PARAMETERS = 4_000_000_000
+
+
+def _meta_model(grid: Grid, model, info):
+    """The model built on the meta device (shapes, no memory), refused when it cannot be built
+    or is larger than any GPU could attack."""
+    import torch
+
+    from evalgrid.models import MODELS
+
+    try:
+        with torch.device("meta"):
+            network = MODELS[model.name].build(model.options, info)
+    except (RuntimeError, OverflowError, ValueError, MemoryError) as error:
+        detail = str(error).strip().splitlines()
+        raise UserError(f"{grid.source}: factors.model: {model} cannot be built for images of {info.resolution}x"
+                        f"{info.resolution} ({type(error).__name__}: {detail[0][:200] if detail else ''}); check its "
+                        f"size options.") from None
+    count = sum(parameter.numel() for parameter in network.parameters())
+    if count > MAX_MODEL_PARAMETERS:
+        raise UserError(f"{grid.source}: factors.model: {model} has {count:,} parameters ({4 * count / 2**30:,.0f} GiB "
+                        f"in float32), more than evalgrid's limit of {MAX_MODEL_PARAMETERS:,}; lower its width or "
+                        f"size options.")
+    return network
 
 
 def _check_init(grid: Grid, init, model, network) -> None:

@@ -177,6 +177,23 @@ def test_control_characters_in_the_name_or_description_are_refused_and_escaped(w
     assert key in text and "control characters" in text and "\x1b" not in text and "\x07" not in text
 
 
+@pytest.mark.parametrize("change, expected", [
+    ('batch_size = [1000000000000]', "factors.batch_size[0]: 1000000000000 is out of range: must be <= 100,000"),
+    ('resolution = [100000]', "factors.resolution[0]: 100000 is out of range: must be <= 4,096"),
+    ('trials = [1000000000000]', "factors.trials[0]: 1000000000000 is out of range: must be <= 1,000"),
+    ('model = [{ name = "lenet", init_range = 1e308 }]', "init_range: 1e+308 is out of range"),
+    ('model = [{ name = "convnet", width = 1000000000000 }]', "convnet(width=1000000000000) cannot be built"),
+    ('model = [{ name = "convnet", width = 100000 }]', "more than evalgrid's limit of 4,000,000,000"),
+    ('model = [{ name = "vit", mlp_dim = 9223372036854775807 }]', "cannot be built"),
+])
+def test_sizes_that_would_exhaust_memory_are_refused_at_plan(write_grid, cli, tmp_path, change, expected):
+    key = change.split(" = ")[0]
+    lines = [line for line in MINIMAL_GRID.splitlines() if not line.startswith(f"{key} = ")]
+    at = lines.index("[factors]") + 1
+    text = refused(cli, write_grid("\n".join([*lines[:at], change, *lines[at:]]) + "\n"), tmp_path)
+    assert expected in text
+
+
 def test_unknown_executor_is_refused(write_grid, cli, tmp_path):
     text = refused(cli, write_grid(MINIMAL_GRID + '\n[run]\nexecutor = "lokal"\n'), tmp_path)
     assert "run.executor" in text and "Did you mean 'local'?" in text
@@ -213,3 +230,15 @@ def test_cuda_without_a_gpu_is_refused_before_running(write_grid, cli, tmp_path)
     out = tmp_path / "out"
     result = cli("run", write_grid(MINIMAL_GRID), "--out", out, "--device", "cuda")
     assert result.exit_code == 2 and "no CUDA GPU" in result.output and not out.exists()
+
+
+def test_a_grid_of_too_many_cells_is_refused_before_any_cell_is_made(write_grid, cli, tmp_path):
+    seeds = ", ".join(str(seed) for seed in range(1000))
+    grid = write_grid(MINIMAL_GRID.replace("seed = [0]", f"seed = [{seeds}]").replace(
+        'batch_size = [1]', "batch_size = [" + ", ".join(str(b) for b in range(1, 1001)) + "]"))
+    text = refused(cli, grid, tmp_path)  # 2 attacks x 1,000 batch sizes x 2 label rules x 1,000 seeds
+    assert "factors: the factor lists give 4,000,000 cells" in text and "--max-cells 4000000" in text
+    assert cli("plan", grid, "--max-cells", 10).exit_code == 2
+    small = write_grid(MINIMAL_GRID, "small.toml")
+    assert cli("plan", small, "--max-cells", 4).exit_code == 0
+    assert cli("plan", small, "--max-cells", 3).exit_code == 2

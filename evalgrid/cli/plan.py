@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from evalgrid.cell import ChoiceChain, factor_label
+from evalgrid.grid import MAX_CELLS
 from evalgrid.grid.expand import collector_paused
 
 
@@ -20,7 +21,9 @@ from evalgrid.grid.expand import collector_paused
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Output directory: count the cells already done there.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def command(grid_file: Path, out_dir: Path | None, fmt: str) -> None:
+@click.option("--max-cells", type=click.IntRange(min=1), default=MAX_CELLS, show_default=True,
+              help="Refuse a grid whose factor lists give more cells, before making any.")
+def command(grid_file: Path, out_dir: Path | None, fmt: str, max_cells: int) -> None:
     """List the cells of GRID: id and factor values. Writes nothing.
 
     The last line is "N cells" (or "N cells, K already done" with --out); with --format csv or
@@ -31,15 +34,15 @@ def command(grid_file: Path, out_dir: Path | None, fmt: str) -> None:
       evalgrid plan grids/quickstart.toml --out runs/quickstart
     """
     with collector_paused():  # a grid may have 100,000s of cells
-        _plan(grid_file, out_dir, fmt)
+        _plan(grid_file, out_dir, fmt, max_cells)
 
 
-def _plan(grid_file: Path, out_dir: Path | None, fmt: str) -> None:
+def _plan(grid_file: Path, out_dir: Path | None, fmt: str, max_cells: int) -> None:
     from evalgrid.grid import load_grid  # here, not above: `evalgrid plan --help` needs no torch
     from evalgrid.preflight import check_ready
     from evalgrid.store.layout import OutputDir
 
-    grid = load_grid(grid_file)
+    grid = load_grid(grid_file, max_cells)
     check_ready(grid)
     columns = ["cell_id", *grid.varied]
     rows = _rows(grid.cells, grid.varied)

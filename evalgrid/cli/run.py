@@ -9,7 +9,7 @@ import click
 
 from evalgrid.cli.summary import results_summary
 from evalgrid.executors import EXECUTORS
-from evalgrid.grid import Grid, load_grid
+from evalgrid.grid import MAX_CELLS, Grid, load_grid
 from evalgrid.progress import Progress, format_duration
 from evalgrid.runner import RunOutcome, RunSettings, run_grid
 from evalgrid.store.layout import OutputDir
@@ -30,10 +30,13 @@ from evalgrid.store.results import collect
                                  "[grid's run.speedups; none].")
 @click.option("--profile", help="Slurm: a cluster profile, NAME or path [grid's slurm.profile].")
 @click.option("--wait", is_flag=True, help="Slurm: stay until every submitted cell has ended, with progress.")
+@click.option("--max-cells", type=click.IntRange(min=1), default=MAX_CELLS, show_default=True,
+              help="Refuse a grid whose factor lists give more cells, before making any.")
 @click.option("--alongside", is_flag=True,
               help="Go on although Slurm tasks of DIR are queued or running; their cells are left to them.")
 def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int | None, device: str | None,
-            threads: int | None, stack_trials: int | None, speedups: str | None, profile: str | None, wait: bool, alongside: bool) -> None:
+            threads: int | None, stack_trials: int | None, speedups: str | None, profile: str | None, wait: bool,
+            max_cells: int, alongside: bool) -> None:
     """Run every cell of GRID that has no result in DIR yet, then collect DIR/results.parquet.
 
     A failing cell is recorded (status failed, with its error) and the others go on. Exit code 0
@@ -49,7 +52,7 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
       evalgrid run grids/quickstart.toml --out runs/quickstart --workers 2
       evalgrid run grids/quickstart.toml --out runs/quickstart --executor slurm --profile mycluster
     """
-    grid = load_grid(grid_file)
+    grid = load_grid(grid_file, max_cells)
     name = executor or grid.run.executor
     slurm = None
     if name == "slurm":

@@ -34,7 +34,7 @@ def command(out_dir: Path, cell_id: str | None, refresh: bool) -> None:
     if not out.grid_toml.is_file():
         raise UserError(f"{out_dir}: not an evalgrid output directory (no grid.toml); "
                         f"start one with: evalgrid run GRID --out {out_dir}")
-    grid = load_grid(out.grid_toml)
+    grid = load_grid(out.grid_toml, max_cells=None)
     ids = [cell.cell_id for cell in grid.cells]
     from evalgrid.slurm.ledger import read_submissions
 

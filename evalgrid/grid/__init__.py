@@ -13,12 +13,19 @@ if TYPE_CHECKING:
     from evalgrid.grid.validate import Grid, shown
 
 
-def load_grid(path: str | Path) -> Grid:
-    """Read, merge, validate and expand a grid file. Raises GridError (exit 2) on any mistake."""
+# Cells a grid may expand to unless `--max-cells` says more: 100,000 plan in 3 s; a million take
+# about 30 s and some GB; a typo (seeds = 0..10**6 crossed with the rest) must not take the machine.
+MAX_CELLS = 1_000_000
+
+
+def load_grid(path: str | Path, max_cells: int | None = MAX_CELLS) -> Grid:
+    """Read, merge, validate and expand a grid file. Raises GridError (exit 2) on any mistake,
+    including factor lists that give more than ``max_cells`` cells (None: no limit, for a
+    DIR/grid.toml that was checked when it ran)."""
     from evalgrid.grid.toml_io import read_grid_toml
     from evalgrid.grid.validate import validate_grid
 
-    return validate_grid(read_grid_toml(Path(path)))
+    return validate_grid(read_grid_toml(Path(path)), max_cells)
 
 
 def __getattr__(name: str) -> Any:

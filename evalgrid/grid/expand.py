@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -76,6 +77,12 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def combinations(values: dict[str, tuple[Any, ...]], zip_groups: Sequence[tuple[str, ...]],
+                 varied: Sequence[str]) -> int:
+    """How many cells the factor lists give before exclude rules: counted, not expanded."""
+    return math.prod(len(rows) for _, rows in _axes(values, zip_groups, varied))
 
 
 def _axes(values: dict[str, tuple[Any, ...]], zip_groups: Sequence[tuple[str, ...]],

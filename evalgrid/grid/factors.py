@@ -99,12 +99,16 @@ class IntegerFactor(MatchesEqualValues):
     minimum: int
     default: Any = REQUIRED
     pandas_dtype: str = "int64"
+    maximum: int | None = None  # a bound far above any experiment, below what would exhaust memory
+    maximum_reason: str = ""
 
     def parse(self, raw: Any, bases: Bases) -> int:
         if not isinstance(raw, int) or isinstance(raw, bool):
             raise InvalidOption("", f"expected an integer, got {raw!r} ({type(raw).__name__}).")
         if raw < self.minimum:
             raise InvalidOption("", f"{raw!r} is out of range: must be >= {self.minimum}.")
+        if self.maximum is not None and raw > self.maximum:
+            raise InvalidOption("", f"{raw!r} is out of range: must be <= {self.maximum:,} ({self.maximum_reason}).")
         return raw
 
 
@@ -215,7 +219,8 @@ def _build_factors() -> Registry[Factor]:
     for factor in (
         ComponentFactor("dataset", "the victim's data", "evalgrid.data:DATASETS", "datasets"),
         IntegerFactor("resolution", "image side the data is resized to (SoK Fig. 4); 0: the dataset's own",
-                      minimum=0, default=0),
+                      minimum=0, default=0, maximum=4096,
+                      maximum_reason="a batch of 64 colour images of that side already takes 12 GB"),
         ComponentFactor("model", "the global model's architecture", "evalgrid.models:MODELS", "models"),
         ComponentFactor("init", "the global model's initial weights", "evalgrid.models:INITS", "inits",
                         default="default"),
@@ -225,7 +230,8 @@ def _build_factors() -> Registry[Factor]:
                         "evalgrid.fl.local_training:LOCAL_TRAININGS", "local_trainings", default="fedsgd"),
         BoolFactor("knows_local_config", "the attacker knows the local training (SoK WST) or assumes one "
                                          "full-batch step (BST)", default=True),
-        IntegerFactor("batch_size", "the victim's private samples (N; FedSGD's batch B)", minimum=1, default=1),
+        IntegerFactor("batch_size", "the victim's private samples (N; FedSGD's batch B)", minimum=1, default=1,
+                      maximum=100_000, maximum_reason="the papers attack at most a few hundred samples"),
         ChainFactor("defense", "post-processing of the update, DP-SGD or secure aggregation; a list composes",
                     ComponentFactor("defense", "", "evalgrid.defenses:DEFENSES", "defenses"), check_defenses,
                     default="none"),
@@ -236,8 +242,9 @@ def _build_factors() -> Registry[Factor]:
         ChoiceFactor("labels", "whether the attacker is given the true labels", ("known", "inferred"),
                      default="inferred"),
         IntegerFactor("trials", "independent attack initialisations on the same update (WSRR)", minimum=1,
-                      default=1),
-        IntegerFactor("seed", "seeds the model's weights, the victim batch and the attack", minimum=0, default=0),
+                      default=1, maximum=1000, maximum_reason="the papers restart an attack at most 8 times"),
+        IntegerFactor("seed", "seeds the model's weights, the victim batch and the attack", minimum=0, default=0,
+                      maximum=2**63 - 1, maximum_reason="results store seeds as int64"),
     ):
         factors.register(factor.name, factor)
     return factors

@@ -14,7 +14,7 @@ from typing import Any
 from evalgrid.cell import FACTOR_NAMES, CellConfig
 from evalgrid.errors import GridError, UserError, choices_sentence, did_you_mean
 from evalgrid.grid.compatibility import incompatibility
-from evalgrid.grid.expand import expand_cells
+from evalgrid.grid.expand import combinations, expand_cells
 from evalgrid.grid.factors import FACTORS, REQUIRED, ChainFactor, ComponentFactor
 from evalgrid.grid.sections import DataOptions, RunOptions, SlurmOptions
 from evalgrid.slurm.resources import parse_slurm_table
@@ -71,12 +71,22 @@ def shown(path: Path) -> str:
 
 
 class _Validator:
-    def __init__(self, merged: MergedToml):
-        self.merged, self.data = merged, merged.data
+    def __init__(self, merged: MergedToml, max_cells: int | None = None):
+        self.merged, self.data, self.max_cells = merged, merged.data, max_cells
 
     def fail(self, key: tuple[str | int, ...], message: str) -> GridError:
         origin = self.merged.origin(*[k for k in key if isinstance(k, str)])
         return GridError(shown(origin), _key_text(key), message)
+
+    def check_cell_count(self, values: dict[str, tuple[Any, ...]], groups, varied) -> None:
+        if self.max_cells is None:
+            return
+        count = combinations(values, groups, varied)
+        if count > self.max_cells:
+            sizes = ", ".join(f"{name} {len(values[name])}" for name in varied if len(values[name]) > 1)
+            raise self.fail(("factors",), f"the factor lists give {count:,} cells ({sizes}; exclude rules not yet "
+                                          f"applied), more than the limit of {self.max_cells:,}. If that is "
+                                          f"meant, pass --max-cells {count} to plan and run.")
 
     @contextmanager
     def at(self, *key: str | int) -> Iterator[None]:
@@ -136,6 +146,7 @@ class _Validator:
         varied = tuple(self.table("factors", required=True))
         groups = self.zip_groups(varied, values)
         excludes = self.exclude_rules(varied, bases)
+        self.check_cell_count(values, groups, varied)
         cells = expand_cells(values, groups, excludes, metrics, metric_options, varied)
         if not cells:
             raise self.fail(("exclude",), "every combination is excluded: the grid has no cells.")
@@ -298,8 +309,10 @@ class _Validator:
         return (base / Path(value).expanduser()).resolve()
 
 
-def validate_grid(merged: MergedToml) -> Grid:
-    return _Validator(merged).grid()
+def validate_grid(merged: MergedToml, max_cells: int | None = None) -> Grid:
+    """The grid; with ``max_cells``, one whose factor lists give more combinations is refused
+    before any cell is made."""
+    return _Validator(merged, max_cells).grid()
 
 
 def _key_text(key: tuple[str | int, ...]) -> str:

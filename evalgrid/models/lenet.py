@@ -13,7 +13,9 @@ from evalgrid.options import option
 
 @dataclass(frozen=True)
 class LeNetOptions:
-    init_range: float = option(0.5, positive=True, doc="weights and biases ~ U(-a, a), DLG's a = 0.5")
+    init_range: float = option(0.5, positive=True, maximum=1e6,
+                               doc="weights and biases ~ U(-a, a), DLG's a = 0.5 (at most 1e6: beyond, float32 "
+                                   "activations overflow within the first layers)")
 
 
 def _conv_out(size: int, kernel: int = 5, stride: int = 1, padding: int = 2) -> int:

@@ -88,7 +88,7 @@ def _with_grid(out: OutputDir, frame: pd.DataFrame) -> RunView:
 
     if not out.grid_toml.is_file():
         raise UserError(f"{out.grid_toml}: no such file.")
-    grid = load_grid(out.grid_toml)
+    grid = load_grid(out.grid_toml, max_cells=None)
     order = [cell.cell_id for cell in grid.cells]
     rank = {cell_id: i for i, cell_id in enumerate(order)}
     inside = frame["cell_id"].isin(rank)
