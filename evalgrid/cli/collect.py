@@ -28,7 +28,9 @@ def command(out_dir: Path) -> None:
         raise UserError(f"{out_dir}: no cell results to collect (expected {out.cells}/).")
 
     def order() -> list[str] | None:
-        return [cell.cell_id for cell in load_grid(out.grid_toml, max_cells=None).cells] if out.grid_toml.is_file() else None
+        if not out.grid_toml.is_file():
+            return None
+        return [cell.cell_id for cell in load_grid(out.grid_toml, max_cells=None).cells]
 
     path, rows = collect(out, order, say=lambda line: click.echo(f"note: {line}", err=True))
     click.echo(f"{rows} rows -> {path}")

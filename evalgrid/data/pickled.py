@@ -280,7 +280,8 @@ def _reduce_empty_bytes(args: tuple) -> bytes:
     return b""
 
 
-_REDUCERS = {"encode": _reduce_encode, "empty_bytes": _reduce_empty_bytes, "dtype": _reduce_dtype, "reconstruct": _reduce_reconstruct,
+_REDUCERS = {"encode": _reduce_encode, "empty_bytes": _reduce_empty_bytes, "dtype": _reduce_dtype,
+             "reconstruct": _reduce_reconstruct,
              "scalar": _reduce_scalar, "frombuffer": _reduce_frombuffer,
              "ndarray": lambda args: _refuse("numpy.ndarray(...) is not how arrays are pickled")}
 

@@ -11,9 +11,9 @@ RESULT_SUFFIX = ".parquet"
 
 @dataclass(frozen=True)
 class OutputDir:
-    """DIR/grid.toml, DIR/cell_ids.txt (its cells' ids), DIR/cells/<id>.parquet (done), DIR/failed/<id>.parquet (last failure),
-    DIR/artifacts/<id>/, DIR/logs/<id>.log, DIR/checkpoints/<id>.pt (a stopped cell's progress),
-    DIR/slurm/ (what was submitted: evalgrid.slurm), DIR/results.parquet (made by ``collect``),
+    """DIR/grid.toml, DIR/cell_ids.txt (its cells' ids), DIR/cells/<id>.parquet (done),
+    DIR/failed/<id>.parquet (last failure), DIR/artifacts/<id>/, DIR/logs/<id>.log,
+    DIR/checkpoints/<id>.pt (a stopped cell's progress), DIR/slurm/ (what was submitted: evalgrid.slurm), DIR/results.parquet (made by ``collect``),
     DIR/stages/ (trained stage models, unless the grid names a shared cache), DIR/quarantine/
     (damaged result files moved aside: evalgrid.store.heal)."""
 

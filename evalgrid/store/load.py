@@ -22,9 +22,10 @@ def load(directory: str | Path, stale: bool = False) -> pd.DataFrame:
 
     Rows of cells no longer in DIR/grid.toml (left by an earlier grid: another attack option,
     say, under the same labels; told by DIR/cell_ids.txt, which ``run`` writes) are left out,
-    with a :class:`ResultsNote` warning that counts them; ``stale=True`` returns them too, with a bool column ``stale`` that marks them. A
-    result file that cannot be read or names another cell is skipped with a warning naming it
-    (``evalgrid run`` moves it aside and runs its cell again). Reads DIR/results.parquet when it
+    with a :class:`ResultsNote` warning that counts them; ``stale=True`` returns them too, with
+    a bool column ``stale`` that marks them. A result file that cannot be read or names another
+    cell is skipped with a warning naming it (``evalgrid run`` moves it aside and runs its cell
+    again). Reads DIR/results.parquet when it
     is newer than every cell file and readable, else the cell files (nothing is written)."""
     out = OutputDir(Path(directory))
     if not out.root.is_dir():
