@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 
@@ -13,6 +14,26 @@ class UserError(Exception):
     """
 
     exit_code = 2
+
+
+class OutputFull(UserError):
+    """The output directory's disk (or quota) is full, or it became read-only, while a cell's
+    files were written: the run stops, since every further cell would fail the same way."""
+
+    def __init__(self, cell_id: str, reason: str):
+        super().__init__(cell_id, reason)
+        self.cell_id, self.reason = cell_id, reason
+
+    def __str__(self) -> str:
+        return f"writing cell {self.cell_id}'s files failed: {self.reason}"
+
+
+# errno values that mean "the storage cannot take more", not "this cell went wrong"
+STORAGE_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def storage_full(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in STORAGE_FULL_ERRNOS
 
 
 def did_you_mean(value: object, choices: Iterable[str]) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from evalgrid.cell import CellConfig, Choice
+from evalgrid.errors import OutputFull, storage_full
 from evalgrid.metrics import Scores, score
 from evalgrid.setup import IGSA_STREAM, load_dataset, stream_seed
 from evalgrid.provenance import Provenance
@@ -220,6 +221,8 @@ def execute_cell(cell: CellConfig, context: CellContext) -> CellSummary:
         for name, data in artifacts.items():
             atomic_write_bytes(out.artifacts(cell.cell_id) / name, data)
     except Exception as error:  # noqa: BLE001 - every failure is recorded, never swallowed
+        if storage_full(error):  # recording it would fail too; every further cell would
+            raise OutputFull(cell.cell_id, f"{error.strerror or error} ({error.filename or context.out_root})") from None
         row.update(status="failed", error_type=type(error).__name__, error_message=str(error),
                    traceback=traceback.format_exc())
     summary = _finish(cell, context, row, started, time.perf_counter() - clock)
@@ -237,11 +240,17 @@ def record_failure(cell: CellConfig, context: CellContext, error_type: str, mess
 
 def _finish(cell: CellConfig, context: CellContext, row: dict[str, Any], started: dt.datetime,
             wall_s: float) -> CellSummary:
+    """Write the cell's log and result row (atomically, result last); a full disk raises OutputFull."""
     out = OutputDir(context.out_root)
     row.update(_identity(cell, context), wall_s=wall_s, started_at=started,
                finished_at=dt.datetime.now(dt.timezone.utc), device=str(resolve_device(context.device)))
-    atomic_write_text(out.log(cell.cell_id), _log_text(cell, row))
-    write_result(out, row)
+    try:
+        atomic_write_text(out.log(cell.cell_id), _log_text(cell, row))
+        write_result(out, row)
+    except OSError as error:
+        if storage_full(error):
+            raise OutputFull(cell.cell_id, f"{error.strerror or error} ({error.filename or out.root})") from None
+        raise
     error = f"{row['error_type']}: {row['error_message']}".splitlines()[0] if row["status"] == "failed" else ""
     return CellSummary(cell.cell_id, row["status"], wall_s, error, row["psnr"])
 

@@ -150,3 +150,45 @@ def test_an_output_path_under_a_file_is_one_paragraph_and_exit_code_2(write_grid
     assert result.exit_code == 2
     assert f"{blocker / 'out'}: the output directory cannot be used" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_full_disk_stops_the_run_with_one_paragraph_and_a_rerun_completes(write_grid, cli, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import evalgrid.evaluate as evaluate
+
+    grid = write_grid(GRID)
+    out = OutputDir(tmp_path / "out")
+    written = []
+
+    def full_after_one(target_out, row):
+        if written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target_out.done_result(row["cell_id"])))
+        written.append(row["cell_id"])
+        return real(target_out, row)
+
+    real = evaluate.write_result
+    monkeypatch.setattr(evaluate, "write_result", full_after_one)
+    result = cli("run", grid, "--out", out.root, "--executor", "debug")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "No space left on device" in result.output and "1 cells are not run" in result.output
+    assert out.done_ids() == set(written) and not out.failed_ids()  # no failure row for a cell that did not fail
+    assert not [path for path in out.root.rglob("*") if ".tmp-" in path.name]
+
+    monkeypatch.setattr(evaluate, "write_result", real)  # space freed
+    assert cli("run", grid, "--out", out.root, "--executor", "debug").exit_code == 0
+    assert len(evalgrid.load(out.root)) == 2
+
+
+def test_a_worker_that_reports_a_full_disk_stops_the_local_executor():
+    from multiprocessing import Pipe
+    from types import SimpleNamespace
+
+    from evalgrid.errors import OutputFull
+    from evalgrid.executors.local import _poll
+
+    launcher, worker_end = Pipe()
+    worker_end.send(OutputFull("0123456789ab", "No space left on device (DIR)"))  # pickled as a worker sends it
+    with pytest.raises(OutputFull, match="writing cell 0123456789ab's files failed: No space left on device"):
+        _poll(SimpleNamespace(conn=launcher, process=None, task=None))

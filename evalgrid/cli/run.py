@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from evalgrid.cli.summary import results_summary
+from evalgrid.errors import OutputFull, UserError
 from evalgrid.executors import EXECUTORS
 from evalgrid.grid import MAX_CELLS, Grid, load_grid
 from evalgrid.progress import Progress, format_duration
@@ -79,6 +80,14 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
     def run_once() -> RunOutcome:
         try:
             return run_grid(grid, out_dir, settings, report=lambda s: progress.update(s), on_start=started, say=_note)
+        except OutputFull as full:
+            if progress is not None:
+                progress.close()
+            done = OutputDir(out_dir).done_ids() | OutputDir(out_dir).failed_ids()
+            left = [cell.cell_id for cell in grid.cells if cell.cell_id not in done]
+            raise UserError(f"{out_dir}: {full}. The run stopped: {len(left)} cells are not run ({', '.join(left[:5])}"
+                            f"{', ...' if len(left) > 5 else ''}); finished cells are kept and nothing is half-written. "
+                            f"Free space there and run the same command again.") from None
         except KeyboardInterrupt as interrupt:
             if progress is not None:
                 progress.close()

@@ -15,6 +15,7 @@ import signal
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 
+from evalgrid.errors import OutputFull
 from evalgrid.evaluate import CellSummary, execute_cell, record_failure
 from evalgrid.executors.base import CellTask, ExecutorSettings, Report
 
@@ -81,7 +82,10 @@ def _poll(worker: _Worker) -> tuple[CellSummary, bool] | None:
     """(summary, worker survived) once the worker's cell has ended, else None."""
     try:
         if worker.conn.poll():
-            return worker.conn.recv(), True
+            received = worker.conn.recv()
+            if isinstance(received, OutputFull):
+                raise received  # the disk is full: the run stops (the other workers are stopped)
+            return received, True
     except (EOFError, OSError):
         pass
     else:
@@ -105,7 +109,11 @@ def _worker_main(conn: Connection, threads: int) -> None:
             task = conn.recv()
         except EOFError:
             return
-        conn.send(execute_cell(task.cell, task.context))
+        try:
+            outcome = execute_cell(task.cell, task.context)
+        except OutputFull as full:
+            outcome = full
+        conn.send(outcome)
 
 
 def _die_with_parent() -> None:
