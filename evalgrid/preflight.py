@@ -69,9 +69,12 @@ def _needs_other_splits(cell) -> bool:
 
 
 def _check_datasets(grid: Grid, cells: list[CellConfig]) -> None:
+    """Every split a cell reads is there and valid; the victims' split holds each cell's batch
+    (times its secure-aggregation peers), which would otherwise fail every such cell at run."""
     from evalgrid.data import DATASETS
 
     checked = set()
+    sizes: dict[tuple[str, Any], int] = {}
     for cell in cells:
         choice = cell.dataset
         entry = DATASETS[choice.name]
@@ -82,6 +85,24 @@ def _check_datasets(grid: Grid, cells: list[CellConfig]) -> None:
             if entry.preflight is not None and (choice.name, options) not in checked:
                 entry.preflight(options, grid.data_root)
             checked.add((choice.name, options))
+        _check_victims_fit(grid, cell, sizes)
+
+
+def _check_victims_fit(grid: Grid, cell: CellConfig, sizes: dict[tuple[str, Any], int]) -> None:
+    from evalgrid.data import DATASETS
+    from evalgrid.defenses.chain import DefenseChain
+
+    choice = cell.dataset
+    key = (choice.name, choice.options)
+    if key not in sizes:
+        sizes[key] = len(DATASETS[choice.name].build(choice.options, grid.data_root))
+    clients = DefenseChain.from_choices(cell.defense.steps).aggregated_clients
+    needed = cell.batch_size * clients
+    if needed > sizes[key]:
+        peers = f" x {clients} clients (secure aggregation)" if clients > 1 else ""
+        raise UserError(f"{grid.source}: factors.batch_size: {cell.batch_size}{peers} needs {needed} distinct images, "
+                        f"but dataset {choice} has {sizes[key]} in the split the victims are drawn from; lower "
+                        f"batch_size or pick a larger dataset or split.")
 
 
 def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
