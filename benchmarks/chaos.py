@@ -1,7 +1,7 @@
 """Chaos: an output directory survives kill -9s, damaged and stray files, a second run and a
 full disk, and ends with every cell once and the numbers of an uninterrupted run.
 
-    python benchmarks/chaos.py [--kills 10] [--cells 24] [--seed 0] [--workdir DIR] [--no-tmpfs]
+    python benchmarks/chaos.py [--kills 10] [--cells 24] [--seed 0] [--executor local] [--workdir DIR] [--no-tmpfs]
 
 What it does, on a grid of tiny DLG cells (LeNet, 16x16 digits, 2 L-BFGS steps):
 1. a reference: the grid run once, uninterrupted, into its own DIR;
@@ -13,6 +13,9 @@ What it does, on a grid of tiny DLG cells (LeNet, 16x16 digits, 2 L-BFGS steps):
 5. two runs started together on the same DIR (one must be refused, exit 2);
 6. with root and tmpfs (skipped with ``--no-tmpfs`` or when mounting fails): a run into a small
    tmpfs that fills mid-run, then the same command after the tmpfs is enlarged.
+
+Runs use the local executor (2 worker processes, so kills also hit workers mid-cell);
+``--executor debug`` runs cells in the launcher, which the test uses to be quicker.
 
 It prints one line per phase and a summary: kills survived, cells lost, cells duplicated,
 files quarantined, cells re-run, temporaries left, and the largest difference of any cell's
@@ -122,6 +125,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--no-tmpfs", action="store_true")
+    parser.add_argument("--executor", default="local", choices=["local", "debug"])
     args = parser.parse_args()
     rng = random.Random(args.seed)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="evalgrid-chaos-"))
@@ -131,16 +135,16 @@ def main() -> int:
     summary = {"kills": 0, "kills survived": 0, "quarantined": 0, "re-run": 0}
 
     started = time.perf_counter()
-    run_to_end("run", grid, "--out", work / "reference")
+    run_to_end("run", grid, "--out", work / "reference", "--executor", args.executor)
     reference = psnr_by_cell(work / "reference")
     full_run = time.perf_counter() - started
     print(f"reference: {len(reference)} cells in {full_run:.0f} s")
 
     out = work / "chaos"
     for _ in range(args.kills):
-        if killed_after(rng.uniform(1.0, full_run), "run", grid, "--out", out):
+        if killed_after(rng.uniform(1.0, full_run), "run", grid, "--out", out, "--executor", args.executor):
             summary["kills"] += 1
-    run_to_end("run", grid, "--out", out)
+    run_to_end("run", grid, "--out", out, "--executor", args.executor)
     summary["kills survived"] = summary["kills"]
     print(f"run: {summary['kills']} kill -9s at random moments, then resumed to the end")
 
@@ -153,7 +157,7 @@ def main() -> int:
     print(f"collect: {collect_kills} kill -9s, then collected")
 
     damaged = damage(out, rng)
-    result = run_to_end("run", grid, "--out", out)
+    result = run_to_end("run", grid, "--out", out, "--executor", args.executor)
     summary["quarantined"] = result.stderr.count("note: moved ")
     summary["re-run"] = sum(1 for line in result.stderr.splitlines() if " done (" in line)
     print(f"damage: 4 result files damaged and a stray file added; {summary['quarantined']} of {damaged} moved to "
@@ -161,10 +165,9 @@ def main() -> int:
 
     for path in sorted((out / "cells").glob("*.parquet"))[:4]:
         path.unlink()
-    first = subprocess.Popen(evalgrid("run", grid, "--out", out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             text=True, env=environment())
-    second = subprocess.Popen(evalgrid("run", grid, "--out", out), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True, env=environment())
+    first, second = (subprocess.Popen(evalgrid("run", grid, "--out", out, "--executor", args.executor),
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment())
+                     for _ in range(2))
     codes = sorted([first.wait(timeout=900), second.wait(timeout=900)])
     refused = "another evalgrid run is using this directory" in first.stderr.read() + second.stderr.read()
     if codes not in ([0, 0], [0, 2]) or (codes == [0, 2] and not refused):
@@ -202,13 +205,14 @@ def full_disk(work: Path, grid: Path) -> str:
         out = mount / "out"
         first = subprocess.run(evalgrid("run", grid, "--out", out), capture_output=True, text=True,
                                env=environment(), timeout=900)
-        stopped = first.returncode == 2 and "No space left on device" in first.stderr and "Traceback" not in first.stderr
+        stopped = (first.returncode == 2 and "No space left on device" in first.stderr
+                   and "Traceback" not in first.stderr)
         left = len(temporaries(out))
         subprocess.run(["mount", "-o", "remount,size=8m", str(mount)], check=True)
         run_to_end("run", grid, "--out", out)
         rows = len(psnr_by_cell(out))
-        return (f"full disk: the first run {'stopped with one paragraph, exit 2' if stopped else 'did NOT stop cleanly'}"
-                f" ({left} temporaries left); after enlarging, {rows} cells")
+        verdict = "stopped with one paragraph, exit 2" if stopped else "did NOT stop cleanly"
+        return f"full disk: the first run {verdict} ({left} temporaries left); after enlarging, {rows} cells"
     finally:
         subprocess.run(["umount", str(mount)], capture_output=True)
 

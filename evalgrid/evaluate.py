@@ -222,7 +222,8 @@ def execute_cell(cell: CellConfig, context: CellContext) -> CellSummary:
             atomic_write_bytes(out.artifacts(cell.cell_id) / name, data)
     except Exception as error:  # noqa: BLE001 - every failure is recorded, never swallowed
         if storage_full(error):  # recording it would fail too; every further cell would
-            raise OutputFull(cell.cell_id, f"{error.strerror or error} ({error.filename or context.out_root})") from None
+            where = error.filename or context.out_root
+            raise OutputFull(cell.cell_id, f"{error.strerror or error} ({where})") from None
         row.update(status="failed", error_type=type(error).__name__, error_message=str(error),
                    traceback=traceback.format_exc())
     summary = _finish(cell, context, row, started, time.perf_counter() - clock)

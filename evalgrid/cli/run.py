@@ -85,9 +85,10 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
                 progress.close()
             done = OutputDir(out_dir).done_ids() | OutputDir(out_dir).failed_ids()
             left = [cell.cell_id for cell in grid.cells if cell.cell_id not in done]
-            raise UserError(f"{out_dir}: {full}. The run stopped: {len(left)} cells are not run ({', '.join(left[:5])}"
-                            f"{', ...' if len(left) > 5 else ''}); finished cells are kept and nothing is half-written. "
-                            f"Free space there and run the same command again.") from None
+            shown = ", ".join(left[:5]) + (", ..." if len(left) > 5 else "")
+            raise UserError(f"{out_dir}: {full}. The run stopped: {len(left)} cells are not run ({shown}); finished "
+                            f"cells are kept and nothing is half-written. Free space there and run the same command "
+                            f"again.") from None
         except KeyboardInterrupt as interrupt:
             if progress is not None:
                 progress.close()
