@@ -1,12 +1,13 @@
 """Chaos: an output directory survives kill -9s, damaged and stray files, a second run and a
 full disk, and ends with every cell once and the numbers of an uninterrupted run.
 
-    python benchmarks/chaos.py [--kills 10] [--cells 24] [--seed 0] [--executor local] [--workdir DIR] [--no-tmpfs]
+    python benchmarks/chaos.py [--kills 10] [--cells 48] [--seed 0] [--executor local] [--workdir DIR] [--no-tmpfs]
 
 What it does, on a grid of tiny DLG cells (LeNet, 16x16 digits, 2 L-BFGS steps):
 1. a reference: the grid run once, uninterrupted, into its own DIR;
-2. ``--kills`` kill -9s of the whole ``evalgrid run`` process group (launcher and workers) at
-   random moments, each followed by a resume, then a last run to finish;
+2. up to ``--kills`` kill -9s of the whole ``evalgrid run`` process group (launcher and
+   workers) at random moments (within half an uninterrupted run's time: a run that ends first
+   is not counted), each followed by a resume, then a last run to finish;
 3. kill -9s of ``evalgrid collect`` at random moments, then a last collect;
 4. damage: a truncated, a zero-byte and a garbage result file, a stray Parquet file, a copy of
    one cell's result under another's name, and temporaries of killed writes; then a run;
@@ -121,7 +122,7 @@ def damage(out: Path, rng: random.Random) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=10)
-    parser.add_argument("--cells", type=int, default=24)
+    parser.add_argument("--cells", type=int, default=48)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--no-tmpfs", action="store_true")
@@ -142,7 +143,7 @@ def main() -> int:
 
     out = work / "chaos"
     for _ in range(args.kills):
-        if killed_after(rng.uniform(1.0, full_run), "run", grid, "--out", out, "--executor", args.executor):
+        if killed_after(rng.uniform(1.0, full_run / 2), "run", grid, "--out", out, "--executor", args.executor):
             summary["kills"] += 1
     run_to_end("run", grid, "--out", out, "--executor", args.executor)
     summary["kills survived"] = summary["kills"]
