@@ -4,7 +4,8 @@ and every model can be built for its data (resolution, gradient source)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from operator import attrgetter
 from typing import Any
 
@@ -24,10 +25,24 @@ def check_ready(grid: Grid) -> None:
     from evalgrid.weights import require_weights
 
     cells = distinct_setups(grid.cells)
-    _check_datasets(grid, cells)
+    with naming(grid, "factors.dataset"):
+        _check_datasets(grid, cells)
     _check_models(grid, cells)
     _check_metric_image_sizes(grid, cells)
-    require_weights(required_weights(grid.metrics))
+    with naming(grid, "metrics"):
+        require_weights(required_weights(grid.metrics))
+
+
+@contextmanager
+def naming(grid: Grid, key: str) -> Iterator[None]:
+    """A component's UserError (which knows its file or option, not the grid) prefixed with the
+    grid file and the key that chose the component."""
+    try:
+        yield
+    except UserError as error:
+        if str(error).startswith(str(grid.source)):
+            raise
+        raise UserError(f"{grid.source}: {key}: {error}") from None
 
 
 def distinct_setups(cells: Iterable[CellConfig]) -> list[CellConfig]:
@@ -122,11 +137,15 @@ def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
         dataset, resolution, model, source, smallest, init = key
         info = infos.get((dataset, resolution))
         if info is None:
-            info = infos[(dataset, resolution)] = describe_dataset(dataset, resolution, grid.data_root)
-        network = _meta_model(grid, model, info)
-        _check_init(grid, init, model, network)
+            with naming(grid, "factors.dataset"):
+                info = infos[(dataset, resolution)] = describe_dataset(dataset, resolution, grid.data_root)
+        with naming(grid, "factors.model"):
+            network = _meta_model(grid, model, info)
+        with naming(grid, "factors.init"):
+            _check_init(grid, init, model, network)
         if smallest:
-            check_batch_fits(model.name, model.options, info, smallest)
+            with naming(grid, "factors.model"):
+                check_batch_fits(model.name, model.options, info, smallest)
         if source != "all":
             try:
                 parameter_selection(network, source)
