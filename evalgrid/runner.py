@@ -173,7 +173,8 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
         try:
             for line in quarantine(out, damaged_results(out)):
                 say(line)
-            sweep_temporaries(out.root, keep_out=out.stages)  # the stage cache is swept under its own lock
+            stage_cache = grid.stage_cache if grid.stage_cache is not None else out.stages
+            sweep_temporaries(out.root, keep_out=stage_cache)  # the stage cache is swept under its own lock
             atomic_write_text(out.grid_toml, grid_as_run(grid))
             atomic_write_text(out.cell_ids_file, "".join(f"{cell.cell_id}\n" for cell in grid.cells))
         except OSError as error:

@@ -192,3 +192,16 @@ def test_a_worker_that_reports_a_full_disk_stops_the_local_executor():
     worker_end.send(OutputFull("0123456789ab", "No space left on device (DIR)"))  # pickled as a worker sends it
     with pytest.raises(OutputFull, match="writing cell 0123456789ab's files failed: No space left on device"):
         _poll(SimpleNamespace(conn=launcher, process=None, task=None))
+
+
+def test_a_stage_cache_the_grid_puts_inside_dir_is_left_to_its_own_lock(write_grid, cli, tmp_path):
+    out = OutputDir(tmp_path / "out")
+    cache = out.root / "shared" / "models"
+    grid = write_grid(GRID + f'\n[run]\nstage_cache = "{cache}"\n')
+    kept, swept = cache / ".model.pt.tmp-abc", out.root / "shared" / "other" / ".x.tmp-abc"
+    for path in (kept, swept):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"half")
+    assert cli("run", grid, "--out", out.root, "--executor", "debug").exit_code == 0
+    assert kept.exists()  # the whole folder holding the cache is left alone, this one too:
+    assert swept.exists()  # only top-level folders of DIR that hold no stage cache are swept

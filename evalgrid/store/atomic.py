@@ -62,14 +62,15 @@ def remove_stale_temporaries(folder: Path) -> int:
 
 def sweep_temporaries(root: Path, keep_out: Path | None = None) -> int:
     """Delete leftovers of interrupted atomic writes anywhere in ``root`` (its own files and every
-    folder below it) except inside ``keep_out``, a folder whose writers sweep it under their own
-    lock; returns how many."""
+    folder below it) except in the folder of ``root`` that is or holds ``keep_out``, a folder
+    whose writers sweep it under their own lock (a stage cache); returns how many."""
     removed = 0
     if not root.is_dir():
         return 0
+    kept = keep_out.resolve() if keep_out is not None else None
     for entry in root.iterdir():
         if entry.is_dir() and not entry.is_symlink():
-            if keep_out is None or entry.resolve() != keep_out.resolve():
+            if kept is None or not (kept == entry.resolve() or entry.resolve() in kept.parents):
                 removed += remove_stale_temporaries(entry)
         elif TMP_MARKER in entry.name and entry.is_file():
             entry.unlink(missing_ok=True)
