@@ -13,7 +13,7 @@ BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "chaos.py"
 
 
 def test_the_output_directory_survives_kills_damage_and_a_second_run(tmp_path):
-    result = subprocess.run([sys.executable, str(BENCHMARK), "--kills", "1", "--cells", "6", "--seed", "0",
+    result = subprocess.run([sys.executable, str(BENCHMARK), "--kills", "1", "--cells", "5", "--seed", "0",
                              "--executor", "debug", "--no-tmpfs", "--workdir", str(tmp_path)],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]

@@ -69,8 +69,9 @@ def test_a_damaged_result_is_skipped_by_readers_then_quarantined_and_rerun(ran, 
 
     frame, said = notes(lambda: evalgrid.load(out.root))
     assert list(frame["cell_id"]) == [second] and any(str(path) in line for line in said)
-    assert cli("table", "sok_table1", out.root).exit_code in (0, 2)  # never a traceback (catch_exceptions=False)
-    assert cli("status", out.root).exit_code == 0
+    if damage == "garbage":  # the other readers, once (each CLI call costs seconds)
+        assert cli("table", "sok_table1", out.root).exit_code in (0, 2)  # never a traceback (catch_exceptions=False)
+        assert cli("status", out.root).exit_code == 0
 
     result = cli("run", grid, "--out", out.root, "--executor", "debug")
     assert result.exit_code == 0
