@@ -19,7 +19,9 @@ The inputs are built under DIR (default: a new temporary folder, removed afterwa
 cell is run with ``evalgrid run`` and its result file is the template of every other row (cell
 id, factors and config changed per row); the 100,000 done cells of (2) are hard links, one
 per cell id as DIR/cells/<id>.parquet, of a real result file written every 10,000 cells (a file
-system caps the links to one file). The children run the checkout this script belongs to
+system caps the links to one file). They pass the cheap check, which is what (2) times, but not
+the full one: their rows name another cell, so a real ``evalgrid run`` on that folder would move
+them aside at its collect and run their cells. The children run the checkout this script belongs to
 (PYTHONPATH); figures are the median of ``--repeats`` runs (min–max). The machine's other load
 shows in them: run it on an otherwise idle machine.
 """

@@ -88,8 +88,7 @@ def _check_datasets(grid: Grid, cells: list[CellConfig]) -> None:
     (times its secure-aggregation peers), which would otherwise fail every such cell at run."""
     from evalgrid.data import DATASETS
 
-    checked = set()
-    sizes: dict[tuple[str, Any], int] = {}
+    sizes: dict[tuple[str, Any], int] = {}  # images per split, each split read once
     for cell in cells:
         choice = cell.dataset
         entry = DATASETS[choice.name]
@@ -97,26 +96,25 @@ def _check_datasets(grid: Grid, cells: list[CellConfig]) -> None:
         if _needs_other_splits(cell) and hasattr(choice.options, "split"):
             variants += [dataclasses.replace(choice.options, split=s) for s in ("train", "test")]
         for options in variants:
-            if entry.preflight is not None and (choice.name, options) not in checked:
-                entry.preflight(options, grid.data_root)
-            checked.add((choice.name, options))
-        _check_victims_fit(grid, cell, sizes)
+            if entry.preflight is not None and (choice.name, options) not in sizes:
+                sizes[(choice.name, options)] = entry.preflight(options, grid.data_root)
+        victims = (choice.name, choice.options)
+        if victims not in sizes:  # a dataset without files to check (shipped with a package): built
+            sizes[victims] = len(entry.build(choice.options, grid.data_root))
+        _check_victims_fit(grid, cell, sizes[victims])
 
 
-def _check_victims_fit(grid: Grid, cell: CellConfig, sizes: dict[tuple[str, Any], int]) -> None:
-    from evalgrid.data import DATASETS
+def _check_victims_fit(grid: Grid, cell: CellConfig, size: int) -> None:
+    """The victims' split (``size`` images) holds the cell's batch times its secure-aggregation peers."""
     from evalgrid.defenses.chain import DefenseChain
 
     choice = cell.dataset
-    key = (choice.name, choice.options)
-    if key not in sizes:
-        sizes[key] = len(DATASETS[choice.name].build(choice.options, grid.data_root))
     clients = DefenseChain.from_choices(cell.defense.steps).aggregated_clients
     needed = cell.batch_size * clients
-    if needed > sizes[key]:
+    if needed > size:
         peers = f" x {clients} clients (secure aggregation)" if clients > 1 else ""
         raise UserError(f"{grid.source}: factors.batch_size: {cell.batch_size}{peers} needs {needed} distinct images, "
-                        f"but dataset {choice} has {sizes[key]} in the split the victims are drawn from; lower "
+                        f"but dataset {choice} has {size} in the split the victims are drawn from; lower "
                         f"batch_size or pick a larger dataset or split.")
 
 

@@ -64,7 +64,7 @@ class Component:
     options: type
     build: Callable[..., Any]
     summary: str
-    preflight: Callable[..., None] | None = None  # raises UserError before dispatch (missing files)
+    preflight: Callable[..., Any] | None = None  # raises UserError before dispatch (missing files)
     describe: Callable[..., Any] | None = None  # cheap public facts without building (datasets: DatasetInfo)
 
     def __repr__(self) -> str:

@@ -101,6 +101,17 @@ def held_by_slurm(out: OutputDir, pending: list, alongside: bool, fresh: bool = 
     return held
 
 
+def write_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` atomically unless ``path`` holds it already: an unchanged file keeps its
+    time, which tells readers whether DIR/results.parquet was collected for these cells."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)
+
+
 def grid_as_run(grid: Grid) -> str:
     """The grid file as run: extends resolved, data root absolute (so DIR/grid.toml is self-contained)."""
     resolved = dict(grid.resolved)
@@ -175,8 +186,8 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
                 say(line)
             stage_cache = grid.stage_cache if grid.stage_cache is not None else out.stages
             sweep_temporaries(out.root, keep_out=stage_cache)  # the stage cache is swept under its own lock
-            atomic_write_text(out.grid_toml, grid_as_run(grid))
-            atomic_write_text(out.cell_ids_file, "".join(f"{cell.cell_id}\n" for cell in grid.cells))
+            write_if_changed(out.grid_toml, grid_as_run(grid))
+            write_if_changed(out.cell_ids_file, "".join(f"{cell.cell_id}\n" for cell in grid.cells))
         except OSError as error:
             raise UserError(f"{out.root}: the output directory cannot be written ({error.strerror or error}"
                             f"{f': {error.filename}' if error.filename else ''}); no cell was run. Give --out a "

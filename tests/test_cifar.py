@@ -150,9 +150,8 @@ def test_a_pickle_that_calls_a_function_is_refused_without_running_it(tmp_path):
     assert not (tmp_path / "ran").exists()
 
 
-def test_a_valid_root_passes_preflight(tmp_path):
-    write_tiny_cifar10(tmp_path)
+def test_a_valid_root_passes_preflight_which_counts_the_images(tmp_path):
+    write_tiny_cifar10(tmp_path)  # 10 train images over five batch files, 4 test
     write_tiny_cifar100(tmp_path)
     for name in ("cifar10", "cifar100"):
-        for split in ("train", "test"):
-            assert preflight(name, tmp_path, split) is None
+        assert (preflight(name, tmp_path, "train"), preflight(name, tmp_path, "test")) == (10, 4)

@@ -115,6 +115,28 @@ def test_a_damaged_results_file_newer_than_the_cells_is_read_around_and_rebuilt(
     assert sorted(pq.read_table(out.results).column("cell_id").to_pylist()) == ids
 
 
+def test_a_run_with_nothing_to_run_keeps_a_whole_results_file_and_rebuilds_any_other(ran, cli, write_grid):
+    """Reading every result file again would cost minutes at 100,000 cells, so a run that ran
+    nothing keeps DIR/results.parquet when it is newer than the cells and DIR/cell_ids.txt and
+    holds one row per current cell; garbage, a missing row or another grid's cells make it collect."""
+    grid, out, ids, _ = ran
+
+    def rerun(grid_file=grid):
+        before = out.results.stat().st_mtime_ns
+        assert cli("run", grid_file, "--out", out.root, "--executor", "debug").exit_code == 0
+        return out.results.stat().st_mtime_ns != before, sorted(pq.read_table(out.results).column("cell_id").to_pylist())
+
+    assert rerun() == (False, ids)
+    out.results.write_bytes(b"PAR1" + bytes(100) + b"PAR1")
+    assert rerun() == (True, ids)
+    pq.write_table(pq.read_table(out.results).slice(0, 1), out.results)  # whole, readable, one row short
+    assert rerun() == (True, ids)
+    one_seed = write_grid(GRID.replace("seed = [0, 1]", "seed = [0]"), name="one_seed.toml")
+    changed, subset = rerun(one_seed)
+    assert changed and len(subset) == 1 and subset[0] in ids
+    assert rerun() == (True, ids)  # back to both seeds: nothing ran, but the cells changed
+
+
 def test_leftovers_of_killed_writes_are_swept_at_any_depth_but_not_in_the_stage_cache(ran, cli):
     grid, out, _, _ = ran
     leftovers = [out.root / ".grid.toml.tmp-abc", out.root / ".results.parquet.tmp-abc",

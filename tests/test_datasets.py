@@ -639,3 +639,20 @@ def test_photos_are_windows_of_scikit_learns_sample_photographs():
     assert torch.allclose(last, expected_last, atol=1e-6)
     info = DATASETS["photos"].describe(PhotoOptions(), None)
     assert (info.channels, info.num_classes, info.resolution) == (3, 10, 32)
+
+
+# ---- the split sizes plan checks batches against -----------------------------------------
+
+def test_each_file_backed_preflight_returns_the_number_of_images_its_split_holds(tmp_path):
+    """Plan compares batch sizes with these counts after one read of each split; the counts
+    are those the test wrote (7/3 MNIST, 9/4 SVHN, and an image folder of 3 classes x 4 files
+    with test_fraction 0.25: 3 x 3 train, 3 x 1 test). CIFAR's: tests/test_cifar.py."""
+    write_tiny_mnist(tmp_path, n_train=7, n_test=3)
+    write_tiny_svhn(tmp_path, n_train=9, n_test=4)
+    write_image_folder(tmp_path / "ham", classes=("a", "b", "c"), per_class=4)
+    expected = {("mnist", MnistOptions, 7, 3), ("svhn", SvhnOptions, 9, 4)}
+    for name, options, train, test in expected:
+        assert DATASETS[name].preflight(options(split="train"), tmp_path) == train, name
+        assert DATASETS[name].preflight(options(split="test"), tmp_path) == test, name
+    assert folder_preflight(tmp_path, split="train", test_fraction=0.25) == 9
+    assert folder_preflight(tmp_path, split="test", test_fraction=0.25) == 3

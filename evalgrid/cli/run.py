@@ -14,7 +14,7 @@ from evalgrid.grid import MAX_CELLS, Grid, load_grid
 from evalgrid.progress import Progress, format_duration
 from evalgrid.runner import RunOutcome, RunSettings, run_grid
 from evalgrid.store.layout import OutputDir
-from evalgrid.store.results import collect
+from evalgrid.store.results import collect, collected_is_whole
 
 
 @click.command("run")
@@ -104,7 +104,11 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
         return
     progress.close()
     finished, wall_s = list(outcome.finished), progress.elapsed_s()
-    if _collect(grid, OutputDir(out_dir)):  # the full read moved result files aside: run their cells now
+    out = OutputDir(out_dir)
+    if not finished and collected_is_whole(out):
+        _finish(grid, out_dir, finished, wall_s)  # nothing ran and results.parquet holds every result
+        return
+    if _collect(grid, out):  # the full read moved result files aside: run their cells now
         click.echo("running again the cells whose result files were moved aside", err=True)
         again = run_once()
         progress.close()

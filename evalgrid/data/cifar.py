@@ -57,10 +57,9 @@ class CifarFormat:
         return DatasetInfo(self.name, channels=3, resolution=SIDE, num_classes=self.num_classes,
                            normalization=self.normalization)
 
-    def preflight(self, options: CifarOptions, data_root: str | os.PathLike | None = None) -> None:
-        """Every file of the split exists and is a valid batch (this reads them once)."""
-        for path in self._split_files(options.split, data_root):
-            self._read_batch(path)
+    def preflight(self, options: CifarOptions, data_root: str | os.PathLike | None = None) -> int:
+        """Every file of the split exists and is a valid batch (this reads them once); the split's image count."""
+        return sum(len(self._read_batch(path)[1]) for path in self._split_files(options.split, data_root))
 
     def _split_files(self, split: str, data_root: str | os.PathLike | None) -> list[Path]:
         if data_root is None:

@@ -86,14 +86,16 @@ class FolderDataset:
                            normalization=IMAGENET_NORMALIZATION)
         return LazyImageFolder(self.name, files, torch.tensor(labels, dtype=torch.int64), info, self.resize_ratio)
 
-    def preflight(self, options: Any, data_root: str | os.PathLike | None = None) -> None:
+    def preflight(self, options: Any, data_root: str | os.PathLike | None = None) -> int:
         """The tree exists with enough classes, an image in each, a non-empty split, and the
-        first image of each class can be opened (its header only: the rest is read per batch)."""
+        first image of each class can be opened (its header only: the rest is read per batch);
+        the split's image count."""
         located = self.locate(options, data_root)
         listing = self._list(located)
-        self._split(options, located, listing)
-        for files in listing.values():
-            _open_header(self.name, files[0])
+        files, _ = self._split(options, located, listing)
+        for class_files in listing.values():
+            _open_header(self.name, class_files[0])
+        return len(files)
 
     def describe(self, options: Any, data_root: str | os.PathLike | None = None) -> DatasetInfo:
         """The public facts; lists the class folders only (not at all for a fixed class count)."""

@@ -77,9 +77,9 @@ def build(options: MnistOptions, data_root: str | os.PathLike | None = None) -> 
                           describe(options, data_root))
 
 
-def preflight(options: MnistOptions, data_root: str | os.PathLike | None = None) -> None:
-    """Both files of the split exist and hold MNIST's arrays (this reads them once)."""
-    _read_split(options.split, data_root)
+def preflight(options: MnistOptions, data_root: str | os.PathLike | None = None) -> int:
+    """Both files of the split exist and hold MNIST's arrays (this reads them once); its image count."""
+    return len(_read_split(options.split, data_root)[1])
 
 
 def describe(options: MnistOptions, data_root: str | os.PathLike | None = None) -> DatasetInfo:

@@ -48,9 +48,9 @@ def build(options: SvhnOptions, data_root: str | os.PathLike | None = None) -> I
     return InMemoryImages(torch.from_numpy(images), torch.from_numpy(labels), describe(options, data_root))
 
 
-def preflight(options: SvhnOptions, data_root: str | os.PathLike | None = None) -> None:
-    """The split's file exists and holds SVHN's arrays (this reads it once)."""
-    _read_split(options.split, data_root)
+def preflight(options: SvhnOptions, data_root: str | os.PathLike | None = None) -> int:
+    """The split's file exists and holds SVHN's arrays (this reads it once); its image count."""
+    return len(_read_split(options.split, data_root)[1])
 
 
 def describe(options: SvhnOptions, data_root: str | os.PathLike | None = None) -> DatasetInfo:

@@ -107,6 +107,11 @@ class OutputDir:
         return files
 
 
+def result_id(path: Path) -> str:
+    """The cell id a result file's name names."""
+    return path.name[: -len(RESULT_SUFFIX)]
+
+
 def _ids_in(folder: Path) -> set[str]:
     if not folder.is_dir():
         return set()

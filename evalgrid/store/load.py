@@ -11,8 +11,9 @@ import pyarrow.compute as pc
 
 from evalgrid.cell import FACTOR_NAMES
 from evalgrid.errors import UserError
-from evalgrid.store.layout import OutputDir
-from evalgrid.store.results import BOOLEAN_FACTORS, INTEGER_FACTORS, PendingRows, read_stored, warn_user
+from evalgrid.store.layout import OutputDir, result_id
+from evalgrid.store.results import (BOOLEAN_FACTORS, INTEGER_FACTORS, PendingRows, collected_is_fresh, read_stored,
+                                    warn_user)
 
 
 def load(directory: str | Path, stale: bool = False) -> pd.DataFrame:
@@ -31,9 +32,10 @@ def load(directory: str | Path, stale: bool = False) -> pd.DataFrame:
     if not out.root.is_dir():
         raise UserError(f"{directory}: no such output directory.")
     current = out.current_ids()
-    table = None if stale else _collected(out)
+    files = out.result_files()
+    table = None if stale else _collected(out, files)
     if table is None:
-        pending = PendingRows(out.result_files())
+        pending = PendingRows(files)
         table = pending.result()
         for item in pending.damaged:
             warn_user(f"skipped {item}; `evalgrid run` on this directory moves it to "
@@ -47,16 +49,13 @@ def load(directory: str | Path, stale: bool = False) -> pd.DataFrame:
             frame[name] = frame[name].astype("bool")
         else:
             frame[name] = _categorical(table.column(name), order.get(name, []))
-    return _current_or_marked(frame, current, stale, out)
+    return _current_or_marked(frame, current, stale, out, files)
 
 
-def _collected(out: OutputDir) -> pa.Table | None:
-    """DIR/results.parquet when it is newer than every result file and can be read; None
-    (read the cells) otherwise, with a warning when it is damaged."""
-    if not out.results.is_file():
-        return None
-    collected = out.results.stat().st_mtime
-    if any(f.stat().st_mtime > collected for f in out.result_files() if f.exists()):
+def _collected(out: OutputDir, files: list[Path]) -> pa.Table | None:
+    """DIR/results.parquet when it is newer than every result file and DIR/cell_ids.txt and can
+    be read; None (read the cells) otherwise, with a warning when it is damaged."""
+    if not collected_is_fresh(out, files):
         return None
     try:
         return read_stored(out.results)
@@ -66,14 +65,15 @@ def _collected(out: OutputDir) -> pa.Table | None:
         return None
 
 
-def _current_or_marked(frame: pd.DataFrame, current: set[str] | None, stale: bool, out: OutputDir) -> pd.DataFrame:
+def _current_or_marked(frame: pd.DataFrame, current: set[str] | None, stale: bool, out: OutputDir,
+                       files: list[Path]) -> pd.DataFrame:
     """The current rows, or (``stale``) every row with the column ``stale``; the note counts the
-    stale result files from the directory listing (a collected results.parquet holds none)."""
+    stale result ``files`` (a collected results.parquet holds none)."""
     # DIR without cell_ids.txt (last run by an evalgrid before it): every row counts as current
     is_stale = pd.Series(False, index=frame.index) if current is None else ~frame["cell_id"].isin(current)
     if stale:
         return frame.assign(stale=is_stale.to_numpy())
-    left_out = len((out.done_ids() | out.failed_ids()) - current) if current is not None else 0
+    left_out = len({result_id(path) for path in files} - current) if current is not None else 0
     if left_out:
         warn_user(f"left out {left_out} rows of cells that are not in {out.grid_toml} (results of an earlier grid "
                   f"in the same directory); evalgrid.load({str(out.root)!r}, stale=True) returns them, marked in "

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from evalgrid.cell import FACTOR_NAMES
 from evalgrid.store.atomic import atomic_write
 from evalgrid.store.heal import DamagedResult, damaged_results, quarantine
-from evalgrid.store.layout import RESULT_SUFFIX, OutputDir
+from evalgrid.store.layout import OutputDir, result_id
 
 # Metric columns: the mean over trials as float64 and, for image metrics, the values per
 # [trial][sample] (samples in the private batch's order, after matching).
@@ -195,7 +195,7 @@ def _checked_result(path: Path) -> tuple[pa.Table | None, str | None]:
     except (pa.ArrowException, OSError, ValueError) as error:
         detail = str(error).strip().splitlines()
         return None, f"not a readable result file ({type(error).__name__}: {detail[0][:200] if detail else ''})"
-    expected = path.name[: -len(RESULT_SUFFIX)]
+    expected = result_id(path)
     ids = table.column("cell_id").to_pylist()
     if ids != [expected]:
         return None, (f"it holds {len(ids)} rows of cells {ids[:3]}, not the one row of cell {expected} "
@@ -263,6 +263,41 @@ def collect(out: OutputDir, order: Callable[[], list[str] | None] | None = None,
         table = table.take(sorted(range(table.num_rows), key=keys.__getitem__))
     write_results_file(table, out.results)
     return out.results, table.num_rows
+
+
+def collected_is_fresh(out: OutputDir, files: Iterable[Path]) -> bool:
+    """DIR/results.parquet was written after every one of ``files`` (the result files) and after
+    DIR/cell_ids.txt (which ``run`` rewrites only when the grid's cells change): it holds the rows
+    those files give now. A file written in the same clock tick counts as newer (a coarse clock,
+    as on some network file systems, then costs a re-read, never a stale table)."""
+    try:
+        collected = out.results.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+    for path in (out.cell_ids_file, *files):
+        try:
+            if path.stat().st_mtime_ns >= collected:
+                return False
+        except FileNotFoundError:
+            continue  # moved aside or replaced since it was listed
+    return out.results.is_file()
+
+
+def collected_is_whole(out: OutputDir) -> bool:
+    """DIR/results.parquet is fresh (:func:`collected_is_fresh`) and its footer decodes with the
+    stored schema and one row per result file of a current cell: ``run`` then skips its collect
+    (reading 100,000 result files again takes minutes). The footer alone is read."""
+    files = out.result_files()
+    if not collected_is_fresh(out, files):
+        return False
+    current = out.current_ids()
+    expected = len(files) if current is None else sum(result_id(path) in current for path in files)
+    try:
+        metadata = pq.read_metadata(out.results)
+        schema = metadata.schema.to_arrow_schema()
+    except (pa.ArrowException, OSError, ValueError):
+        return False
+    return metadata.num_rows == expected and schema.remove_metadata().equals(_stored_schema().remove_metadata())
 
 
 def write_results_file(table: pa.Table, path: Path) -> None:
