@@ -51,14 +51,11 @@ class RunOutcome:
 
 
 def check_speedups(names: tuple[str, ...]) -> None:
-    from evalgrid.errors import choices_sentence, did_you_mean
-    from evalgrid.speedups import NOT_OFFERED, SPEEDUPS
+    from evalgrid.speedups import unknown_speedup
 
-    for name in names:
-        if name not in SPEEDUPS:
-            why = f" ({NOT_OFFERED[name]})" if name in NOT_OFFERED else did_you_mean(name, SPEEDUPS)
-            raise UserError(f"unknown speedup {name!r} (--speedups or [run] speedups){why}. "
-                            f"{choices_sentence(SPEEDUPS)}")
+    problem = unknown_speedup(names)
+    if problem:
+        raise UserError(f"--speedups: {problem}")
 
 
 def check_device(device: str) -> None:

@@ -64,6 +64,22 @@ NOT_OFFERED = {
 }
 
 
+def unknown_speedup(names: Sequence[str]) -> str | None:
+    """What is wrong with the first name that is no switch, with the valid choices; None if all are."""
+    from evalgrid.errors import choices_sentence, did_you_mean
+
+    for name in names:
+        if name not in SPEEDUPS:
+            why = f" ({NOT_OFFERED[name]})." if name in NOT_OFFERED else f".{did_you_mean(name, SPEEDUPS)}"
+            return f"unknown speedup {name!r}{why} {choices_sentence(SPEEDUPS)}"
+    return None
+
+
+def parse_speedups(text: str) -> tuple[str, ...]:
+    """The names of a comma-separated list (``--speedups``, ``[run] speedups``)."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 @contextlib.contextmanager
 def speedups(names: Sequence[str], model: nn.Module) -> Iterator[None]:
     """Hold every named switch while the attack runs on ``model``."""

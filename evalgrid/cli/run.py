@@ -13,6 +13,7 @@ from evalgrid.executors import EXECUTORS
 from evalgrid.grid import MAX_CELLS, Grid, load_grid
 from evalgrid.progress import Progress, format_duration
 from evalgrid.runner import RunOutcome, RunSettings, run_grid
+from evalgrid.speedups import parse_speedups
 from evalgrid.store.layout import OutputDir
 from evalgrid.store.results import collect, collected_is_whole
 
@@ -64,8 +65,7 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
                            threads_per_worker=grid.run.threads_per_worker if threads is None else threads,
                            slurm=slurm, alongside=alongside,
                            stack_trials=grid.run.stack_trials if stack_trials is None else stack_trials,
-                           speedups=tuple(s.strip() for s in (grid.run.speedups if speedups is None else speedups)
-                                          .split(",") if s.strip()))
+                           speedups=parse_speedups(grid.run.speedups if speedups is None else speedups))
     progress: Progress | None = None
 
     def started(pending: int, skipped: int) -> None:

@@ -139,6 +139,7 @@ class _Validator:
         with self.at("slurm"):
             sections["slurm"] = parse_slurm_table(self.table("slurm"))
         self.check_executor(sections["run"])
+        self.check_speedups(sections["run"])
         with self.at("metric_options"):
             metric_options = parse_options(MetricOptions, self.table("metric_options"))
         bases = self.component_bases()
@@ -184,6 +185,13 @@ class _Validator:
             raise self.fail(("run", "executor"), f"unknown executor {run.executor!r}."
                                                  f"{did_you_mean(run.executor, EXECUTORS.names())} "
                                                  f"{choices_sentence(EXECUTORS.names())}")
+
+    def check_speedups(self, run: RunOptions) -> None:
+        from evalgrid.speedups import parse_speedups, unknown_speedup
+
+        problem = unknown_speedup(parse_speedups(run.speedups))
+        if problem:
+            raise self.fail(("run", "speedups"), problem)
 
     def component_bases(self) -> dict[str, dict[str, Any]]:
         """Per factor, each component's options after the grid's [attacks.NAME]-style overrides."""
