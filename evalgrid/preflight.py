@@ -89,19 +89,46 @@ def _check_datasets(grid: Grid, cells: list[CellConfig]) -> None:
     from evalgrid.data import DATASETS
 
     sizes: dict[tuple[str, Any], int] = {}  # images per split, each split read once
+
+    def split_size(entry, options: Any) -> int:
+        """The split's image count from its preflight (which checks its files), or, for a
+        dataset without files to check (shipped with a package), from building it."""
+        key = (entry.name, options)
+        if key not in sizes:
+            sizes[key] = (entry.preflight(options, grid.data_root) if entry.preflight is not None
+                          else len(entry.build(options, grid.data_root)))
+        return sizes[key]
+
     for cell in cells:
         choice = cell.dataset
         entry = DATASETS[choice.name]
         variants = [choice.options]
         if _needs_other_splits(cell) and hasattr(choice.options, "split"):
             variants += [dataclasses.replace(choice.options, split=s) for s in ("train", "test")]
-        for options in variants:
-            if entry.preflight is not None and (choice.name, options) not in sizes:
-                sizes[(choice.name, options)] = entry.preflight(options, grid.data_root)
-        victims = (choice.name, choice.options)
-        if victims not in sizes:  # a dataset without files to check (shipped with a package): built
-            sizes[victims] = len(entry.build(choice.options, grid.data_root))
-        _check_victims_fit(grid, cell, sizes[victims])
+        if entry.preflight is not None:
+            for options in variants:
+                split_size(entry, options)
+        _check_victims_fit(grid, cell, split_size(entry, choice.options))
+        _check_federation_fits(grid, cell, lambda options: split_size(entry, options))
+
+
+def _check_federation_fits(grid: Grid, cell: CellConfig, split_size) -> None:
+    """A trained stage's clients get shards of its training split (evalgrid.fl.partition): the
+    split must hold ``clients`` shards, which would otherwise fail every such cell at run."""
+    from evalgrid.fl.partition import shard_size
+    from evalgrid.fl.stage import STAGES
+
+    with naming(grid, "factors.stage"):
+        federation = STAGES[cell.stage.name].build(cell.stage.options).federation
+    if federation is None:
+        return
+    options = cell.dataset.options
+    train = dataclasses.replace(options, split="train") if hasattr(options, "split") else options
+    try:
+        shard_size(split_size(train), federation.clients, federation.samples_per_client)
+    except ValueError as error:
+        raise UserError(f"{grid.source}: factors.stage: {cell.stage} on dataset {cell.dataset}: {error}; lower "
+                        f"clients or samples_per_client.") from None
 
 
 def _check_victims_fit(grid: Grid, cell: CellConfig, size: int) -> None:

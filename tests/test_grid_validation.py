@@ -180,6 +180,11 @@ def test_control_characters_in_the_name_or_description_are_refused_and_escaped(w
 @pytest.mark.parametrize("change, expected", [
     ('batch_size = [1000000000000]', "factors.batch_size[0]: 1000000000000 is out of range: must be <= 100,000"),
     ('batch_size = [5000]', "factors.batch_size: 5000 needs 5000 distinct images, but dataset digits has 1437"),
+    ('stage = [{ name = "fedavg", clients = 2000 }]', "factors.stage: fedavg(clients=2000) on dataset digits: 2000 "
+                                                      "clients cannot share a training split of 1437 samples"),
+    ('stage = [{ name = "fedavg", clients = 100, samples_per_client = 100 }]',
+     "100 clients × 100 samples need 10000 samples, but the training split has 1437"),
+    ('stage = [{ name = "fedavg", clients_per_round = 7 }]', "factors.stage: stage 'fedavg': clients_per_round = 7"),
     ('resolution = [100000]', "factors.resolution[0]: 100000 is out of range: must be <= 4,096"),
     ('trials = [1000000000000]', "factors.trials[0]: 1000000000000 is out of range: must be <= 1,000"),
     ('model = [{ name = "lenet", init_range = 1e308 }]', "init_range: 1e+308 is out of range"),

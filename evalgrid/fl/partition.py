@@ -13,7 +13,10 @@ def shard_size(num_samples: int, clients: int, samples_per_client: int) -> int:
     if clients < 1:
         raise ValueError(f"clients must be >= 1, got {clients}")
     size = samples_per_client or num_samples // clients
-    if size < 1 or size * clients > num_samples:
+    if size < 1:
+        raise ValueError(f"{clients} clients cannot share a training split of {num_samples} samples "
+                         f"(each needs at least one)")
+    if size * clients > num_samples:
         raise ValueError(f"{clients} clients × {size} samples need {clients * size} samples, "
                          f"but the training split has {num_samples}")
     return size
