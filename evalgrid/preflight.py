@@ -179,8 +179,10 @@ def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
 
 
 # Parameters a model may have: ViT-L/16 has 0.3 billion; 4 billion float32 weights take 16 GB
-# before the gradients, the double-backward graph and the optimizer's state.
+# before the gradients, the double-backward graph and the optimizer's state. The bytes of its
+# parameters and buffers (BatchNorm statistics, ...) as built are bounded alike.
 MAX_MODEL_PARAMETERS = 4_000_000_000
+MAX_MODEL_BYTES = 16 * 2**30
 
 
 def _meta_model(grid: Grid, model, info):
@@ -199,10 +201,11 @@ def _meta_model(grid: Grid, model, info):
                         f"{info.resolution} ({type(error).__name__}: {detail[0][:200] if detail else ''}); check its "
                         f"size options.") from None
     count = sum(parameter.numel() for parameter in network.parameters())
-    if count > MAX_MODEL_PARAMETERS:
-        raise UserError(f"{grid.source}: factors.model: {model} has {count:,} parameters ({4 * count / 2**30:,.0f} GiB "
-                        f"in float32), more than evalgrid's limit of {MAX_MODEL_PARAMETERS:,}; lower its width or "
-                        f"size options.")
+    size = sum(tensor.numel() * tensor.element_size() for tensor in [*network.parameters(), *network.buffers()])
+    if count > MAX_MODEL_PARAMETERS or size > MAX_MODEL_BYTES:
+        raise UserError(f"{grid.source}: factors.model: {model} has {count:,} parameters ({size / 2**30:,.1f} GiB with "
+                        f"its buffers), more than evalgrid's limit of {MAX_MODEL_PARAMETERS:,} parameters and "
+                        f"{MAX_MODEL_BYTES / 2**30:.0f} GiB; lower its width or size options.")
     return network
 
 

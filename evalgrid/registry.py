@@ -42,7 +42,7 @@ class Registry(Generic[T]):
             raise UnknownName(self.kind, name, self.names()) from None
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return isinstance(name, str) and name in self._entries  # a grid's value may be any TOML value
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)

@@ -200,6 +200,22 @@ def test_sizes_that_would_exhaust_memory_are_refused_at_plan(write_grid, cli, tm
     assert expected in text
 
 
+def test_a_model_whose_weights_and_buffers_exceed_the_byte_limit_is_refused_at_plan(write_grid, cli, tmp_path,
+                                                                                        monkeypatch):
+    """DLG's LeNet on 32x32 grey digits: convolutions 1->12, 12->12, 12->12 (5x5, with biases), then
+    12 x 8 x 8 -> 10 linear: 15,226 float32 parameters, 60,904 bytes; a limit of 60,000 bytes
+    refuses it, counted on the meta device."""
+    import evalgrid.preflight
+
+    parameters = (1 * 12 + 12 * 12 + 12 * 12) * 5 * 5 + 3 * 12 + 12 * 8 * 8 * 10 + 10
+    assert parameters * 4 == 60_904
+    monkeypatch.setattr(evalgrid.preflight, "MAX_MODEL_BYTES", 60_000)
+    text = refused(cli, write_grid(MINIMAL_GRID), tmp_path)
+    assert f"lenet has {parameters:,} parameters (0.0 GiB" in text and "4,000,000,000 parameters and 0 GiB" in text
+    monkeypatch.setattr(evalgrid.preflight, "MAX_MODEL_BYTES", 60_904)
+    assert cli("plan", write_grid(MINIMAL_GRID)).exit_code == 0
+
+
 def test_unknown_executor_is_refused(write_grid, cli, tmp_path):
     text = refused(cli, write_grid(MINIMAL_GRID + '\n[run]\nexecutor = "lokal"\n'), tmp_path)
     assert "run.executor" in text and "Did you mean 'local'?" in text

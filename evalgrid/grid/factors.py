@@ -76,8 +76,9 @@ class ComponentFactor:
             raise InvalidOption("name", f"an inline {self.name} table needs a string 'name' key, e.g. "
                                         f"{{ name = {self.registry.names()[0]!r}, ... }}. "
                                         f"{choices_sentence(self.registry.names())}")
-        raise InvalidOption("", f"expected a {self.name} name or an inline table {{ name = ..., option = ... }}, "
-                                f"got {raw!r}. {choices_sentence(self.registry.names())}")
+        article = "an" if self.name[0] in "aeiou" else "a"
+        raise InvalidOption("", f"expected {article} {self.name} name or an inline table {{ name = ..., "
+                                f"option = ... }}, got {raw!r}. {choices_sentence(self.registry.names())}")
 
 
 class MatchesEqualValues:

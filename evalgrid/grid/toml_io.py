@@ -50,11 +50,11 @@ def _read(path: Path, stack: list[Path]) -> MergedToml:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
-        raise GridError(str(path), "", f"invalid TOML: {err}.") from None
+        raise _unparsable(path, stack, f"invalid TOML: {err}.") from None
     except UnicodeDecodeError as err:
-        raise GridError(str(path), "", f"not a UTF-8 text file ({err.reason}).") from None
+        raise _unparsable(path, stack, f"not a UTF-8 text file ({err.reason}).") from None
     except RecursionError:
-        raise GridError(str(path), "", "invalid TOML: its arrays or tables are nested too deeply.") from None
+        raise _unparsable(path, stack, "invalid TOML: its arrays or tables are nested too deeply.") from None
     except OSError as err:
         if stack:
             raise GridError(str(stack[-1]), "extends",
@@ -71,6 +71,14 @@ def _read(path: Path, stack: list[Path]) -> MergedToml:
     merged.data.pop("extends", None)
     merged.files.append(path)
     return merged
+
+
+def _unparsable(path: Path, stack: list[Path], problem: str) -> GridError:
+    """The error for a file that is not TOML: about the grid file, or about the base file that
+    the last file of ``stack`` extends (named with the extending file and its key)."""
+    if stack:
+        return GridError(str(stack[-1]), "extends", f"the base file {str(path)!r} is not a grid file: {problem}")
+    return GridError(str(path), "", problem)
 
 
 def _merge_into(target: MergedToml, data: dict[str, Any], source: Path, prefix: tuple[str, ...]) -> None:

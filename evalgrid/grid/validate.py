@@ -169,6 +169,9 @@ class _Validator:
             raise self.fail(("metrics",), f"expected a non-empty list of metric names, got {raw!r}. "
                                           f"{choices_sentence(METRICS.names())}")
         for index, name in enumerate(raw):
+            if not isinstance(name, str):
+                raise self.fail(("metrics", index), f"expected a metric name (a string), got {name!r}. "
+                                                    f"{choices_sentence(METRICS.names())}")
             if name not in METRICS:
                 raise self.fail(("metrics", index), f"unknown metric {name!r}.{did_you_mean(name, METRICS.names())} "
                                                     f"{choices_sentence(METRICS.names())}")
