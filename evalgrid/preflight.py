@@ -43,6 +43,10 @@ def naming(grid: Grid, key: str) -> Iterator[None]:
         if str(error).startswith(str(grid.source)):
             raise
         raise UserError(f"{grid.source}: {key}: {error}") from None
+    except OSError as error:  # a path the grid names: too long, a loop of links, no permission
+        if error.filename is None:
+            raise
+        raise UserError(f"{grid.source}: {key}: {error.filename} cannot be used ({error.strerror or error}).") from None
 
 
 def distinct_setups(cells: Iterable[CellConfig]) -> list[CellConfig]:

@@ -216,6 +216,27 @@ def test_a_model_whose_weights_and_buffers_exceed_the_byte_limit_is_refused_at_p
     assert cli("plan", write_grid(MINIMAL_GRID)).exit_code == 0
 
 
+@pytest.mark.parametrize("where", ["extends", "data root", "checkpoint"])
+def test_a_path_too_long_for_the_file_system_is_one_paragraph_naming_the_grid_and_key(write_grid, cli, tmp_path,
+                                                                                      where):
+    long_name = "y" * 5000  # Linux refuses names over 255 bytes with ENAMETOOLONG, from any call that looks
+    text = {"extends": f'extends = "{long_name}"\n{MINIMAL_GRID}',
+            "data root": MINIMAL_GRID.replace('["digits"]', '["cifar10"]') + f'\n[data]\nroot = "{long_name}"\n',
+            "checkpoint": MINIMAL_GRID.replace('model = ["lenet"]', f'model = ["lenet"]\ninit = [{{ name = '
+                                                                   f'"checkpoint", path = "{long_name}" }}]')}[where]
+    message = refused(cli, write_grid(text), tmp_path)
+    key = {"extends": "extends", "data root": "factors.dataset", "checkpoint": "factors.init"}[where]
+    assert f": {key}: " in message and "too long" in message
+
+
+def test_an_output_directory_path_too_long_is_one_paragraph(write_grid, cli, tmp_path):
+    out = tmp_path / ("y" * 5000)
+    for args in (["run", write_grid(MINIMAL_GRID), "--out", out], ["status", out], ["collect", out]):
+        result = cli(*args)
+        assert result.exit_code == 2 and result.output.startswith("error: ") and "too long" in result.output
+        assert "Traceback" not in result.output and result.output.strip().count("\n") == 0
+
+
 def test_unknown_executor_is_refused(write_grid, cli, tmp_path):
     text = refused(cli, write_grid(MINIMAL_GRID + '\n[run]\nexecutor = "lokal"\n'), tmp_path)
     assert "run.executor" in text and "Did you mean 'local'?" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 import unicodedata
@@ -36,6 +37,17 @@ class _Group(click.Group):
         except UserError as error:
             click.echo(f"error: {_printable(str(error))}", err=True)
             sys.exit(error.exit_code)
+        except OSError as error:  # a path the user gave that the system refuses, wherever it is first touched
+            if error.filename is None or error.errno not in PATH_ERRORS:
+                raise
+            click.echo(f"error: {_printable(str(error.filename))}: {error.strerror}. Check this path (on the command "
+                       f"line or in the grid file).", err=True)
+            sys.exit(2)
+
+
+# The errors the system gives about a path itself (not about evalgrid): a name too long, a loop of
+# symbolic links, a folder where a file belongs or the reverse, no permission, a read-only file system.
+PATH_ERRORS = {errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 def _printable(text: str) -> str:

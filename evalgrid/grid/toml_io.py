@@ -40,9 +40,8 @@ def _read(path: Path, stack: list[Path]) -> MergedToml:
     if path in stack:
         chain = " -> ".join(str(p) for p in [*stack, path])
         raise GridError(str(stack[-1]), "extends", f"'extends' forms a cycle: {chain}.")
-    if not path.is_file():
-        what = ("is a directory, not a file" if path.is_dir() else
-                "is not a regular file" if path.exists() else "does not exist")
+    what = _kind_problem(path)
+    if what is not None:
         if stack:
             raise GridError(str(stack[-1]), "extends",
                             f"the base file {str(path)!r} {what} (paths are relative to the extending file).")
@@ -71,6 +70,17 @@ def _read(path: Path, stack: list[Path]) -> MergedToml:
     merged.data.pop("extends", None)
     merged.files.append(path)
     return merged
+
+
+def _kind_problem(path: Path) -> str | None:
+    """None for a regular file; else what it is instead, or why it cannot be looked at."""
+    try:
+        if path.is_file():
+            return None
+        return ("is a directory, not a file" if path.is_dir() else
+                "is not a regular file" if path.exists() else "does not exist")
+    except OSError as error:  # a name too long, a loop of symbolic links, no permission on a folder
+        return f"cannot be looked up ({error.strerror or error})"
 
 
 def _unparsable(path: Path, stack: list[Path], problem: str) -> GridError:

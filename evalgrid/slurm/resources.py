@@ -62,6 +62,13 @@ def available_profiles() -> list[str]:
 
 
 def find_profile(name: str, relative_to: Path | None = None) -> Path:
+    try:
+        return _find_profile(name, relative_to)
+    except OSError as error:  # a name too long, a loop of links, no permission on a folder
+        raise UserError(f"Slurm profile {name!r} cannot be looked up ({error.strerror or error}).") from None
+
+
+def _find_profile(name: str, relative_to: Path | None = None) -> Path:
     if name.endswith(".toml") or os.sep in name:
         path = Path(name).expanduser()
         if not path.is_absolute() and relative_to is not None and not path.exists():
