@@ -173,6 +173,10 @@ def test_rows_of_an_earlier_grid_are_left_out_unless_asked_for(ran, cli, write_g
     assert len(pd.read_parquet(out.results)) == 2
     result = cli("table", "sok_table1", out.root)
     assert "Traceback" not in result.output
+    for damage in (b"", b"\xff\xfe not ids"):  # DIR/cell_ids.txt damaged: the ids come from grid.toml
+        out.cell_ids_file.write_bytes(damage)
+        frame, said = notes(lambda: evalgrid.load(out.root, stale=True))
+        assert sorted(frame.loc[frame["stale"], "cell_id"]) == old_ids
 
 
 def test_an_output_path_under_a_file_is_one_paragraph_and_exit_code_2(write_grid, cli, tmp_path):

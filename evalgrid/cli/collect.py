@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from evalgrid.errors import UserError
-from evalgrid.grid import load_grid
 from evalgrid.store.layout import OutputDir
 from evalgrid.store.results import collect
 
@@ -28,9 +27,7 @@ def command(out_dir: Path) -> None:
         raise UserError(f"{out_dir}: no cell results to collect (expected {out.cells}/).")
 
     def order() -> list[str] | None:
-        if not out.grid_toml.is_file():
-            return None
-        return [cell.cell_id for cell in load_grid(out.grid_toml, max_cells=None).cells]
+        return out.cell_ids() if out.grid_toml.is_file() else None
 
     path, rows = collect(out, order, say=lambda line: click.echo(f"note: {line}", err=True))
     click.echo(f"{rows} rows -> {path}")

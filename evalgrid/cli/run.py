@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from evalgrid.cli.summary import results_summary
 from evalgrid.errors import OutputFull, UserError
 from evalgrid.executors import EXECUTORS
-from evalgrid.grid import MAX_CELLS, Grid, load_grid
+from evalgrid.grid import MAX_CELLS, load_grid
 from evalgrid.progress import Progress, format_duration
-from evalgrid.runner import RunOutcome, RunSettings, run_grid
-from evalgrid.speedups import parse_speedups
 from evalgrid.store.layout import OutputDir
-from evalgrid.store.results import collect, collected_is_whole
+
+if TYPE_CHECKING:  # the rest is imported when the command runs: `evalgrid --help` imports no torch
+    from evalgrid.grid import Grid
+    from evalgrid.runner import RunOutcome
 
 
 @click.command("run")
@@ -54,6 +55,10 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
       evalgrid run grids/quickstart.toml --out runs/quickstart --workers 2
       evalgrid run grids/quickstart.toml --out runs/quickstart --executor slurm --profile mycluster
     """
+    from evalgrid.runner import RunSettings, run_grid
+    from evalgrid.speedups import parse_speedups
+    from evalgrid.store.results import collected_is_whole
+
     grid = load_grid(grid_file, max_cells)
     name = executor or grid.run.executor
     slurm = None
@@ -124,13 +129,17 @@ def _note(line: str) -> None:
 def _collect(grid: Grid, out: OutputDir) -> set[str]:
     """Collect DIR/results.parquet; the ids of the grid's cells whose result files it moved aside
     (the full read finds what the check before the run cannot: another schema, another cell's row)."""
+    from evalgrid.store.results import collect
+
     before = out.done_ids() | out.failed_ids()
     collect(out, order=lambda: [cell.cell_id for cell in grid.cells], say=_note)
     return (before - out.done_ids() - out.failed_ids()) & {cell.cell_id for cell in grid.cells}
 
 
 def _submitted(grid: Grid, out_dir: Path, outcome: RunOutcome, wait: bool) -> None:
+    from evalgrid.cli.summary import results_summary
     from evalgrid.slurm.follow import describe_submission, wait_for_cells
+    from evalgrid.store.results import collect
 
     if outcome.held:
         click.echo(f"{outcome.held} cell(s) left to the Slurm tasks that hold them", err=True)
@@ -158,6 +167,8 @@ def _submitted(grid: Grid, out_dir: Path, outcome: RunOutcome, wait: bool) -> No
 
 def _finish(grid: Grid, out_dir: Path, finished: list, wall_s: float) -> None:
     """The summary of a local run whose results were collected."""
+    from evalgrid.cli.summary import results_summary
+
     out = OutputDir(out_dir)
     failed = [s for s in finished if s.status != "done"]
     elapsed = sum(s.wall_s for s in finished)

@@ -10,7 +10,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evalgrid.errors import UserError
-from evalgrid.grid import load_grid
 from evalgrid.store.layout import OutputDir
 
 
@@ -34,8 +33,7 @@ def command(out_dir: Path, cell_id: str | None, refresh: bool) -> None:
     if not out.grid_toml.is_file():
         raise UserError(f"{out_dir}: not an evalgrid output directory (no grid.toml); "
                         f"start one with: evalgrid run GRID --out {out_dir}")
-    grid = load_grid(out.grid_toml, max_cells=None)
-    ids = [cell.cell_id for cell in grid.cells]
+    ids = out.cell_ids()
     from evalgrid.slurm.ledger import read_submissions
 
     on_slurm = bool(read_submissions(out))
@@ -46,7 +44,7 @@ def command(out_dir: Path, cell_id: str | None, refresh: bool) -> None:
     if cell_id is not None:
         _one_cell(out, cell_id, ids, on_slurm, refresh)
         return
-    click.echo(f"{grid.name}: {len(ids)} cells")
+    click.echo(f"{out.grid_name()}: {len(ids)} cells")
     if on_slurm:
         from evalgrid.slurm.cells import cell_states
         from evalgrid.slurm.follow import count_states

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from evalgrid.weights import WEIGHTS, fetch_weights, missing_weights, weights_path
-
 
 @click.group("weights")
 def command() -> None:
@@ -24,6 +22,8 @@ def command() -> None:
 @command.command("list")
 def list_weights() -> None:
     """Each weight file, where it is expected, and whether it is present."""
+    from evalgrid.weights import WEIGHTS, missing_weights, weights_path
+
     missing = set(missing_weights(WEIGHTS.names()))
     for name in WEIGHTS.names():
         click.echo(f"{name:13s} {'missing' if name in missing else 'present'}  {weights_path(name)}")
@@ -34,6 +34,8 @@ def list_weights() -> None:
 @click.option("--all", "everything", is_flag=True, help="Every file evalgrid knows (about 2.9 GB).")
 def fetch(names: tuple[str, ...], everything: bool) -> None:
     """Download NAMES into the torch cache (the error that stopped a grid names them). Needs internet."""
+    from evalgrid.weights import WEIGHTS, fetch_weights
+
     if not names and not everything:
         raise click.UsageError(f"name the files to fetch, or pass --all. Known: {', '.join(WEIGHTS.names())}.")
     for name in names or WEIGHTS.names():

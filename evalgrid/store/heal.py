@@ -14,15 +14,13 @@ it and say so, and change nothing.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from evalgrid.cell import CELL_ID_LENGTH
-from evalgrid.store.layout import RESULT_SUFFIX, OutputDir
+from evalgrid.store.layout import RESULT_SUFFIX, OutputDir, is_cell_id
 
 PARQUET_MAGIC = b"PAR1"
-_CELL_ID = re.compile(f"[0-9a-f]{{{CELL_ID_LENGTH}}}")
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ def damaged_results(out: OutputDir) -> list[DamagedResult]:
 
 
 def _cheap_check(entry: os.DirEntry) -> str | None:
-    if not _CELL_ID.fullmatch(entry.name[: -len(RESULT_SUFFIX)]):
+    if not is_cell_id(entry.name[: -len(RESULT_SUFFIX)]):
         return f"its name is not a cell id ({CELL_ID_LENGTH} hex digits){RESULT_SUFFIX}"
     if entry.is_symlink() or not entry.is_file():
         return "not a regular file"

@@ -30,11 +30,42 @@ class OutputDir:
         return self.root / "cell_ids.txt"
 
     def current_ids(self) -> set[str] | None:
-        """The ids in :attr:`cell_ids_file`; None when DIR has none (a directory from before it)."""
-        try:
-            return set(self.cell_ids_file.read_text(encoding="utf-8").split())
-        except FileNotFoundError:
+        """The ids of grid.toml's cells (:meth:`cell_ids`); None when DIR has no grid.toml, or
+        one that cannot be expanded (then every row counts as current)."""
+        from evalgrid.errors import UserError
+
+        if self.listed_cell_ids() is None and not self.grid_toml.is_file():
             return None
+        try:
+            return set(self.cell_ids())
+        except UserError:
+            return None
+
+    def cell_ids(self) -> list[str]:
+        """The ids of grid.toml's cells in grid order: from :attr:`cell_ids_file`, or, in a
+        directory without a valid one, by expanding grid.toml (which imports torch)."""
+        ids = self.listed_cell_ids()
+        if ids is None:
+            from evalgrid.grid import load_grid
+
+            ids = [cell.cell_id for cell in load_grid(self.grid_toml, max_cells=None).cells]
+        return ids
+
+    def grid_name(self) -> str:
+        """The name in grid.toml, read without validating the grid."""
+        from evalgrid.grid.toml_io import read_grid_toml
+
+        name = read_grid_toml(self.grid_toml).data.get("name")
+        return name if isinstance(name, str) else "?"
+
+    def listed_cell_ids(self) -> list[str] | None:
+        """The ids in :attr:`cell_ids_file`, in grid order; None when DIR has none (a directory
+        from before it) or it is not a list of cell ids (then readers expand grid.toml instead)."""
+        try:
+            ids = self.cell_ids_file.read_text(encoding="utf-8").split()
+        except (FileNotFoundError, UnicodeDecodeError):
+            return None
+        return ids if ids and all(is_cell_id(cell_id) for cell_id in ids) else None  # a grid has cells
 
     @property
     def cells(self) -> Path:
@@ -105,6 +136,12 @@ class OutputDir:
         files = [self.done_result(i) for i in sorted(done)]
         files += [self.failed_result(i) for i in sorted(_ids_in(self.failed) - done)]
         return files
+
+
+def is_cell_id(text: str) -> bool:
+    from evalgrid.cell import CELL_ID_LENGTH
+
+    return len(text) == CELL_ID_LENGTH and all(c in "0123456789abcdef" for c in text)
 
 
 def result_id(path: Path) -> str:
