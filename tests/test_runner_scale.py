@@ -215,7 +215,9 @@ def test_load_needs_no_torch(tmp_path, write_grid):
     out = OutputDir(tmp_path / "out")
     out.root.mkdir()
     (out.root / "grid.toml").write_text(MINIMAL_GRID)
-    write_rows(out, load_grid(write_grid(MINIMAL_GRID)).cells)
+    cells = load_grid(write_grid(MINIMAL_GRID)).cells
+    out.cell_ids_file.write_text("".join(f"{cell.cell_id}\n" for cell in cells))  # as `run` leaves DIR
+    write_rows(out, cells)
     code = f"import sys, evalgrid; evalgrid.load({str(out.root)!r}); print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.splitlines()[-1] == "False"

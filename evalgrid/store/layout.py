@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from evalgrid.cell import CELL_ID_LENGTH
 
 RESULT_SUFFIX = ".parquet"
 
@@ -34,10 +37,11 @@ class OutputDir:
         one that cannot be expanded (then every row counts as current)."""
         from evalgrid.errors import UserError
 
-        if self.listed_cell_ids() is None and not self.grid_toml.is_file():
+        listed = self.listed_cell_ids()
+        if listed is None and not self.grid_toml.is_file():
             return None
         try:
-            return set(self.cell_ids())
+            return set(listed if listed is not None else self.cell_ids())
         except UserError:
             return None
 
@@ -62,10 +66,10 @@ class OutputDir:
         """The ids in :attr:`cell_ids_file`, in grid order; None when DIR has none (a directory
         from before it) or it is not a list of cell ids (then readers expand grid.toml instead)."""
         try:
-            ids = self.cell_ids_file.read_text(encoding="utf-8").split()
+            text = self.cell_ids_file.read_text(encoding="utf-8")
         except (FileNotFoundError, UnicodeDecodeError):
             return None
-        return ids if ids and all(is_cell_id(cell_id) for cell_id in ids) else None  # a grid has cells
+        return text.split() if _CELL_ID_LINES.fullmatch(text) else None  # one id per line; a grid has cells
 
     @property
     def cells(self) -> Path:
@@ -139,9 +143,11 @@ class OutputDir:
 
 
 def is_cell_id(text: str) -> bool:
-    from evalgrid.cell import CELL_ID_LENGTH
+    return _CELL_ID.fullmatch(text) is not None
 
-    return len(text) == CELL_ID_LENGTH and all(c in "0123456789abcdef" for c in text)
+
+_CELL_ID = re.compile(f"[0-9a-f]{{{CELL_ID_LENGTH}}}")
+_CELL_ID_LINES = re.compile(f"(?:[0-9a-f]{{{CELL_ID_LENGTH}}}\n)+")
 
 
 def result_id(path: Path) -> str:

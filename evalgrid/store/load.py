@@ -69,10 +69,12 @@ def _current_or_marked(frame: pd.DataFrame, current: set[str] | None, stale: boo
                        files: list[Path]) -> pd.DataFrame:
     """The current rows, or (``stale``) every row with the column ``stale``; the note counts the
     stale result ``files`` (a collected results.parquet holds none)."""
-    # DIR without cell_ids.txt (last run by an evalgrid before it): every row counts as current
-    is_stale = pd.Series(False, index=frame.index) if current is None else ~frame["cell_id"].isin(current)
+    # DIR without a grid (or one that cannot be expanded): every row counts as current
+    is_stale = (np.zeros(len(frame), dtype=bool) if current is None else  # hashed in Arrow: pandas' isin on
+                ~pc.is_in(pa.array(frame["cell_id"]), value_set=pa.array(list(current), pa.string()))  # strings
+                .to_numpy(zero_copy_only=False))  # loops in Python
     if stale:
-        return frame.assign(stale=is_stale.to_numpy())
+        return frame.assign(stale=is_stale)
     left_out = len({result_id(path) for path in files} - current) if current is not None else 0
     if left_out:
         warn_user(f"left out {left_out} rows of cells that are not in {out.grid_toml} (results of an earlier grid "
@@ -80,7 +82,7 @@ def _current_or_marked(frame: pd.DataFrame, current: set[str] | None, stale: boo
                   f"column 'stale'")
     if not is_stale.any():
         return frame  # no copy: a million rows with per-sample lists take seconds to copy
-    return frame.loc[~is_stale.to_numpy()].reset_index(drop=True)
+    return frame.loc[~is_stale].reset_index(drop=True)
 
 
 def _categorical(column: pa.ChunkedArray, order: list[str]) -> pd.Categorical:
