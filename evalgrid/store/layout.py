@@ -32,16 +32,16 @@ class OutputDir:
         readers tell current rows from stale ones without expanding the grid (or importing torch)."""
         return self.root / "cell_ids.txt"
 
-    def current_ids(self) -> set[str] | None:
-        """The ids of grid.toml's cells (:meth:`cell_ids`); None when DIR has no grid.toml, or
-        one that cannot be expanded (then every row counts as current)."""
+    def current_ids(self) -> list[str] | None:
+        """The ids of grid.toml's cells in grid order (:meth:`cell_ids`); None when DIR has no
+        grid.toml, or one that cannot be expanded (then every row counts as current)."""
         from evalgrid.errors import UserError
 
         listed = self.listed_cell_ids()
-        if listed is None and not self.grid_toml.is_file():
-            return None
+        if listed is not None or not self.grid_toml.is_file():
+            return listed
         try:
-            return set(listed if listed is not None else self.cell_ids())
+            return self.cell_ids()
         except UserError:
             return None
 

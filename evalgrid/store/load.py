@@ -40,6 +40,9 @@ def load(directory: str | Path, stale: bool = False) -> pd.DataFrame:
         for item in pending.damaged:
             warn_user(f"skipped {item}; `evalgrid run` on this directory moves it to "
                       f"{out.quarantine} and runs its cell again")
+    current = None if current is None else pa.array(current, pa.string())
+    is_stale = (np.zeros(table.num_rows, dtype=bool) if current is None else  # hashed in Arrow (pandas' isin on
+                ~pc.is_in(table.column("cell_id"), value_set=current).to_numpy(zero_copy_only=False))  # strings loops)
     frame = table.to_pandas()
     order = _grid_order(out)
     for name in FACTOR_NAMES:
@@ -49,7 +52,7 @@ def load(directory: str | Path, stale: bool = False) -> pd.DataFrame:
             frame[name] = frame[name].astype("bool")
         else:
             frame[name] = _categorical(table.column(name), order.get(name, []))
-    return _current_or_marked(frame, current, stale, out, files)
+    return _current_or_marked(frame, is_stale, current, stale, out, files)
 
 
 def _collected(out: OutputDir, files: list[Path]) -> pa.Table | None:
@@ -65,17 +68,17 @@ def _collected(out: OutputDir, files: list[Path]) -> pa.Table | None:
         return None
 
 
-def _current_or_marked(frame: pd.DataFrame, current: set[str] | None, stale: bool, out: OutputDir,
-                       files: list[Path]) -> pd.DataFrame:
+def _current_or_marked(frame: pd.DataFrame, is_stale: np.ndarray, current: pa.Array | None, stale: bool,
+                       out: OutputDir, files: list[Path]) -> pd.DataFrame:
     """The current rows, or (``stale``) every row with the column ``stale``; the note counts the
-    stale result ``files`` (a collected results.parquet holds none)."""
-    # DIR without a grid (or one that cannot be expanded): every row counts as current
-    is_stale = (np.zeros(len(frame), dtype=bool) if current is None else  # hashed in Arrow: pandas' isin on
-                ~pc.is_in(pa.array(frame["cell_id"]), value_set=pa.array(list(current), pa.string()))  # strings
-                .to_numpy(zero_copy_only=False))  # loops in Python
+    stale result ``files`` (a collected results.parquet holds none). Without ``current`` (a DIR
+    without a grid, or one that cannot be expanded) every row counts as current."""
     if stale:
         return frame.assign(stale=is_stale)
-    left_out = len({result_id(path) for path in files} - current) if current is not None else 0
+    left_out = 0
+    if current is not None and files:
+        ids = pa.array([result_id(path) for path in files], pa.string())
+        left_out = len(files) - pc.sum(pc.is_in(ids, value_set=current)).as_py()
     if left_out:
         warn_user(f"left out {left_out} rows of cells that are not in {out.grid_toml} (results of an earlier grid "
                   f"in the same directory); evalgrid.load({str(out.root)!r}, stale=True) returns them, marked in "

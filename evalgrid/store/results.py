@@ -251,7 +251,7 @@ def collect(out: OutputDir, order: Callable[[], list[str] | None] | None = None,
         say(line)
     current = out.current_ids()
     if current is not None and table.num_rows:
-        is_current = pc.is_in(table.column("cell_id"), value_set=pa.array(sorted(current), pa.string()))
+        is_current = pc.is_in(table.column("cell_id"), value_set=pa.array(current, pa.string()))
         left_out = table.num_rows - pc.sum(is_current).as_py()
         if left_out:
             table = table.filter(is_current)
@@ -292,6 +292,7 @@ def collected_is_whole(out: OutputDir) -> bool:
     if not collected_is_fresh(out, files):
         return False
     current = out.current_ids()
+    current = None if current is None else set(current)
     expected = sorted(result_id(path) for path in files if current is None or result_id(path) in current)
     try:
         table = read_stored(out.results)
