@@ -9,7 +9,8 @@ script's latest section, in the order of SCRIPTS.
     python benchmarks/regenerate.py NAME ...   # only these; the others' latest sections are kept
     python benchmarks/regenerate.py --list
 
-Slurm's benchmark needs root on Debian (it starts slurm/cluster/); breaching's installs
+Slurm's benchmark needs root on Debian (it starts slurm/cluster/), and so does chaos's full-disk
+phase (a tmpfs); breaching's installs
 breaching into benchmarks/.breaching-env the first time. A script that fails stops the run and
 leaves its section as it was.
 """
@@ -31,6 +32,8 @@ SCRIPTS: dict[str, list[str]] = {
     "many_attacks": ["--repeats", "5", "--steps", "2", "--check", "8", "--threads", "1"],
     "gpu_options": ["--repeats", "5", "--steps", "2", "--iterations", "60", "--threads", "1"],
     "runner_scale": ["--repeats", "5"],
+    "chaos": [],
+    "cli_startup": ["--repeats", "5"],
     "stage_reuse": [],
     "early_stopping": [],
     "paper_smoke": [],
