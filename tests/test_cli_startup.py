@@ -53,7 +53,8 @@ def ran(tmp_path_factory):
 def test_the_command_imports_no_torch(ran, args, code):
     argv = [arg.format(out=ran) for arg in args]
     result = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=120)
-    assert result.stdout.strip().splitlines()[-1] == f"exit {code} no-torch", result.stdout[-2000:] + result.stderr[-2000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert last == f"exit {code} no-torch", result.stdout[-2000:] + result.stderr[-2000:]
 
 
 def test_status_reads_the_ids_of_cell_ids_txt_and_expands_the_grid_when_it_is_missing_or_damaged(ran):

@@ -124,7 +124,8 @@ def test_a_run_with_nothing_to_run_keeps_a_whole_results_file_and_rebuilds_any_o
     def rerun(grid_file=grid):
         before = out.results.stat().st_mtime_ns
         assert cli("run", grid_file, "--out", out.root, "--executor", "debug").exit_code == 0
-        return out.results.stat().st_mtime_ns != before, sorted(pq.read_table(out.results).column("cell_id").to_pylist())
+        rows = pq.read_table(out.results).column("cell_id").to_pylist()
+        return out.results.stat().st_mtime_ns != before, sorted(rows)
 
     assert rerun() == (False, ids)
     out.results.write_bytes(b"PAR1" + bytes(100) + b"PAR1")

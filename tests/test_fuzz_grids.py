@@ -18,4 +18,5 @@ def test_mutated_grids_are_planned_or_refused_in_one_line_naming_the_file():
     assert result.returncode == 0, f"rc {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     name, cases, accepted, refused = result.stdout.splitlines()[0].split()
     assert (name, int(cases)) == ("grids", CASES) and int(accepted) + int(refused) == CASES
-    assert int(accepted) > 0 and int(refused) > CASES // 2, "the mutations should reach plan's checks and break most grids"
+    assert int(accepted) > 0, "some mutated grids should pass, reaching plan's checks"
+    assert int(refused) > CASES // 2, "most mutations should break the grid"

@@ -242,7 +242,7 @@ def test_unknown_executor_is_refused(write_grid, cli, tmp_path):
     assert "run.executor" in text and "Did you mean 'local'?" in text
 
 
-def test_an_unknown_speedup_in_the_grid_is_refused_when_the_grid_is_read_naming_the_file_and_key(write_grid, cli, tmp_path):
+def test_an_unknown_speedup_in_the_grid_is_refused_naming_the_file_and_key(write_grid, cli, tmp_path):
     grid = write_grid(MINIMAL_GRID + '\n[run]\nspeedups = "tf32, bf17"\n')
     text = refused(cli, grid, tmp_path)
     assert f"{grid}: run.speedups: unknown speedup 'bf17'. Did you mean 'bf16'?" in text

@@ -1,6 +1,7 @@
 """Dataset registry. Each entry's ``build(options, data_root)`` returns an :class:`ImageDataset`;
 ``preflight(options, data_root)`` raises a UserError before dispatch when files are missing or
-malformed, and returns the number of images in the split (a dataset without it is built instead); ``describe(options, data_root)`` returns the :class:`DatasetInfo` cheaply, without
+malformed, and returns the number of images in the split (plan builds a dataset without one to
+count them); ``describe(options, data_root)`` returns the :class:`DatasetInfo` cheaply, without
 loading images. Every dataset's options have ``split`` ("train" or "test")."""
 
 from __future__ import annotations
