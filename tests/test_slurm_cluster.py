@@ -204,7 +204,8 @@ def test_a_cancelled_cell_is_lost_then_retried_from_its_checkpoint(cluster, env,
     time.sleep(2)  # into its attack (~9 s on 2 cores)
     cancelled = evalgrid_cli(env, "cancel", out)
     assert cancelled.returncode == 0 and "cancelled 1 task(s) of job(s) " + job.split("_")[0] in cancelled.stderr
-    wait_until(lambda: "lost" in evalgrid_cli(env, "status", out).stdout, what="the cell to show as lost")
+    # the cell's own line (every status lists a "lost" count): sacct may take a moment to record the cancel
+    wait_until(lambda: f"{cell_id} lost" in evalgrid_cli(env, "status", out).stdout, what="the cell to show as lost")
     assert "CANCELLED" in evalgrid_cli(env, "status", out).stdout
     assert OutputDir(out).checkpoint(cell_id).is_file()  # SIGTERM: the attack saved its state first
     retried = evalgrid_cli(env, "retry", out, "--wait")
