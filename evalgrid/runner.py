@@ -20,7 +20,7 @@ from evalgrid.grid import Grid
 from evalgrid.grid.sections import SlurmOptions
 from evalgrid.preflight import check_ready
 from evalgrid.provenance import current_provenance
-from evalgrid.store.atomic import atomic_write_text, sweep_temporaries
+from evalgrid.store.atomic import sweep_temporaries, write_if_changed
 from evalgrid.store.heal import damaged_results, quarantine
 from evalgrid.slurm.ledger import Submission
 from evalgrid.store.layout import OutputDir
@@ -96,17 +96,6 @@ def held_by_slurm(out: OutputDir, pending: list, alongside: bool, fresh: bool = 
                         f"(see: evalgrid status {out.root}). Wait for them, stop them with: evalgrid cancel "
                         f"{out.root}, or pass --alongside to run only the cells no task holds.")
     return held
-
-
-def write_if_changed(path: Path, text: str) -> None:
-    """Write ``text`` atomically unless ``path`` holds it already: an unchanged file keeps its
-    time, which tells readers whether DIR/results.parquet was collected for these cells."""
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return
-    except (FileNotFoundError, UnicodeDecodeError):
-        pass
-    atomic_write_text(path, text)
 
 
 def grid_as_run(grid: Grid) -> str:

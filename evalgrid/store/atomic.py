@@ -49,6 +49,18 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def write_if_changed(path: Path, text: str) -> None:
+    """:func:`atomic_write_text` unless ``path`` holds ``text`` already: an unchanged file keeps
+    its time (DIR/cell_ids.txt's tells readers whether DIR/results.parquet was collected for
+    these cells)."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)
+
+
 def remove_stale_temporaries(folder: Path) -> int:
     """Delete leftovers of interrupted atomic writes below ``folder``; returns how many."""
     removed = 0
@@ -70,7 +82,7 @@ def sweep_temporaries(root: Path, keep_out: Path | None = None) -> int:
     kept = keep_out.resolve() if keep_out is not None else None
     for entry in root.iterdir():
         if entry.is_dir() and not entry.is_symlink():
-            if kept is None or not (kept == entry.resolve() or entry.resolve() in kept.parents):
+            if kept is None or entry.resolve() not in (kept, *kept.parents):
                 removed += remove_stale_temporaries(entry)
         elif TMP_MARKER in entry.name and entry.is_file():
             entry.unlink(missing_ok=True)

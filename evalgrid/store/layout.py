@@ -41,19 +41,20 @@ class OutputDir:
         if listed is not None or not self.grid_toml.is_file():
             return listed
         try:
-            return self.cell_ids()
+            return self._expanded_ids()
         except UserError:
             return None
 
     def cell_ids(self) -> list[str]:
         """The ids of grid.toml's cells in grid order: from :attr:`cell_ids_file`, or, in a
         directory without a valid one, by expanding grid.toml (which imports torch)."""
-        ids = self.listed_cell_ids()
-        if ids is None:
-            from evalgrid.grid import load_grid
+        listed = self.listed_cell_ids()
+        return listed if listed is not None else self._expanded_ids()
 
-            ids = [cell.cell_id for cell in load_grid(self.grid_toml, max_cells=None).cells]
-        return ids
+    def _expanded_ids(self) -> list[str]:
+        from evalgrid.grid import load_grid
+
+        return [cell.cell_id for cell in load_grid(self.grid_toml, max_cells=None).cells]
 
     def grid_name(self) -> str:
         """The name in grid.toml, read without validating the grid."""
