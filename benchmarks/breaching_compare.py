@@ -65,13 +65,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Timing, format_seconds, markdown_table, repeat, section  # noqa: E402
 
-from evalgrid.attacks import ATTACKS  # noqa: E402
+from evalgrid.catalogue import ATTACKS  # noqa: E402
 from evalgrid.attacks.base import dummy_images  # noqa: E402
 from evalgrid.data.base import DatasetInfo  # noqa: E402
 from evalgrid.data.cifar import CIFAR10  # noqa: E402
 from evalgrid.fl.objective import loss_gradients  # noqa: E402
-from evalgrid.metrics import score  # noqa: E402
-from evalgrid.models import MODELS  # noqa: E402
+from evalgrid.metrics.scoring import score  # noqa: E402
+from evalgrid.catalogue import MODELS  # noqa: E402
 from evalgrid.options import parse_options  # noqa: E402
 from evalgrid.threat_model import ClientData, ServerView, SharedUpdate  # noqa: E402
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from evalgrid.attacks import ATTACKS
+from evalgrid.catalogue import ATTACKS
 from evalgrid.data.base import DatasetInfo
-from evalgrid.fl.local_training import LOCAL_TRAININGS, local_update
-from evalgrid.models import MODELS
+from evalgrid.fl.local_training import local_update
+from evalgrid.catalogue import LOCAL_TRAININGS
+from evalgrid.catalogue import MODELS
 from evalgrid.options import parse_options
 from evalgrid.threat_model import Normalization, ServerView, SharedUpdate
 

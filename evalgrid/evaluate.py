@@ -5,7 +5,6 @@ model's utility and smoothness metrics."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime as dt
 import io
@@ -22,9 +21,9 @@ import torch
 
 from evalgrid.cell import CellConfig, Choice
 from evalgrid.errors import OutputFull, storage_full
-from evalgrid.metrics import Scores, score
-from evalgrid.setup import IGSA_STREAM, load_dataset, stream_seed
+from evalgrid.metrics.scoring import ModelMetricInputs, Scores, score
 from evalgrid.provenance import Provenance
+from evalgrid.setup import load_dataset
 from evalgrid.store.atomic import atomic_write_bytes, atomic_write_text
 from evalgrid.store.layout import OutputDir
 from evalgrid.store.results import empty_row, write_result
@@ -81,7 +80,7 @@ def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], di
     request = StageRequest(cell.dataset, cell.resolution, cell.model, resolved_init(cell.init, context.base_dir),
                            cell.stage, cell.seed)
     model, stage = global_model(request, context.data_root, context.stages, device,
-                                initial_accuracy="accuracy" in cell.metrics, train=context.train_stages)
+                                initial_accuracy=_measures_test_split(cell), train=context.train_stages)
     round_ = simulate_round(cell, model.to(device), dataset, device)
     view = round_.server_view(cell, info)
 
@@ -98,7 +97,7 @@ def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], di
     selected = view.gradient_selection if view.gradient_selection is not None else range(len(view.update.gradients))
     fields: dict[str, Any] = {
         **trial_fields(cell, trials),
-        **model_metric_fields(cell, context, request, stage.test_accuracy, round_, device),
+        **model_metric_fields(cell, context, request, stage.test_accuracy, round_, info.normalization, device),
         "model_parameters": sum(p.numel() for p in view.model.parameters() if p.requires_grad),
         "gradient_parameters": sum(view.update.gradients[i].numel() for i in selected),
         "input_dimension": int(round_.private.images.numel()),
@@ -132,24 +131,28 @@ def resolved_init(init: Choice, base_dir: Path | None) -> Choice:
     return dataclasses.replace(init, options=dataclasses.replace(init.options, path=str(base_dir / path)))
 
 
+def _measures_test_split(cell: CellConfig) -> bool:
+    from evalgrid.catalogue import METRICS
+
+    return any(METRICS[name].needs_test_split for name in cell.metrics)
+
+
 def trial_fields(cell: CellConfig, trials: list[Trial]) -> dict[str, Any]:
     """Metric means over trials, per-sample values as [trial][sample], leakage rates, the
     attack's iterations run and saved by early stopping (summed over trials), and the loss and
     labels of the trial with the lowest final loss."""
-    from evalgrid.attacks import ATTACKS
-    from evalgrid.metrics import METRICS
-    from evalgrid.metrics.leakage import batch_reconstruction_rate, worst_sample_reconstruction_rate
+    from evalgrid.catalogue import ATTACKS, METRICS
 
     fields: dict[str, Any] = {}
+    per_sample: dict[str, np.ndarray] = {}
     for name in trials[0].scores.values:
         fields[name] = float(np.mean([t.scores.values[name].mean for t in trials]))
         if METRICS[name].per_sample:
             fields[f"{name}_per_sample"] = [[float(v) for v in t.scores.values[name].per_sample] for t in trials]
-    if "brr" in cell.metrics or "wsrr" in cell.metrics:
-        psnr = np.array(fields["psnr_per_sample"])
-        lpips = np.array(fields["lpips_per_sample"])
-        rates = {"brr": batch_reconstruction_rate, "wsrr": worst_sample_reconstruction_rate}
-        fields.update({name: rates[name](psnr, lpips, cell.metric_options) for name in rates if name in cell.metrics})
+            per_sample[name] = np.array(fields[f"{name}_per_sample"])
+    for name in cell.metrics:
+        if METRICS[name].metric_kind == "leakage":
+            fields[name] = float(METRICS[name].build(per_sample, cell.metric_options))
     best = min(trials, key=lambda t: t.reconstruction.final_loss)
     iterations = int(sum(t.reconstruction.iterations for t in trials))
     planned = ATTACKS[cell.attack.name].build(cell.attack.options).planned_iterations() * len(trials)
@@ -161,42 +164,44 @@ def trial_fields(cell: CellConfig, trials: list[Trial]) -> dict[str, Any]:
 
 
 def model_metric_fields(cell: CellConfig, context: CellContext, request: Any, accuracy: float, round_: Any,
-                        device: torch.device) -> dict[str, Any]:
-    """Metrics of the model rather than of a reconstruction: utility and IGSA."""
-    from evalgrid.fl.local_training import set_bn_mode
+                        normalization: Any, device: torch.device) -> dict[str, Any]:
+    """Metrics of the model rather than of a reconstruction (utility, smoothness): those the
+    grid lists, and those recorded always (they cost nothing)."""
+    from evalgrid.catalogue import METRICS
     from evalgrid.fl.stage import global_model
-    from evalgrid.metrics.igsa import igsa
 
-    fields: dict[str, Any] = {"accuracy": accuracy}  # always known for a trained stage (cached with it)
-    if "defended_accuracy" in cell.metrics:
+    def defended_stage() -> Any:
         defended = dataclasses.replace(request, defense=cell.defense.steps)
-        fields["defended_accuracy"] = global_model(defended, context.data_root, context.stages, device,
-                                                   train=context.train_stages)[1].test_accuracy
-    if "igsa" in cell.metrics:  # on the client's side: it needs the private samples
-        normalization = load_dataset(cell.dataset, cell.resolution, context.data_root).info.normalization
-        generator = torch.Generator().manual_seed(stream_seed(cell.seed, IGSA_STREAM))
-        model = copy.deepcopy(round_.server_model)
-        set_bn_mode(model, round_.training.bn_mode)  # the mode the client's gradient was computed in
-        fields["igsa"] = igsa(model, normalization.normalize(round_.private.images),
-                              round_.private.labels, cell.metric_options.igsa_samples,
-                              cell.metric_options.igsa_radius, generator)
-    return fields
+        return global_model(defended, context.data_root, context.stages, device, train=context.train_stages)[1]
+
+    inputs = ModelMetricInputs(cell, round_, normalization, accuracy, defended_stage)
+    names = [name for name in METRICS if METRICS[name].metric_kind == "model"
+             and (name in cell.metrics or METRICS[name].always_recorded)]
+    return {name: float(METRICS[name].build(inputs)) for name in names}
 
 
 def trial_artifacts(private: ClientData, trials: list[Trial]) -> dict[str, bytes]:
-    """The best trial (highest mean PSNR, else lowest loss) as a PNG above the originals;
+    """The best trial as a PNG above the originals, captioned with its per-image values of the
+    first per-sample metric measured (PSNR among the built-ins; without one: the lowest loss);
     every trial's matched reconstructions in an npz."""
+    from evalgrid.catalogue import METRICS
     from evalgrid.images import reconstruction_png
 
+    shown = next((METRICS[name] for name in METRICS if METRICS[name].per_sample and name in trials[0].scores.values),
+                 None)
+
     def quality(t: Trial) -> float:
-        psnr = t.scores.values.get("psnr")
-        return psnr.mean if psnr is not None else -t.reconstruction.final_loss
+        if shown is None:
+            return -t.reconstruction.final_loss
+        mean = t.scores.values[shown.name].mean
+        return mean if shown.higher_is_better else -mean
 
     best = max(trials, key=quality)
     matched = [t.pixels[t.scores.matching.to(t.pixels.device)].cpu() for t in trials]
     captions = None
-    if "psnr" in best.scores.values:
-        captions = [f"{v:.1f} dB" for v in best.scores.values["psnr"].per_sample]
+    if shown is not None:
+        captions = [f"{v:.1f} {shown.unit}" if shown.unit else f"{shown.name} {v:.3g}"
+                    for v in best.scores.values[shown.name].per_sample]
     images = private.images.cpu()
     buffer = io.BytesIO()
     np.savez_compressed(buffer, originals=images.numpy(), reconstructions=torch.stack(matched).numpy(),
@@ -259,11 +264,14 @@ def _finish(cell: CellConfig, context: CellContext, row: dict[str, Any], started
 def _identity(cell: CellConfig, context: CellContext) -> dict[str, Any]:
     import torchvision
 
+    from evalgrid.catalogue.plugins import plugin_packages
+
     provenance = context.provenance
     return {"cell_id": cell.cell_id, "grid": context.grid_name, "config": cell.canonical_json(),
-            **cell.factor_labels(), "host": provenance.host or platform.node(),
+            **cell.factor_labels(), "host": platform.node(),  # where the cell ran (a node on Slurm)
             "evalgrid_version": provenance.evalgrid_version, "git_commit": provenance.git_commit,
             "git_dirty": provenance.git_dirty, "torch_version": torch.__version__,
+            "plugins": "; ".join(str(package) for package in plugin_packages()),
             "torchvision_version": torchvision.__version__}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, get_args, get_origin
 
 from evalgrid.errors import choices_sentence, did_you_mean
@@ -25,15 +25,18 @@ class InvalidOption(Exception):
 
 
 def option(default: Any, *, minimum: float | None = None, maximum: float | None = None,
-           positive: bool = False, doc: str = "", in_id_at_default: bool = True) -> Any:
+           positive: bool = False, doc: str = "", in_id_at_default: bool = True,
+           choices: Callable[[], Iterable[str]] | None = None) -> Any:
     """A dataclass field with bounds: ``minimum``/``maximum`` inclusive, ``positive`` means > 0.
+    ``choices``, for a string option, gives its valid values when a grid is read (names in a
+    registry that installed packages may extend, e.g. label inference rules).
 
     ``in_id_at_default=False`` leaves the option out of the canonical config (and so out of
     the cell id) while it holds its default: for an option added to a component after grids
     were run, whose default changes nothing, so that those grids' cells keep their ids."""
     return dataclasses.field(default=default, metadata={
         "minimum": minimum, "maximum": maximum, "positive": positive, "doc": doc,
-        "in_id_at_default": in_id_at_default})
+        "in_id_at_default": in_id_at_default, "choices": choices})
 
 
 def option_names(schema: type) -> list[str]:
@@ -66,7 +69,9 @@ def canonical_options(options: Any) -> dict[str, Any]:
             if (value := getattr(options, f.name)) != f.default or f.metadata.get("in_id_at_default", True)}
 
 
-def describe_type(annotation: Any) -> str:
+def describe_type(annotation: Any, choices: Callable[[], Iterable[str]] | None = None) -> str:
+    if choices is not None:
+        return "one of " + ", ".join(repr(c) for c in choices())
     if get_origin(annotation) is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(annotation))
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
@@ -92,6 +97,10 @@ def _check_value(key: str, value: Any, annotation: Any, meta: Mapping[str, Any])
                 raise InvalidOption(key, f"{value!r} is not a finite number.")
     elif annotation is str:
         ok = isinstance(value, str)
+        choices = meta.get("choices")
+        if ok and choices is not None and value not in (allowed := list(choices())):
+            raise InvalidOption(key, f"{value!r} is not allowed.{did_you_mean(value, allowed)} "
+                                     f"{choices_sentence(allowed)}")
     else:  # pragma: no cover - a schema author's mistake, not a user's
         raise TypeError(f"option {key!r} has unsupported type {annotation!r}")
     if not ok:

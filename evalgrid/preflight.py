@@ -25,12 +25,43 @@ def check_ready(grid: Grid) -> None:
     from evalgrid.weights import require_weights
 
     cells = distinct_setups(grid.cells)
+    _check_implementations(grid, cells)
     with naming(grid, "factors.dataset"):
         _check_datasets(grid, cells)
     _check_models(grid, cells)
     _check_metric_image_sizes(grid, cells)
     with naming(grid, "metrics"):
         require_weights(required_weights(grid.metrics))
+
+
+def _check_implementations(grid: Grid, cells: list[CellConfig]) -> None:
+    """Every implementation the grid's components and metrics name can be imported (a plugin's
+    misspelt ``build`` fails here, naming its package, not in every cell)."""
+    from evalgrid.catalogue import METRICS, Ref
+    from evalgrid.grid.factors import FACTORS
+
+    used: dict[tuple[str, str], object] = {}
+    for cell in cells:
+        for name in FACTORS:
+            factor = FACTORS[name]
+            if getattr(factor, "registry", None) is None:
+                continue
+            value = getattr(cell, name)
+            for choice in getattr(value, "steps", (value,)):
+                used.setdefault((name, choice.name), factor.registry[choice.name])
+    for name in grid.metrics:
+        used.setdefault(("metrics", name), METRICS[name])
+    for (key, name), entry in used.items():
+        for field in dataclasses.fields(entry):
+            target = getattr(entry, field.name)
+            if not isinstance(target, Ref):
+                continue
+            try:
+                target.resolve()
+            except Exception as error:  # noqa: BLE001 - foreign code: any failure to import is reported
+                raise UserError(f"{grid.source}: {key}: {entry.kind} {name!r} (from {entry.origin}) names "
+                                f"{field.name} = {target.target!r}, which cannot be imported: "
+                                f"{type(error).__name__}: {error}. Fix or reinstall that package.") from None
 
 
 @contextmanager
@@ -68,7 +99,7 @@ def distinct_setups(cells: Iterable[CellConfig]) -> list[CellConfig]:
 def _check_metric_image_sizes(grid: Grid, cells: list[CellConfig]) -> None:
     """A metric with a smallest image side (SSIM's window, LPIPS' AlexNet) against every
     dataset and resolution of the grid: refused here rather than failing every cell."""
-    from evalgrid.metrics import METRICS
+    from evalgrid.catalogue import METRICS
     from evalgrid.setup import describe_dataset
 
     for dataset, resolution in dict.fromkeys((cell.dataset, cell.resolution) for cell in cells):
@@ -83,14 +114,16 @@ def _check_metric_image_sizes(grid: Grid, cells: list[CellConfig]) -> None:
 
 
 def _needs_other_splits(cell) -> bool:
-    """Training stages use the train split; accuracy metrics the test split."""
-    return cell.stage.name != "initial" or bool({"accuracy", "defended_accuracy"} & set(cell.metrics))
+    """Stages that train use the train split; metrics that measure on the test split, that one."""
+    from evalgrid.catalogue import METRICS, STAGES
+
+    return STAGES[cell.stage.name].trains or any(METRICS[name].needs_test_split for name in cell.metrics)
 
 
 def _check_datasets(grid: Grid, cells: list[CellConfig]) -> None:
     """Every split a cell reads is there and valid; the victims' split holds each cell's batch
     (times its secure-aggregation peers), which would otherwise fail every such cell at run."""
-    from evalgrid.data import DATASETS
+    from evalgrid.catalogue import DATASETS
 
     sizes: dict[tuple[str, Any], int] = {}  # images per split, each split read once
 
@@ -120,7 +153,7 @@ def _check_federation_fits(grid: Grid, cell: CellConfig, split_size) -> None:
     """A trained stage's clients get shards of its training split (evalgrid.fl.partition): the
     split must hold ``clients`` shards, which would otherwise fail every such cell at run."""
     from evalgrid.fl.partition import shard_size
-    from evalgrid.fl.stage import STAGES
+    from evalgrid.catalogue import STAGES
 
     with naming(grid, "factors.stage"):
         federation = STAGES[cell.stage.name].build(cell.stage.options).federation
@@ -156,7 +189,7 @@ def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
     fit it (a checkpoint's keys and shapes)."""
     import torch
 
-    from evalgrid.models import check_batch_fits
+    from evalgrid.models.fitting import check_batch_fits
     from evalgrid.models.gradient_source import parameter_selection
     from evalgrid.setup import describe_dataset
 
@@ -194,7 +227,7 @@ def _meta_model(grid: Grid, model, info):
     or is larger than any GPU could attack."""
     import torch
 
-    from evalgrid.models import MODELS
+    from evalgrid.catalogue import MODELS
 
     try:
         with torch.device("meta"):
@@ -216,7 +249,7 @@ def _meta_model(grid: Grid, model, info):
 def _check_init(grid: Grid, init, model, network) -> None:
     """The init's local files exist and fit ``network`` (the model built for the cell's data)."""
     from evalgrid.evaluate import resolved_init
-    from evalgrid.models import INITS
+    from evalgrid.catalogue import INITS
 
     entry = INITS[init.name]
     if entry.preflight is not None:
@@ -229,7 +262,7 @@ def _smallest_training_batch(cell) -> int:
     import torch
 
     from evalgrid.defenses.chain import DefenseChain
-    from evalgrid.fl.local_training import LOCAL_TRAININGS
+    from evalgrid.catalogue import LOCAL_TRAININGS
 
     training = LOCAL_TRAININGS[cell.local_training.name].build(cell.local_training.options, cell.batch_size)
     if training.bn_mode != "train":

@@ -1,4 +1,5 @@
-"""What produced a result: versions, host, and the git state of evalgrid's source."""
+"""What produced a result: evalgrid's version and the git state of its source, taken once
+by the launcher (a cell's own process records its host and the plugin packages it loaded)."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ def stream_seed(seed: int, *stream: int) -> int:
 def load_dataset(dataset: Choice, resolution: int, data_root: Path | None, split: str | None = None):
     """The dataset split (``split`` overrides the dataset's own ``split`` option), resized to
     ``resolution`` (0: its native size). Cached per process: cells share the loaded images."""
-    from evalgrid.data import DATASETS
+    from evalgrid.catalogue import DATASETS
     from evalgrid.data.base import at_resolution
 
     options = dataset.options
@@ -40,7 +40,7 @@ def load_dataset(dataset: Choice, resolution: int, data_root: Path | None, split
 
 def describe_dataset(dataset: Choice, resolution: int, data_root: Path | None):
     """The public facts of the dataset at the grid's resolution, without loading its images."""
-    from evalgrid.data import DATASETS
+    from evalgrid.catalogue import DATASETS
 
     entry = DATASETS[dataset.name]
     info = entry.describe(dataset.options, data_root) if entry.describe else entry.build(dataset.options, data_root).info
@@ -50,7 +50,7 @@ def describe_dataset(dataset: Choice, resolution: int, data_root: Path | None):
 def build_model(model: Choice, init: Choice, info: Any, seed: int) -> nn.Module:
     """The global model before any training: built and initialised from the seed's model
     stream (torch's global RNG, on the CPU), so every process gets the same weights."""
-    from evalgrid.models import INITS, MODELS
+    from evalgrid.catalogue import INITS, MODELS
 
     torch.manual_seed(stream_seed(seed, MODEL_STREAM))
     network = MODELS[model.name].build(model.options, info)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported when a switch is entered: reading a grid's [run] imports no torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Speedup:
 
 @contextlib.contextmanager
 def _tf32(model: nn.Module) -> Iterator[None]:
+    import torch
+
     matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     try:
@@ -39,14 +42,18 @@ def _tf32(model: nn.Module) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _channels_last(model: nn.Module) -> Iterator[None]:
+    import torch
+
     model.to(memory_format=torch.channels_last)  # the attacker's own copy; conv outputs follow the weights
     yield
 
 
-def _autocast(dtype: torch.dtype) -> Callable[[nn.Module], contextlib.AbstractContextManager]:
+def _autocast(dtype: str) -> Callable[[nn.Module], contextlib.AbstractContextManager]:
     def enter(model: nn.Module) -> contextlib.AbstractContextManager:
+        import torch
+
         device = next(model.parameters()).device.type
-        return torch.autocast(device_type=device, dtype=dtype)
+        return torch.autocast(device_type=device, dtype=getattr(torch, dtype))
 
     return enter
 
@@ -54,8 +61,8 @@ def _autocast(dtype: torch.dtype) -> Callable[[nn.Module], contextlib.AbstractCo
 SPEEDUPS: dict[str, Speedup] = {s.name: s for s in (
     Speedup("tf32", "TensorFloat-32 matrix products and convolutions (CUDA Ampere+; no effect on CPU)", _tf32),
     Speedup("channels_last", "the attacker's model in channels-last memory format", _channels_last),
-    Speedup("bf16", "bfloat16 autocast of the attack's forward and gradient passes", _autocast(torch.bfloat16)),
-    Speedup("fp16", "float16 autocast of the attack's forward and gradient passes (CUDA)", _autocast(torch.float16)),
+    Speedup("bf16", "bfloat16 autocast of the attack's forward and gradient passes", _autocast("bfloat16")),
+    Speedup("fp16", "float16 autocast of the attack's forward and gradient passes (CUDA)", _autocast("float16")),
 )}
 
 NOT_OFFERED = {

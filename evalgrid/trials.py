@@ -31,13 +31,15 @@ def trial_generator(seed: int, trial: int) -> torch.Generator:
 
 
 def stacked_form(attack_name: str, options: Any) -> Callable[..., Any] | None:
-    """The stacked attack's constructor ``(options, views, trials_per_view)``, or None when
-    ``attack_name`` with ``options`` has none (early stopping needs per-lane stops: not stacked)."""
-    if attack_name != "ig" or getattr(options, "early_stop_window", 0):
-        return None
-    from evalgrid.attacks.stacked import StackedInvertingGradients
+    """The stacked attack's constructor ``(options, views, trials_per_view)`` that the attack's
+    catalogue entry names, or None when it has none or it does not support ``options``."""
+    from evalgrid.catalogue import ATTACKS
 
-    return StackedInvertingGradients
+    stacked = ATTACKS[attack_name].stacked
+    if stacked is None:
+        return None
+    constructor = stacked.resolve() if hasattr(stacked, "resolve") else stacked
+    return constructor if constructor.supports(options) else None
 
 
 def stackable_model(model: nn.Module) -> bool:
@@ -51,7 +53,7 @@ def run_trials(attack_name: str, options: Any, view: ServerView, seed: int, tria
     """Every trial's reconstruction, finished ones from ``progress``; new ones are appended to
     ``progress.finished`` (tensors on the CPU) as they end. ``stack``: at most this many trials
     at once; ``switches``: :mod:`evalgrid.speedups`."""
-    from evalgrid.attacks import ATTACKS
+    from evalgrid.catalogue import ATTACKS
 
     device = next(view.model.parameters()).device
     stacked = stacked_form(attack_name, options)
@@ -62,7 +64,7 @@ def run_trials(attack_name: str, options: Any, view: ServerView, seed: int, tria
             first = len(progress.finished)
             stop_between_trials(progress, first, save)
             running = progress.state if progress.trial == first else None
-            chunk = _chunk_size(running, options, trials - first, stack)
+            chunk = _chunk_size(running, stacked, options, trials - first, stack)
             if chunk > 1:
                 attack = stacked(options, [view], chunk)
                 generators = [trial_generator(seed, t) for t in range(first, first + chunk)]
@@ -76,13 +78,13 @@ def run_trials(attack_name: str, options: Any, view: ServerView, seed: int, tria
                            saved["final_loss"], _terms(saved.get("loss_terms", {}))) for saved in progress.finished]
 
 
-def _chunk_size(running: dict[str, Any] | None, options: Any, remaining: int, stack: int) -> int:
+def _chunk_size(running: dict[str, Any] | None, stacked: Any, options: Any, remaining: int, stack: int) -> int:
     """How many trials run together next: a running chunk's own size, else up to ``stack``."""
     if running is None:
         return min(stack, remaining)
     if STACKED_FIELD not in running:
         return 1
-    return len(running["images"]) // options.restarts
+    return len(running["images"]) // stacked.lanes_per_trial(options)
 
 
 def _on_cpu(reconstruction: Reconstruction) -> dict[str, Any]:

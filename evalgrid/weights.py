@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from evalgrid.errors import UserError
-from evalgrid.registry import Registry
+from evalgrid.catalogue.registry import Registry
 
 FETCH_COMMAND = "evalgrid weights fetch"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from evalgrid.attacks import ATTACKS
+from evalgrid.catalogue import ATTACKS
 from evalgrid.options import parse_options
 
 

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import torch
 
-from evalgrid.data import DATASETS
+from evalgrid.catalogue import DATASETS
 from evalgrid.data.cifar import CifarOptions
 from evalgrid.data.digits import DigitsOptions
 from evalgrid.data.mnist import MnistOptions
 from evalgrid.data.svhn import SvhnOptions
 from evalgrid.errors import UserError
-from evalgrid.models import MODELS
+from evalgrid.catalogue import MODELS
 from evalgrid.models.convnet import ConvNetOptions
 from evalgrid.models.init import fitting_state
 from fakedata import MNIST_FILES, write_tiny_cifar10, write_tiny_mnist, write_tiny_svhn

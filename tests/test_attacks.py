@@ -10,14 +10,15 @@ import math
 import pytest
 import torch
 
-from evalgrid.attacks import ATTACKS, NonFiniteLoss
+from evalgrid.attacks.base import NonFiniteLoss
+from evalgrid.catalogue import ATTACKS
 from evalgrid.attacks.base import model_gradients
 from evalgrid.attacks.losses import cosine_distance, squared_l2_distance
-from evalgrid.data import DATASETS
+from evalgrid.catalogue import DATASETS
 from evalgrid.defenses.chain import DefenseChain
 from evalgrid.fl.client import client_update
-from evalgrid.fl.local_training import LOCAL_TRAININGS
-from evalgrid.models import MODELS
+from evalgrid.catalogue import LOCAL_TRAININGS
+from evalgrid.catalogue import MODELS
 from evalgrid.options import InvalidOption, parse_options
 from evalgrid.threat_model import ClientData, Reconstruction, ServerView, SharedUpdate
 

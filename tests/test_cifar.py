@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from evalgrid.data import DATASETS
+from evalgrid.catalogue import DATASETS
 from evalgrid.data.cifar import CifarOptions
 from evalgrid.errors import UserError
 

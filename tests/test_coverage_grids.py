@@ -59,7 +59,7 @@ def _registry(factor: str) -> Callable[[], set[str]]:
 
 
 def _metric_names() -> set[str]:
-    from evalgrid.metrics import METRICS
+    from evalgrid.catalogue import METRICS
 
     return set(METRICS.names())
 
@@ -160,8 +160,8 @@ def _write_inputs(root: Path) -> None:
     next to them), fake datasets, a fake torch cache, a checkpoint."""
     import torchvision
 
-    from evalgrid.data import DATASETS
-    from evalgrid.models import MODELS
+    from evalgrid.catalogue import DATASETS
+    from evalgrid.catalogue import MODELS
 
     grids = root / "grids"
     shutil.copytree(COVERAGE, grids)

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from evalgrid.data import DATASETS, at_resolution
+from evalgrid.data.base import at_resolution
+from evalgrid.catalogue import DATASETS
 from evalgrid.data.cifar import CifarOptions
 from evalgrid.data.digits import DigitsOptions
 from evalgrid.data.photos import PhotoOptions
@@ -609,7 +610,7 @@ def test_digits_are_scikit_learns_images_and_labels():
 
 
 def test_digits_are_read_without_importing_scikit_learn():
-    code = ("import sys; from evalgrid.data import DATASETS; from evalgrid.data.digits import DigitsOptions; "
+    code = ("import sys; from evalgrid.catalogue import DATASETS; from evalgrid.data.digits import DigitsOptions; "
             "DATASETS['digits'].build(DigitsOptions(), None); print('sklearn' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

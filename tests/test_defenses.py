@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from evalgrid.catalogue import DEFENSES
 from evalgrid.cell import Choice
-from evalgrid.defenses import DEFENSES, DefenseChain, check_composition
 from evalgrid.defenses.base import ClientSide, fraction_count
+from evalgrid.defenses.chain import DefenseChain, check_composition
 from evalgrid.defenses.clipping import Clipping, ClippingOptions
 from evalgrid.defenses.dpsgd import DPSGD, DPSGDOptions
 from evalgrid.defenses.gaussian import Gaussian, GaussianOptions

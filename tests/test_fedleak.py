@@ -10,10 +10,10 @@ import math
 import pytest
 import torch
 
-from evalgrid.attacks import ATTACKS
+from evalgrid.catalogue import ATTACKS
 from evalgrid.attacks.base import model_gradients, shared_gradients
 from evalgrid.attacks.fedleak import activation_l1, matched_elements, partial_distance
-from evalgrid.attacks.labels import LABEL_RULES
+from evalgrid.catalogue import LABEL_RULES
 from evalgrid.attacks.losses import flatten, total_variation
 from evalgrid.fl.local_training import LocalTraining
 from evalgrid.options import InvalidOption, parse_options
@@ -216,7 +216,7 @@ def test_the_pixels_are_projected_into_the_box_after_every_step():
 
 def test_labels_come_from_the_fedleak_rule_unless_known():
     view, client = victim(0, [4, 0, 7])
-    assert torch.equal(attack(iterations=1).reconstruct(view, seeded()).labels, LABEL_RULES["fedleak"](view))
+    assert torch.equal(attack(iterations=1).reconstruct(view, seeded()).labels, LABEL_RULES["fedleak"].build(view))
     given = (client.labels + 1) % 10
     known = dataclasses.replace(view, known_labels=given)
     assert torch.equal(attack(iterations=1).reconstruct(known, seeded()).labels, given)

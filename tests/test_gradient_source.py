@@ -8,7 +8,7 @@ from torch import nn
 
 from evalgrid.data.base import DatasetInfo
 from evalgrid.errors import UserError
-from evalgrid.models import MODELS
+from evalgrid.catalogue import MODELS
 from evalgrid.models.gradient_source import parameter_count, parameter_selection
 from evalgrid.threat_model import Normalization
 

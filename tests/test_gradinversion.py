@@ -9,10 +9,10 @@ import io
 import pytest
 import torch
 
-from evalgrid.attacks import ATTACKS
+from evalgrid.catalogue import ATTACKS
 from evalgrid.attacks.base import model_gradients
 from evalgrid.attacks.gradinversion import bn_prior, dummy_bn_statistics, layerwise_l2_distance
-from evalgrid.attacks.labels import LABEL_RULES
+from evalgrid.catalogue import LABEL_RULES
 from evalgrid.fl.local_training import LocalTraining
 from evalgrid.options import InvalidOption, parse_options
 from attacking import build_attack, run_to_end, seeded
@@ -129,7 +129,7 @@ def test_it_returns_the_restart_with_the_lowest_gradient_distance(distance):
 
 def test_labels_come_from_the_yin_rule_unless_known():
     view, client = victim(0, [4, 0, 7])
-    assert torch.equal(attack(iterations=1, restarts=1).reconstruct(view, seeded()).labels, LABEL_RULES["yin"](view))
+    assert torch.equal(attack(iterations=1, restarts=1).reconstruct(view, seeded()).labels, LABEL_RULES["yin"].build(view))
     given = (client.labels + 1) % 10
     known = dataclasses.replace(view, known_labels=given)
     assert torch.equal(attack(iterations=1, restarts=1).reconstruct(known, seeded()).labels, given)

@@ -11,7 +11,7 @@ from torch import nn
 
 from evalgrid.data.digits import DigitsOptions, load_split
 from evalgrid.metrics.igsa import IGSAOptions, igsa, layer_weights, parameter_layers
-from evalgrid.models import MODELS
+from evalgrid.catalogue import MODELS
 
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from evalgrid.data.base import DatasetInfo
 from evalgrid.errors import UserError
-from evalgrid.models import INITS, MODELS
+from evalgrid.catalogue import INITS, MODELS
 from evalgrid.models.convnet import ConvNetOptions
 from evalgrid.models.init import PRETRAINED, _densenet_keys, _rgb_inputs_like_torchvision, _vit_positions
 from evalgrid.models.resnet import ResNetOptions

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from evalgrid.attacks.labels import LABEL_RULES
-from evalgrid.registry import UnknownName
+from evalgrid.catalogue import LABEL_RULES
+from evalgrid.catalogue.registry import UnknownName
 from evalgrid.threat_model import Normalization, ServerView, SharedUpdate
 from test_attacks import victim
 
@@ -27,28 +27,28 @@ def classifier_gradient(row_sums: list[float], width: int = 3) -> torch.Tensor:
 def test_idlg_recovers_the_label_of_20_random_single_samples_on_lenet():
     for seed in range(20):
         view, client = victim(seed=seed)
-        assert torch.equal(LABEL_RULES["idlg"](view), client.labels), f"seed {seed}"
+        assert torch.equal(LABEL_RULES["idlg"].build(view), client.labels), f"seed {seed}"
 
 
 def test_idlg_reads_the_most_negative_row_for_one_sample():
     view = view_of(classifier_gradient([0.3, -0.2, -0.9, 0.8]), torch.zeros(4), batch_size=1)
-    assert LABEL_RULES["idlg"](view).tolist() == [2]
+    assert LABEL_RULES["idlg"].build(view).tolist() == [2]
 
 
 def test_idlg_beyond_one_sample_takes_the_b_most_negative_row_sums_as_fedleak_does():
     # B = 3 ≤ K = 4: the three smallest sums, most negative first (FedLeak Sec. 5), even the positive 0.2
     view = view_of(classifier_gradient([-0.1, 0.4, -0.7, 0.2]), torch.zeros(4), batch_size=3)
-    assert LABEL_RULES["idlg"](view).tolist() == [2, 0, 3]
+    assert LABEL_RULES["idlg"].build(view).tolist() == [2, 0, 3]
 
 
 def test_idlg_keeps_the_most_negative_classes_when_more_rows_are_negative_than_samples():
     view = view_of(classifier_gradient([-0.1, -0.5, -0.3, 0.9]), torch.zeros(4), batch_size=2)
-    assert LABEL_RULES["idlg"](view).tolist() == [1, 2]
+    assert LABEL_RULES["idlg"].build(view).tolist() == [1, 2]
 
 
 def test_idlg_beyond_one_sample_ranks_the_sums_even_when_none_is_negative():
     view = view_of(classifier_gradient([0.4, 0.1, 0.3, 0.9]), torch.zeros(4), batch_size=2)
-    assert LABEL_RULES["idlg"](view).tolist() == [1, 2]
+    assert LABEL_RULES["idlg"].build(view).tolist() == [1, 2]
 
 
 def test_idlg_uses_the_last_weight_gradient_with_one_row_per_class():
@@ -56,13 +56,13 @@ def test_idlg_uses_the_last_weight_gradient_with_one_row_per_class():
     classifier = classifier_gradient([0.1, 0.1, -0.9, 0.1])
     projection = torch.full((5, 4), -1.0)  # a later 2-D gradient, but not K rows
     view = view_of(earlier, classifier, torch.zeros(4), projection, batch_size=1)
-    assert LABEL_RULES["idlg"](view).tolist() == [2]
+    assert LABEL_RULES["idlg"].build(view).tolist() == [2]
 
 
 def test_idlg_explains_a_model_without_a_classifier_weight():
     view = view_of(torch.zeros(5, 3), torch.zeros(4), batch_size=1)
     with pytest.raises(ValueError, match="4 rows"):
-        LABEL_RULES["idlg"](view)
+        LABEL_RULES["idlg"].build(view)
 
 
 def test_an_unknown_rule_lists_the_valid_ones():

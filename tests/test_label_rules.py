@@ -9,7 +9,7 @@ import copy
 import torch
 from torch import nn
 
-from evalgrid.attacks.labels import LABEL_RULES
+from evalgrid.catalogue import LABEL_RULES
 from evalgrid.fl.local_training import LocalTraining, client_bn_statistics, local_update, shared_pseudo_gradient
 from evalgrid.threat_model import ClientData, Normalization, ServerView, SharedUpdate
 
@@ -69,15 +69,15 @@ def rows(*rows_: list[float]) -> torch.Tensor:
 def test_yin_returns_the_classes_of_the_smallest_row_minima_most_negative_first():
     gradient = rows([0.1, 0.0, 0.2], [0.3, -0.5, 0.1], [0.0, 0.1, 0.1], [-0.2, 0.4, 0.9], [0.2, 0.2, -0.1])
     view = view_of(gradient, torch.zeros(5), batch_size=3, num_classes=5)
-    assert LABEL_RULES["yin"](view).tolist() == [1, 3, 4]
+    assert LABEL_RULES["yin"].build(view).tolist() == [1, 3, 4]
 
 
 def test_yin_reads_the_minimum_not_the_sum_of_a_row():
     # class 0 sums to the most negative value but its minimum is larger than class 2's
     gradient = rows([-0.3, -0.3, -0.3], [0.5, 0.5, 0.5], [-0.6, 0.5, 0.5], [0.1, 0.1, 0.1])
     view = view_of(gradient, torch.zeros(4), batch_size=1, num_classes=4)
-    assert LABEL_RULES["yin"](view).tolist() == [2]
-    assert LABEL_RULES["idlg"](view).tolist() == [0]
+    assert LABEL_RULES["yin"].build(view).tolist() == [2]
+    assert LABEL_RULES["idlg"].build(view).tolist() == [0]
 
 
 def test_idlg_beyond_one_image_counts_repeated_labels_by_the_row_sums():
@@ -86,15 +86,15 @@ def test_idlg_beyond_one_image_counts_repeated_labels_by_the_row_sums():
     # B = 1 only; repeating the most negative class would give 0, 1, 0, 0).
     gradient = rows([-4.0, 0.0], [-2.0, -2.0], [4.0, 4.0])
     view = view_of(gradient, torch.zeros(3), batch_size=4, num_classes=3)
-    assert LABEL_RULES["idlg"](view).tolist() == [0, 0, 1, 1]
+    assert LABEL_RULES["idlg"].build(view).tolist() == [0, 0, 1, 1]
     two = view_of(gradient, torch.zeros(3), batch_size=2, num_classes=3)
-    assert LABEL_RULES["idlg"](two).tolist() == [0, 1]  # B ≤ K: the B most negative sums
+    assert LABEL_RULES["idlg"].build(two).tolist() == [0, 1]  # B ≤ K: the B most negative sums
 
 
 def test_yin_repeats_all_classes_cyclically_when_the_batch_exceeds_the_classes():
     gradient = rows([0.0, -0.1], [-0.5, 0.2], [0.3, 0.1])
     view = view_of(gradient, torch.zeros(3), batch_size=7, num_classes=3)
-    assert LABEL_RULES["yin"](view).tolist() == [1, 0, 2, 1, 0, 2, 1]
+    assert LABEL_RULES["yin"].build(view).tolist() == [1, 0, 2, 1, 0, 2, 1]
 
 
 def test_yin_recovers_non_repeating_labels_from_real_gradients():
@@ -102,7 +102,7 @@ def test_yin_recovers_non_repeating_labels_from_real_gradients():
     for seed in range(10):
         labels = torch.randperm(10, generator=generator)[:4].tolist()
         view, client = victim(seed, labels)
-        recovered = LABEL_RULES["yin"](view)
+        recovered = LABEL_RULES["yin"].build(view)
         assert sorted(recovered.tolist()) == sorted(labels), f"seed {seed}"
         assert recovered.dtype == torch.int64
 
@@ -112,14 +112,14 @@ def test_yin_recovers_non_repeating_labels_from_real_gradients():
 def test_fedleak_returns_the_most_negative_row_sums_when_the_batch_fits_the_classes():
     gradient = rows([0.3, 0.3], [-0.1, -0.1], [-0.4, 0.1], [0.2, -0.9])
     view = view_of(gradient, torch.zeros(4), batch_size=3, num_classes=4)
-    assert LABEL_RULES["fedleak"](view).tolist() == [3, 2, 1]  # sums 0.6, -0.2, -0.3, -0.7
+    assert LABEL_RULES["fedleak"].build(view).tolist() == [3, 2, 1]  # sums 0.6, -0.2, -0.3, -0.7
 
 
 def test_fedleak_counts_classes_by_negative_magnitude_and_fills_from_the_lowest_sum():
     # sums -0.3, -0.2, +0.5: counts ⌊6·0.3/0.5⌋ = 3 and ⌊6·0.2/0.5⌋ = 2, the sixth goes to class 0
     gradient = rows([-0.1, -0.2], [-0.2, 0.0], [0.25, 0.25])
     view = view_of(gradient, torch.zeros(3), batch_size=6, num_classes=3)
-    labels = LABEL_RULES["fedleak"](view)
+    labels = LABEL_RULES["fedleak"].build(view)
     assert labels.tolist() == [0, 0, 0, 0, 1, 1]
     assert labels.dtype == torch.int64
 
@@ -129,19 +129,19 @@ def test_fedleak_recovers_exact_counts_from_constructed_gradients():
     counts = torch.tensor([4, 0, 3, 1, 0])
     sums = torch.where(counts > 0, -counts.float(), torch.tensor(2.0))
     view = view_of(sums.unsqueeze(1).repeat(1, 2) / 2, torch.zeros(5), batch_size=8, num_classes=5)
-    assert torch.bincount(LABEL_RULES["fedleak"](view), minlength=5).tolist() == counts.tolist()
+    assert torch.bincount(LABEL_RULES["fedleak"].build(view), minlength=5).tolist() == counts.tolist()
 
 
 def test_fedleak_gives_every_sample_the_argmin_class_when_no_row_sum_is_negative():
     gradient = rows([0.4, 0.0], [0.1, 0.0], [0.3, 0.0])
     view = view_of(gradient, torch.zeros(3), batch_size=5, num_classes=3)
-    assert LABEL_RULES["fedleak"](view).tolist() == [1] * 5
+    assert LABEL_RULES["fedleak"].build(view).tolist() == [1] * 5
 
 
 def test_fedleak_recovers_a_single_class_batch_larger_than_the_classes_from_real_gradients():
     for seed in range(5):
         view, _ = victim(seed, [seed % 3] * 6, num_classes=3)
-        assert LABEL_RULES["fedleak"](view).tolist() == [seed % 3] * 6, f"seed {seed}"
+        assert LABEL_RULES["fedleak"].build(view).tolist() == [seed % 3] * 6, f"seed {seed}"
 
 
 def test_fedleak_recovers_distinct_labels_from_real_gradients():
@@ -149,4 +149,4 @@ def test_fedleak_recovers_distinct_labels_from_real_gradients():
     for seed in range(10):
         labels = torch.randperm(10, generator=generator)[:4].tolist()
         view, _ = victim(seed, labels)
-        assert sorted(LABEL_RULES["fedleak"](view).tolist()) == sorted(labels), f"seed {seed}"
+        assert sorted(LABEL_RULES["fedleak"].build(view).tolist()) == sorted(labels), f"seed {seed}"

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from evalgrid.attacks import ATTACKS
-from evalgrid.fl.local_training import (LOCAL_TRAININGS, LocalTraining, PrivateGradients, client_bn_statistics,
+from evalgrid.catalogue import ATTACKS
+from evalgrid.catalogue import LOCAL_TRAININGS
+from evalgrid.fl.local_training import (LocalTraining, PrivateGradients, client_bn_statistics,
                                         local_update, shared_pseudo_gradient)
 from evalgrid.fl.objective import loss_gradients
 from evalgrid.options import parse_options

@@ -15,7 +15,7 @@ import torch
 import torchvision
 
 from evalgrid.errors import UserError
-from evalgrid.metrics import score
+from evalgrid.metrics.scoring import score
 from evalgrid.metrics.perceptual import clear_lpips_cache, lpips, lpips_network
 from evalgrid.threat_model import ClientData
 from evalgrid.weights import fetch_weights, missing_weights, require_weights, weights_path

@@ -10,7 +10,9 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from evalgrid.errors import UserError
-from evalgrid.metrics import METRICS, MetricValue, match_reconstructions, required_weights, score
+from evalgrid.metrics import required_weights
+from evalgrid.metrics.scoring import MetricValue, match_reconstructions, score
+from evalgrid.catalogue import METRICS
 from evalgrid.metrics.image import psnr, ssim
 from evalgrid.metrics.labels import label_accuracy
 from evalgrid.metrics.options import MetricOptions, relevant
@@ -228,7 +230,7 @@ def test_registry_holds_the_reconstruction_leakage_and_model_metrics():
     assert METRICS.names() == ["psnr", "ssim", "lpips", "label_acc", "brr", "wsrr", "igsa", "accuracy",
                                "defended_accuracy"]
     assert [name for name in METRICS if METRICS[name].per_sample] == ["psnr", "ssim", "lpips"]
-    assert [name for name in METRICS if METRICS[name].kind == "leakage"] == ["brr", "wsrr"]
+    assert [name for name in METRICS if METRICS[name].metric_kind == "leakage"] == ["brr", "wsrr"]
 
 
 # --- label accuracy ----------------------------------------------------------------------

@@ -9,7 +9,8 @@ from torch import nn
 
 from evalgrid.data.base import DatasetInfo
 from evalgrid.errors import UserError
-from evalgrid.models import MODELS, check_batch_fits
+from evalgrid.models.fitting import check_batch_fits
+from evalgrid.catalogue import MODELS
 from evalgrid.models.zoo import ZOO, ViTOptions
 from evalgrid.threat_model import Normalization
 

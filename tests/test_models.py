@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from evalgrid.data.base import DatasetInfo
-from evalgrid.models import MODELS
+from evalgrid.catalogue import MODELS
 from evalgrid.errors import UserError
 from evalgrid.models.convnet import ConvNetOptions, ConvNetSoKOptions, minimum_resolution
 from evalgrid.models.resnet import ResNetOptions

@@ -16,9 +16,9 @@ from evalgrid.attacks.inverting_gradients import InvertingGradientsOptions
 from evalgrid.attacks.lanes import NotStackable
 from evalgrid.attacks.stacked import StackedInvertingGradients
 from evalgrid.evaluate import CellContext, execute_cell
-from evalgrid.fl.local_training import LOCAL_TRAININGS
+from evalgrid.catalogue import LOCAL_TRAININGS
 from evalgrid.grid import load_grid
-from evalgrid.models import MODELS
+from evalgrid.catalogue import MODELS
 from evalgrid.options import parse_options
 from evalgrid.provenance import current_provenance
 from evalgrid.resume import Interrupted, clear_stop, request_stop

@@ -23,7 +23,7 @@ from evalgrid.errors import UserError
 from evalgrid.fl.fedavg import sampled_clients
 from evalgrid.fl.stage import (FedAvgStageOptions, InitialOptions, StageRequest, cached_rounds, global_model,
                                planned_trainings, train_stages)
-from evalgrid.models import INITS, MODELS
+from evalgrid.catalogue import INITS, MODELS
 from evalgrid.store.atomic import TMP_MARKER
 
 
@@ -369,7 +369,7 @@ def test_a_stage_cache_on_a_filesystem_without_locks_is_refused_with_the_reason(
 
 
 def _defense_options(name: str, **overrides):
-    from evalgrid.defenses import DEFENSES
+    from evalgrid.catalogue import DEFENSES
 
     return dataclasses.replace(DEFENSES[name].options(), **overrides)
 

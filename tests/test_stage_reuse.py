@@ -12,7 +12,7 @@ from evalgrid.cli import main
 from evalgrid.cell import Choice
 from evalgrid.data.digits import DigitsOptions
 from evalgrid.fl.stage import FedAvgStageOptions, StageRequest, cached_rounds, global_model, training_events
-from evalgrid.models import INITS, MODELS
+from evalgrid.catalogue import INITS, MODELS
 from evalgrid.store.layout import OutputDir
 
 # 2 stage seeds x 2 attacks x 2 label settings: 8 cells, 2 stage models (one per seed). The seed

@@ -11,15 +11,15 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import Tensor, nn
 
+from evalgrid.attacks.options import Init
 from evalgrid.fl.local_training import local_update
 from evalgrid.threat_model import Normalization, Reconstruction, ServerView
 
-Init = Literal["randn", "rand"]
 State = TypeVar("State")
 
 

@@ -15,34 +15,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
-
 import torch
 from torch import Tensor
 
-from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_images, model_gradients,
+from evalgrid.attacks.base import (SteppedAttack, check_finite, dummy_images, model_gradients,
                                    shared_gradients, term_values)
-from evalgrid.attacks.labels import LABEL_RULES, fixed_labels
+from evalgrid.attacks.labels import fixed_labels
 from evalgrid.attacks.losses import squared_l2_distance
-from evalgrid.attacks.stopping import EarlyStopping, tolerance_option, window_option
-from evalgrid.options import option
+from evalgrid.attacks.options import DLGOptions
+from evalgrid.attacks.stopping import EarlyStopping
 from evalgrid.threat_model import Reconstruction, ServerView
-
-# 'joint' (DLG's own) or any label inference rule; unused when the labels are known.
-LabelInference = Literal[("joint", *LABEL_RULES.names())]  # type: ignore[misc]
-
-
-@dataclass(frozen=True)
-class DLGOptions:
-    iterations: int = option(300, minimum=1, doc="outer L-BFGS steps (DLG's code and figures: 300)")
-    lr: float = option(1.0, positive=True, doc="L-BFGS step size (torch's default, used by DLG)")
-    lbfgs_max_iter: int = option(20, minimum=1, doc="L-BFGS iterations per step (torch's default, used by DLG)")
-    init: Init = option("randn", doc="dummy data: 'randn' N(0, 1) in input space, 'rand' uniform pixels")
-    label_inference: LabelInference = option(
-        "joint", doc="labels when not known: 'joint' optimises dummy labels with the data (DLG), else a rule")
-    early_stop_window: int = window_option("gradient distance D (at the start of an L-BFGS step)")
-    early_stop_tolerance: float = tolerance_option()
-
 
 @dataclass
 class DLGState:

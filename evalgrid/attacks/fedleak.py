@@ -69,45 +69,22 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_images, first_and_last, model_gradients,
+from evalgrid.attacks.base import (SteppedAttack, check_finite, dummy_images, first_and_last, model_gradients,
                                    optimizer_step, shared_gradients, term_values)
-from evalgrid.attacks.labels import RuleName, fixed_labels
+from evalgrid.attacks.labels import fixed_labels
 from evalgrid.attacks.losses import flatten, total_variation
-from evalgrid.attacks.stopping import EarlyStopping, tolerance_option, window_option
-from evalgrid.options import option
+from evalgrid.attacks.options import Distance, FedLeakOptions
+from evalgrid.attacks.stopping import EarlyStopping
 from evalgrid.threat_model import Reconstruction, ServerView
-
-# The gradient terms of Sec. 4.4's distance that are kept (Table 19's ablation).
-Distance = Literal["l1_and_cosine", "cosine", "l1"]
 
 # The modules whose outputs are "activation values" for the L1 penalty.
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
                nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Sigmoid, nn.Tanh)
-
-
-@dataclass(frozen=True)
-class FedLeakOptions:
-    iterations: int = option(10_000, minimum=1, doc="Adam steps (FedLeak's cost figures: 10,000)")
-    lr: float = option(0.1, positive=True, doc="Adam step size (lost from our copy of the paper; IG's 0.1)")
-    partial: bool = option(True, doc="match only the largest `keep` share of the update's elements (false: all)")
-    keep: float = option(0.5, positive=True, maximum=1.0, doc="share of elements matched, largest magnitude first")
-    distance: Distance = option("l1_and_cosine", doc="gradient terms matched on Λ: 'l1_and_cosine' (Sec. 4.4), "
-                                                     "'cosine' or 'l1' alone (Table 19's ablation)")
-    blend: float = option(0.5, minimum=0.0, maximum=1.0,
-                          doc="γ: the step uses (1 - γ)·∇L(x') + γ·∇L(look-ahead point); 0 turns it off")
-    lookahead: float = option(0.1, positive=True, doc="h: RMS pixel change of the descent step to the look-ahead point")
-    tv: float = option(1e-4, minimum=0.0, doc="α, weight of the total variation (lost from our copy; IG's 1e-4)")
-    activation: float = option(1e-4, minimum=0.0, doc="β, weight of the activation prior Σ_l mean|F_l| (Table 18)")
-    init: Init = option("randn", doc="dummy data: 'randn' N(0, 1) in input space, 'rand' uniform pixels")
-    label_inference: RuleName = option("fedleak", doc="label rule when the labels are not known")
-    early_stop_window: int = window_option("objective L(x') (at x', not at the look-ahead point)")
-    early_stop_tolerance: float = tolerance_option()
 
 
 @dataclass

@@ -59,49 +59,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor
 from torch.func import functional_call
 
-from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_images, first_and_last, model_gradients,
+from evalgrid.attacks.base import (SteppedAttack, check_finite, dummy_images, first_and_last, model_gradients,
                                    optimizer_step, shared_gradients, term_values)
-from evalgrid.attacks.labels import RuleName, fixed_labels
+from evalgrid.attacks.labels import fixed_labels
 from evalgrid.attacks.losses import cosine_distance, squared_l2_distance, total_variation
-from evalgrid.attacks.stopping import EarlyStopping, tolerance_option, window_option
+from evalgrid.attacks.options import GradInversionOptions
+from evalgrid.attacks.stopping import EarlyStopping
 from evalgrid.fl.local_training import recording_bn_statistics
-from evalgrid.options import option
 from evalgrid.threat_model import BatchNormStatistics, Reconstruction, ServerView
-
-GradientDistance = Literal["euclidean", "l2", "cosine"]
-
-
-@dataclass(frozen=True)
-class GradInversionOptions:
-    iterations: int = option(20_000, minimum=1, doc="Adam steps, every restart in lock-step (breaching's preset: 20k)")
-    lr: float = option(0.1, positive=True, doc="Adam step size")
-    lr_decay: bool = option(True, doc="cosine decay of the step size to 0 over the iterations")
-    distance: GradientDistance = option(
-        "l2", doc="'l2': Σ_l ||∇W'_l - ∇W_l||_2 (Yin et al.), 'euclidean': scale·½·Σ_l ||∇W'_l - ∇W_l||² "
-                  "(breaching), 'cosine': 1 - cos over all layers")
-    scale: float = option(1e-4, positive=True, doc="s, the weight of the 'euclidean' distance (breaching: 1e-4)")
-    bn: float = option(0.1, minimum=0, doc="α_BN, weight of the BatchNorm-statistics prior")
-    bn_first_layer: float = option(1.0, minimum=0, doc="m_1, the first BN layer's multiplier (Yin et al.: 1; "
-                                                         "breaching, DeepInversion: 10)")
-    tv: float = option(1e-4, minimum=0, doc="α_TV, weight of the total variation")
-    l2: float = option(1e-6, minimum=0, doc="α_l2, weight of the image prior ½·mean(x'²) (breaching)")
-    group: float = option(0.0, minimum=0, doc="α_group, pull of each restart towards the restarts' mean (no "
-                                              "registration: off by default)")
-    restarts: int = option(4, minimum=1, doc="the group: restarts optimised together; the best is returned")
-    noise: float = option(0.0, minimum=0, doc="Langevin noise lr·noise·N(0, I) added to the gradient (Yin et "
-                                              "al.: none; breaching: 0.01)")
-    boxed: bool = option(True, doc="clamp the dummy pixels into [0, 1] after every step")
-    init: Init = option("randn", doc="dummy data: 'randn' N(0, 1) in input space, 'rand' uniform pixels")
-    label_inference: RuleName = option("yin", doc="label rule when the labels are not known")
-    early_stop_window: int = window_option("loss (summed over the restarts, priors included)")
-    early_stop_tolerance: float = tolerance_option()
-
 
 @dataclass
 class GradInversionState:

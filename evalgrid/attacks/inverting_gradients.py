@@ -24,30 +24,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from evalgrid.attacks.base import (Init, SteppedAttack, check_finite, dummy_images, first_and_last, model_gradients,
+from evalgrid.attacks.base import (SteppedAttack, check_finite, dummy_images, first_and_last, model_gradients,
                                    optimizer_step, shared_gradients, term_values)
-from evalgrid.attacks.labels import RuleName, fixed_labels
+from evalgrid.attacks.labels import fixed_labels
 from evalgrid.attacks.losses import cosine_distance, flatten, total_variation
-from evalgrid.attacks.stopping import EarlyStopping, tolerance_option, window_option
-from evalgrid.options import option
+from evalgrid.attacks.options import InvertingGradientsOptions
+from evalgrid.attacks.stopping import EarlyStopping
 from evalgrid.threat_model import Reconstruction, ServerView
 
 LR_MILESTONES = (3 / 8, 5 / 8, 7 / 8)  # fractions of the iterations where the rate drops ×0.1
-
-
-@dataclass(frozen=True)
-class InvertingGradientsOptions:
-    iterations: int = option(24_000, minimum=1, doc="Adam steps per restart (inversefed, CIFAR-10)")
-    lr: float = option(0.1, positive=True, doc="Adam step size")
-    tv: float = option(1e-4, minimum=0, doc="weight of the total-variation prior")
-    restarts: int = option(1, minimum=1, doc="independent trials; the best gradient match is returned")
-    signed: bool = option(True, doc="step on the sign of the gradient")
-    boxed: bool = option(True, doc="clamp the dummy pixels into [0, 1] after every step")
-    lr_decay: bool = option(True, doc="learning rate ×0.1 at 3/8, 5/8 and 7/8 of the iterations")
-    init: Init = option("randn", doc="dummy data: 'randn' N(0, 1) in input space, 'rand' uniform pixels")
-    label_inference: RuleName = option("idlg", doc="label rule when the labels are not known")
-    early_stop_window: int = window_option("loss (cosine distance + TV)")
-    early_stop_tolerance: float = tolerance_option()
 
 
 @dataclass

@@ -1,21 +1,14 @@
-"""Label inference from the shared update: a registry of rules, each ``rule(view) -> labels``
-(B,) int64 on the update's device. Adding a rule is one function and one ``register``."""
+"""Label inference from the shared update: rules ``rule(view) -> labels`` (B,) int64 on the
+update's device, declared in the catalogue (:mod:`evalgrid.attacks.entries`), where a package
+may add its own; attacks take any of them as their ``label_inference`` option."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Literal
 
 import torch
 from torch import Tensor
 
 from evalgrid.attacks.base import device_of
-from evalgrid.registry import Registry
 from evalgrid.threat_model import ServerView
-
-LabelRule = Callable[[ServerView], Tensor]
-LABEL_RULES: Registry[LabelRule] = Registry("label inference rule")
-
 
 def last_layer_weight_gradient(view: ServerView) -> Tensor:
     """The classifier's weight gradient (K, D): the last 2-D gradient with ``num_classes`` rows."""
@@ -39,9 +32,6 @@ def idlg(view: ServerView) -> Tensor:
     if view.batch_size > 1:
         return fedleak(view)
     return torch.argmin(last_layer_weight_gradient(view).sum(dim=1)).reshape(1)
-
-
-LABEL_RULES.register("idlg", idlg)
 
 
 def yin(view: ServerView) -> Tensor:
@@ -87,13 +77,6 @@ def fedleak(view: ServerView) -> Tensor:
     return torch.repeat_interleave(order, counts[order])
 
 
-LABEL_RULES.register("yin", yin)
-LABEL_RULES.register("fedleak", fedleak)
-
-# The option type of the attacks' ``label_inference``: every rule registered above this line.
-RuleName = Literal[tuple(LABEL_RULES.names())]  # type: ignore[misc]
-
-
 def fixed_labels(view: ServerView, rule: str) -> Tensor:
     """The labels an attack optimises with: the known labels when the threat model grants
     them, else those inferred by ``rule``; on the model's device."""
@@ -102,5 +85,7 @@ def fixed_labels(view: ServerView, rule: str) -> Tensor:
         if labels.shape != (view.batch_size,):
             raise ValueError(f"known_labels has shape {tuple(labels.shape)}, expected ({view.batch_size},)")
     else:
-        labels = LABEL_RULES[rule](view)
+        from evalgrid.catalogue import LABEL_RULES
+
+        labels = LABEL_RULES[rule].build(view)
     return labels.to(device_of(view.model))

@@ -55,6 +55,16 @@ class StackedInvertingGradients(SteppedAttack[StackedState]):
     the generators of every (view, trial) in that order and ``result`` gives one
     :class:`Reconstruction` per (view, trial)."""
 
+    @classmethod
+    def supports(cls, options: InvertingGradientsOptions) -> bool:
+        """Early stopping needs per-lane stops, which the lanes do not have: not stacked."""
+        return not options.early_stop_window
+
+    @classmethod
+    def lanes_per_trial(cls, options: InvertingGradientsOptions) -> int:
+        """Each trial's restarts run as lanes of their own."""
+        return options.restarts
+
     def __init__(self, options: InvertingGradientsOptions, views: Sequence[ServerView], trials_per_view: int):
         self.options, self.views = options, tuple(views)
         restarts = options.restarts

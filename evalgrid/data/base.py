@@ -13,10 +13,10 @@ from typing import Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 
+from evalgrid.data.root import DATA_ROOT_ENV, resolve_data_root
 from evalgrid.errors import UserError
 from evalgrid.threat_model import Normalization
 
-DATA_ROOT_ENV = "EVALGRID_DATA"
 ROOT_SOURCE = f"the grid's `[data] root` (relative to the grid file) or ${DATA_ROOT_ENV}"
 
 # Pixel statistics of the ImageNet training set, as torchvision's pretrained models use them.
@@ -48,12 +48,6 @@ class ImageDataset(Protocol):
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (B, C, H, W) float32 in [0, 1] and labels (B,) int64."""
         ...
-
-
-def resolve_data_root(configured: str | None) -> Path | None:
-    """The data root: the grid's ``[data] root`` if set, else ``$EVALGRID_DATA``, else None."""
-    value = configured or os.environ.get(DATA_ROOT_ENV)
-    return Path(value).expanduser() if value else None
 
 
 def require_data_root(dataset: str, data_root: str | os.PathLike | None, contents: str,

@@ -13,23 +13,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
 from evalgrid.data.base import DATA_ROOT_ENV, DatasetInfo, InMemoryImages
+from evalgrid.data.options import CifarOptions
 from evalgrid.data.pickled import PickleFormatError, read_pickled_data
 from evalgrid.errors import UserError
 from evalgrid.threat_model import Normalization
 
 SIDE = 32
 ROW_LENGTH = 3 * SIDE * SIDE  # one image per row: the red, green, blue planes, each row-major
-
-
-@dataclass(frozen=True)
-class CifarOptions:
-    split: Literal["train", "test"] = "train"
 
 
 @dataclass(frozen=True, eq=False)  # one instance per variant; hashed by identity

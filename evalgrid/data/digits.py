@@ -5,25 +5,17 @@ from __future__ import annotations
 import functools
 import gzip
 import importlib.util
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from evalgrid.data.base import DatasetInfo, InMemoryImages
-from evalgrid.options import option
+from evalgrid.data.options import DigitsOptions
 from evalgrid.threat_model import Normalization
 
 TRAIN_FRACTION = 0.8  # the first 80% of the 1,797 images form the train split, the rest test
-
-
-@dataclass(frozen=True)
-class DigitsOptions:
-    resolution: int = option(32, minimum=16, maximum=512, doc="side of the upsampled image")
-    split: Literal["train", "test"] = "train"
 
 
 def load_split(options: DigitsOptions) -> InMemoryImages:

@@ -25,38 +25,21 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from evalgrid.data.base import (IMAGENET_NORMALIZATION, ROOT_SOURCE, DatasetInfo, require_data_root)
+from evalgrid.data.options import ImageFolderOptions, ImageNetOptions
 from evalgrid.errors import UserError
-from evalgrid.options import option
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 IMAGENET_FOLDER = Path("imagenet") / "val"
 IMAGENET_CLASSES = 1000
 IMAGENET_RESIZE_RATIO = 256 / 224  # the usual "resize 256, centre crop 224" evaluation transform
 SHOWN_NAMES = 5  # how many offending class folders an error lists
-
-
-@dataclass(frozen=True)
-class ImageFolderOptions:
-    path: str = option("", doc="the folder of class subfolders: relative to the data root, or absolute")
-    resolution: int = option(32, minimum=8, maximum=1024, doc="images are resized and centre-cropped to this side")
-    test_fraction: float = option(0.2, minimum=0.0, maximum=1.0, doc="share of each class held out as the test split")
-    split: Literal["train", "test"] = "train"
-
-
-@dataclass(frozen=True)
-class ImageNetOptions:
-    resolution: int = option(224, minimum=8, maximum=1024,
-                             doc="centre-crop side; the short side is first resized to resolution·256/224")
-    test_fraction: float = option(0.2, minimum=0.0, maximum=1.0,
-                                  doc="share of each class of the validation set held out as the test split")
-    split: Literal["train", "test"] = "train"
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,13 @@ import gzip
 import math
 import os
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
 from evalgrid.data.base import DatasetInfo, InMemoryImages, missing_file, require_data_root
+from evalgrid.data.options import MnistOptions
 from evalgrid.errors import UserError
 from evalgrid.threat_model import Normalization
 
@@ -45,11 +44,6 @@ MAX_SAMPLES = {"train": 60_000, "test": 10_000}
 # big-endian uint32, then the values in C order, big-endian.
 IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
-
-
-@dataclass(frozen=True)
-class MnistOptions:
-    split: Literal["train", "test"] = "train"
 
 
 def read_idx(content: bytes) -> np.ndarray:

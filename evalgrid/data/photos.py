@@ -15,28 +15,19 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from evalgrid.data.base import DatasetInfo, InMemoryImages
-from evalgrid.options import option
+from evalgrid.data.options import PhotoOptions
 from evalgrid.threat_model import Normalization
 
 PHOTOS = ("china.jpg", "flower.jpg")
 BANDS = 5  # horizontal fifths per photo: 2 × 5 = 10 classes
 TEST_EVERY = 5  # every fifth window is in the test split
-
-
-@dataclass(frozen=True)
-class PhotoOptions:
-    resolution: int = option(32, minimum=16, maximum=128, doc="side of the resized crops (CIFAR: 32)")
-    window: int = option(96, minimum=32, maximum=416, doc="side of the square window cut from the 427x640 photo")
-    split: Literal["train", "test"] = "train"
 
 
 def build(options: PhotoOptions, data_root=None) -> InMemoryImages:

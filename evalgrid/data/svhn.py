@@ -12,15 +12,14 @@ some damaged files; ``X`` may not announce more images than the published split 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
 from evalgrid.data.base import DatasetInfo, InMemoryImages, missing_file, require_data_root
 from evalgrid.data.matfile import MatFormatError, read_mat_arrays
+from evalgrid.data.options import SvhnOptions
 from evalgrid.errors import UserError
 from evalgrid.threat_model import Normalization
 
@@ -36,11 +35,6 @@ NORMALIZATION = Normalization(mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010
 HOW_TO_GET = (f"download the files once on a machine with internet with torchvision.datasets.SVHN("
               f"'ROOT/{FOLDER}', split='train', download=True) (and split='test'), which puts "
               f"{FILES['train']} and {FILES['test']} directly in ROOT/{FOLDER}/, and copy that folder here.")
-
-
-@dataclass(frozen=True)
-class SvhnOptions:
-    split: Literal["train", "test"] = "train"
 
 
 def build(options: SvhnOptions, data_root: str | os.PathLike | None = None) -> InMemoryImages:

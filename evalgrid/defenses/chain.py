@@ -11,33 +11,9 @@ from typing import Any
 import torch
 
 from evalgrid.defenses.base import ClientSide, Defense, with_gradients
-from evalgrid.errors import choices_sentence, did_you_mean
+from evalgrid.defenses.composition import check_composition
 from evalgrid.fl.local_training import LocalTraining, PrivateGradients
-from evalgrid.options import InvalidOption
 from evalgrid.threat_model import SharedUpdate
-
-LAST_ONLY = ("secure_aggregation",)  # describes what the server sees after every client-side step
-
-
-def check_composition(names: Sequence[str]) -> None:
-    """Raise :class:`InvalidOption` when the named defenses cannot be composed: an unknown name,
-    a defense listed twice (so DP-SGD at most once: one privacy mechanism in the local
-    training), or secure aggregation anywhere but last."""
-    from evalgrid.defenses import DEFENSES
-
-    names = list(names)
-    for name in names:
-        if name not in DEFENSES:
-            raise InvalidOption("", f"unknown defense {name!r} in the composition.{did_you_mean(name, DEFENSES)} "
-                                    f"{choices_sentence(DEFENSES)}")
-    for index, name in enumerate(names):
-        if name in names[:index]:
-            raise InvalidOption("", f"defense {name!r} appears twice in the composition {names}; "
-                                    "list each defense once (set its options instead).")
-    for index, name in enumerate(names):
-        if name in LAST_ONLY and index != len(names) - 1:
-            raise InvalidOption("", f"{name!r} must be the last defense of the composition {names}: it "
-                                    "describes what the server receives after every client-side defense.")
 
 
 class DefenseChain(Defense):
@@ -52,7 +28,7 @@ class DefenseChain(Defense):
     @classmethod
     def from_choices(cls, choices: Iterable[Any]) -> DefenseChain:
         """Build from resolved grid choices (objects with ``name`` and ``options``), checked."""
-        from evalgrid.defenses import DEFENSES
+        from evalgrid.catalogue import DEFENSES
 
         choices = list(choices)
         check_composition([choice.name for choice in choices])

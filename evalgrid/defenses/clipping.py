@@ -18,22 +18,11 @@ both of the SoK's sweeps (ResNet-18: 0.5, 0.3, 0.1, 0.05, 0.01; Swin: 1, 0.7, 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 
 from evalgrid.defenses.base import ClientSide, Defense, with_gradients
-from evalgrid.options import option
+from evalgrid.defenses.options import ClippingOptions
 from evalgrid.threat_model import SharedUpdate
-
-
-@dataclass(frozen=True)
-class ClippingOptions:
-    bound: float = option(0.1, positive=True, doc="C: the largest |coordinate| (value) or the largest L2 norm (norm)")
-    mode: Literal["value", "norm"] = option(
-        "norm", doc="scale the whole update to L2 norm <= C (norm: flat clipping, McMahan et al.) or clamp "
-                    "every coordinate to [-C, C] (value)")
 
 
 class Clipping(Defense):

@@ -16,22 +16,13 @@ own values were lost from our copy of its text); δ = 10⁻⁵ (Abadi et al.'s �
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from evalgrid.defenses import accountant
 from evalgrid.defenses.base import ClientSide, Defense, with_gradients
+from evalgrid.defenses.options import DPSGDOptions
 from evalgrid.fl.local_training import LocalTraining, PrivateGradients
-from evalgrid.options import option
 from evalgrid.threat_model import SharedUpdate
-
-
-@dataclass(frozen=True)
-class DPSGDOptions:
-    clip_norm: float = option(1.0, positive=True, doc="C: every per-sample gradient is clipped to this L2 norm")
-    noise_multiplier: float = option(1.0, minimum=0.0, doc="σ: the noise's std is σ·C on the clipped sum")
-    delta: float = option(1e-5, positive=True, maximum=0.1, doc="δ of the reported (ε, δ) guarantee (≪ 1/N)")
 
 
 class DPSGD(Defense):

@@ -21,16 +21,9 @@ scales do. This reading is recorded in analysis/FIDELITY.md as unverified.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from evalgrid.defenses.base import ClientSide, Defense, standard_normal, with_gradients
-from evalgrid.options import option
+from evalgrid.defenses.options import GaussianOptions
 from evalgrid.threat_model import SharedUpdate
-
-
-@dataclass(frozen=True)
-class GaussianOptions:
-    sigma: float = option(0.1, minimum=0.0, doc="σ: standard deviation of the added noise, in gradient units")
 
 
 class Gaussian(Defense):

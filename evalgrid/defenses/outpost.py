@@ -31,26 +31,13 @@ What is not exact:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
 from evalgrid.defenses.base import (ClientSide, Defense, fraction_count, largest, smallest, standard_normal,
                                     with_gradients)
-from evalgrid.options import option
+from evalgrid.defenses.options import OutpostOptions
 from evalgrid.threat_model import SharedUpdate
-
-
-@dataclass(frozen=True)
-class OutpostOptions:
-    prune_ratio: float = option(0.8, minimum=0.0, maximum=1.0,
-                                doc="fraction of each layer's smallest-magnitude coordinates zeroed (code: 80 %)")
-    phi: float = option(0.4, minimum=0.0, maximum=1.0,
-                        doc="fraction of coordinates, by largest Fisher information g², given noise (code: 40 %)")
-    noise_base: float = option(0.8, minimum=0.0, doc="noise std = min(Var(W_l), 1) · noise_base (code: 0.8)")
-    beta: float = option(0.125, minimum=0.0, doc="decay: perturb with probability 1/(1 + beta·iteration) (code 0.125)")
-    iteration: int = option(1, minimum=0, doc="the local iteration t the update stands for (first step: 1)")
 
 
 class Outpost(Defense):

@@ -34,25 +34,12 @@ all-zero tensor into NaN (0/0); here it stays zero.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 from torch import Tensor
 
 from evalgrid.defenses.base import ClientSide, Defense, uniform, with_gradients
-from evalgrid.options import option
+from evalgrid.defenses.options import QSGDOptions
 from evalgrid.threat_model import SharedUpdate
-
-
-@dataclass(frozen=True)
-class QSGDOptions:
-    bits: int = option(4, minimum=1, maximum=8,
-                       doc="bits per level index: s = 2^bits − 1 levels (SoK sweeps 1, 2, 3, 4)")
-    norm: Literal["max", "l2"] = option(
-        "max", doc="scale of each bucket: its max |v_i| (QSGD's experiments, ROG) or its L2 norm (QSGD Sec. 3.1)")
-    bucket_size: int = option(0, minimum=0,
-                              doc="coordinates per bucket, each scaled on its own; 0: one bucket per tensor (ROG)")
 
 
 class QSGD(Defense):

@@ -12,17 +12,9 @@ after every client-side step). Default K = 2: the smallest aggregate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from evalgrid.defenses.base import ClientSide, Defense, with_gradients
-from evalgrid.options import option
+from evalgrid.defenses.options import SecureAggregationOptions
 from evalgrid.threat_model import SharedUpdate
-
-
-@dataclass(frozen=True)
-class SecureAggregationOptions:
-    clients: int = option(2, minimum=2,
-                          doc="K: the server sees the mean update of this many clients (the victim's included)")
 
 
 class SecureAggregation(Defense):

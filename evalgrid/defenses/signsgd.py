@@ -9,15 +9,9 @@ update carries no magnitude: no scale option. A coordinate that is exactly zero 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from evalgrid.defenses.base import ClientSide, Defense, with_gradients
+from evalgrid.defenses.options import SignSGDOptions
 from evalgrid.threat_model import SharedUpdate
-
-
-@dataclass(frozen=True)
-class SignSGDOptions:
-    """signSGD has no parameter."""
 
 
 class SignSGD(Defense):

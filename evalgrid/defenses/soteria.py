@@ -28,21 +28,13 @@ FedSGD and one FedAvg step; for U > 1 steps the summed update's column is zeroed
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
 from evalgrid.defenses.base import ClientSide, Defense, fraction_count, largest, with_gradients
-from evalgrid.options import option
+from evalgrid.defenses.options import SoteriaOptions
 from evalgrid.threat_model import SharedUpdate
-
-
-@dataclass(frozen=True)
-class SoteriaOptions:
-    prune_ratio: float = option(0.5, minimum=0.0, maximum=1.0,
-                                doc="fraction of representation features pruned (FedLeak: 0.5)")
 
 
 class Soteria(Defense):

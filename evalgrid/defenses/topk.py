@@ -18,22 +18,11 @@ than the SoK's strongest); set the SoK's values in the grid to reproduce its swe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 
 from evalgrid.defenses.base import ClientSide, Defense, fraction_count, largest, with_gradients
-from evalgrid.options import option
+from evalgrid.defenses.options import TopKOptions
 from evalgrid.threat_model import SharedUpdate
-
-
-@dataclass(frozen=True)
-class TopKOptions:
-    keep: float = option(0.1, positive=True, maximum=1.0,
-                         doc="fraction of coordinates kept, k = ⌈keep·n⌉ (SoK sweeps 0.6 to 0.95)")
-    scope: Literal["layer", "global"] = option(
-        "layer", doc="rank each tensor on its own (layer) or the whole update together (global)")
 
 
 class TopK(Defense):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from evalgrid.registry import Registry
+from evalgrid.catalogue.registry import Registry
 
 ExecutorFactory = Callable[..., object]
 

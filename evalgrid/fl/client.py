@@ -15,7 +15,8 @@ from evalgrid.cell import CellConfig
 from evalgrid.data.base import DatasetInfo, ImageDataset
 from evalgrid.defenses.base import ClientSide
 from evalgrid.defenses.chain import DefenseChain
-from evalgrid.fl.local_training import (LOCAL_TRAININGS, LocalTraining, client_bn_statistics, local_update,
+from evalgrid.catalogue import LOCAL_TRAININGS
+from evalgrid.fl.local_training import (LocalTraining, client_bn_statistics, local_update,
                                         set_bn_mode, shared_pseudo_gradient)
 from evalgrid.setup import BATCH_STREAM, CLIENT_STREAM, DEFENSE_STREAM, stream_seed
 from evalgrid.threat_model import ClientData, Normalization, ServerView, SharedUpdate

@@ -21,11 +21,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from evalgrid.fl.objective import mean_loss
-from evalgrid.options import option
-from evalgrid.registry import Component, Registry
+from evalgrid.fl.options import BatchNormMode, FedAvgOptions, FedSGDOptions
 from evalgrid.threat_model import BatchNormStatistics
-
-BatchNormMode = Literal["train", "eval"]
 
 
 @dataclass(frozen=True)
@@ -69,51 +66,16 @@ class PrivateGradients:
     generator: torch.Generator  # CPU: the same noise on any device
 
 
-# The model's mode while the client computes its update. Default eval: Inverting Gradients'
-# reference (inversefed's reconstruct_image.py and rec_mult.py call model.eval() before the
-# victim's gradient and the reconstruction) and breaching's honest-but-curious user (eval when
-# the server provides its buffers, the default) both compute the update in eval mode; the SoK's
-# Table 4 ("remove dropout" 0.0044 -> 0.0043) implies dropout was off. In train mode BatchNorm
-# normalises with the batch's own statistics and dropout is active: the client's dropout mask is
-# then drawn independently of the attacker's, which no attacker can reproduce.
-BN_MODE_DOC = ("eval: BatchNorm uses its running statistics and dropout is off (inversefed, breaching); "
-               "train: batch statistics and active dropout")
-
-
-@dataclass(frozen=True)
-class FedSGDOptions:
-    bn_mode: BatchNormMode = option("eval", doc=BN_MODE_DOC)
-    share_bn_statistics: bool = option(False, doc="the update carries each BN layer's batch mean and variance")
-
-
-@dataclass(frozen=True)
-class FedAvgOptions:
-    local_steps: int = option(1, minimum=1, doc="U local SGD steps (used when local_epochs is 0)")
-    local_epochs: int = option(0, minimum=0, doc="E > 0: U = E·⌈N/b⌉ steps, E passes over the N samples")
-    minibatch_size: int = option(0, minimum=0, doc="b samples per step; 0: all N (full-batch steps)")
-    lr: float = option(1e-4, positive=True, doc="local learning rate η (inversefed's multi-step setting)")
-    bn_mode: BatchNormMode = option("eval", doc=BN_MODE_DOC)
-    share_bn_statistics: bool = option(False, doc="the update carries each BN layer's batch mean and variance")
-
-
-def _fedsgd(options: FedSGDOptions, num_samples: int) -> LocalTraining:
+def fedsgd_training(options: FedSGDOptions, num_samples: int) -> LocalTraining:
     return LocalTraining("fedsgd", 1, num_samples, 1.0, options.bn_mode, options.share_bn_statistics)
 
 
-def _fedavg(options: FedAvgOptions, num_samples: int) -> LocalTraining:
+def fedavg_training(options: FedAvgOptions, num_samples: int) -> LocalTraining:
     minibatch = min(options.minibatch_size or num_samples, num_samples)
     steps = options.local_steps
     if options.local_epochs:
         steps = options.local_epochs * -(-num_samples // minibatch)
     return LocalTraining("fedavg", steps, minibatch, options.lr, options.bn_mode, options.share_bn_statistics)
-
-
-LOCAL_TRAININGS: Registry[Component] = Registry("local training")
-LOCAL_TRAININGS.register("fedsgd", Component(
-    "fedsgd", FedSGDOptions, _fedsgd, "FedSGD: the client shares the gradient of its mean loss over all N samples"))
-LOCAL_TRAININGS.register("fedavg", Component(
-    "fedavg", FedAvgOptions, _fedavg,
-    "FedAvg: U mini-batch SGD steps; the server sees (W_0 - W_U)/lr, the summed step gradients"))
 
 
 def set_bn_mode(model: nn.Module, mode: BatchNormMode) -> None:

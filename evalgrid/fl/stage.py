@@ -37,57 +37,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
+from evalgrid.catalogue import STAGES
 from evalgrid.cell import Choice
 from evalgrid.errors import UserError
+from evalgrid.fl.options import FedAvgStageOptions, InitialOptions
 from evalgrid.metrics.utility import test_accuracy
-from evalgrid.options import option
-from evalgrid.registry import Component, Registry
 from evalgrid.setup import build_model, describe_dataset, load_dataset
 from evalgrid.store.atomic import atomic_write, atomic_write_text, remove_stale_temporaries
 
 STAGE_SCHEMA = 1  # bump when the training changes what weights a setup gives
 LOCK_NAME = ".lock"
 TRAININGS_DIR = "trainings"  # in a setup's folder: one event file per completed training
-
-
-@dataclass(frozen=True)
-class InitialOptions:
-    test_samples: int = option(1000, minimum=0, doc="test images (the first of the test split) the accuracy "
-                                                    "is measured on; 0: all")
-
-
-@dataclass(frozen=True)
-class FedAvgStageOptions:
-    """Defaults: the SoK's stage experiment (Appendix B II: 5 clients, batch 128, lr 0.01, 10 local
-    epochs, IID); FedLeak Sec. 6 uses 100 clients, and α ∈ {0.1, 0.5, 1, 5} for Dirichlet skew.
-    ``local_steps`` is out of the setup key and cell ids while 0, so the grids from before it
-    keep theirs."""
-
-    round: int = option(1, minimum=0, doc="r: the model is attacked after r FedAvg rounds (SoK Fig. 7 sweeps 1-100)")
-    clients: int = option(5, minimum=1, doc="M clients in the federation (SoK App. B: 5; FedLeak: 100)")
-    clients_per_round: int = option(5, minimum=1, doc="K clients sampled each round (SoK App. B: all 5)")
-    local_epochs: int = option(10, minimum=1, doc="E local epochs per round (SoK App. B: 10); unused when "
-                                                  "local_steps > 0")
-    local_steps: int = option(0, minimum=0, in_id_at_default=False,
-                              doc="U > 0: every sampled client takes exactly U SGD steps per round, each on "
-                                  "batch_size samples of its shard, reshuffled when a pass runs out (FedLeak "
-                                  "Sec. 5-6.3: one step of a 16-64 batch per round; Table 9: U steps of 16); "
-                                  "0: local_epochs passes over the shard")
-    batch_size: int = option(128, minimum=1, doc="client mini-batch size (SoK App. B: 128); above the "
-                                                  "shard size: the whole shard")
-    lr: float = option(0.01, positive=True, doc="client learning rate (SoK App. B: 0.01)")
-    split: Literal["iid", "dirichlet"] = option("iid", doc="IID shards, or label skew with Dir(alpha) proportions")
-    alpha: float = option(0.5, positive=True, doc="Dirichlet concentration; smaller is more skewed (FedLeak Table 6)")
-    samples_per_client: int = option(0, minimum=0, doc="shard size; 0: the train split shared evenly by the clients")
-    test_samples: int = option(1000, minimum=0, doc="test images (the first of the test split) the accuracy "
-                                                    "is measured on; 0: all")
-
-
 NOT_IN_SETUP = ("round", "test_samples")  # options that do not change a setup's weights
 
 
@@ -100,24 +65,15 @@ class Stage:
     federation: FedAvgStageOptions | None = None  # None: the initialised model
 
 
-def _initial(options: InitialOptions) -> Stage:
+def initial_stage(options: InitialOptions) -> Stage:
     return Stage(0, options.test_samples)
 
 
-def _fedavg(options: FedAvgStageOptions) -> Stage:
+def fedavg_stage(options: FedAvgStageOptions) -> Stage:
     if options.clients_per_round > options.clients:
         raise UserError(f"stage 'fedavg': clients_per_round = {options.clients_per_round} exceeds "
                         f"clients = {options.clients}.")
     return Stage(options.round, options.test_samples, options)
-
-
-STAGES: Registry[Component] = Registry("stage")
-STAGES.register("initial", Component(
-    "initial", InitialOptions, _initial, "the initialised global model, before any training"))
-STAGES.register("fedavg", Component(
-    "fedavg", FedAvgStageOptions, _fedavg,
-    "the global model after `round` FedAvg rounds (K of M clients, E local epochs or U local steps of SGD, "
-    "weighted averaging)"))
 
 
 def _canonical_json(body: Any) -> str:
@@ -415,7 +371,7 @@ def stage_requests(cell: Any, base_dir: Path | None) -> list[StageRequest]:
     the same FedAvg run with every client defended."""
     from evalgrid.evaluate import resolved_init
 
-    if cell.stage.name == "initial":
+    if not STAGES[cell.stage.name].trains:
         return []
     base = StageRequest(cell.dataset, cell.resolution, cell.model, resolved_init(cell.init, base_dir),
                         cell.stage, cell.seed)

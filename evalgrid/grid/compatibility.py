@@ -19,16 +19,38 @@ def _shares_bn(cell: CellConfig) -> bool:
     return bool(getattr(cell.local_training.options, "share_bn_statistics", False))
 
 
+def _needs_bn_statistics(cell: CellConfig) -> bool:
+    from evalgrid.catalogue import ATTACKS
+
+    return ATTACKS[cell.attack.name].needs_shared_bn_statistics and not _shares_bn(cell)
+
+
+def _trains_defended_without_stage(cell: CellConfig) -> str | None:
+    """The first listed metric that trains the federation with the defense, when the stage has no training."""
+    from evalgrid.catalogue import METRICS, STAGES
+
+    if STAGES[cell.stage.name].trains:
+        return None
+    return next((name for name in cell.metrics if METRICS[name].needs_defended_training), None)
+
+
+def _training_stages() -> list[str]:
+    from evalgrid.catalogue import STAGES
+
+    return [name for name in STAGES if STAGES[name].trains]
+
+
 RULES: tuple[Rule, ...] = (
-    Rule(lambda cell: cell.attack.name == "gradinversion" and not _shares_bn(cell),
-         lambda cell: f"attack 'gradinversion' needs the BatchNorm statistics of the victim's batch, but local "
+    Rule(_needs_bn_statistics,
+         lambda cell: f"attack {cell.attack.name!r} needs the BatchNorm statistics of the victim's batch, but local "
                       f"training {cell.local_training} does not share them: set "
                       f"[local_trainings.{cell.local_training.name}] share_bn_statistics = true, or exclude "
-                      f"gradinversion from those cells with an [[exclude]] rule."),
-    Rule(lambda cell: "defended_accuracy" in cell.metrics and cell.stage.name == "initial",
-         lambda cell: "metric 'defended_accuracy' trains the model with the defense applied by every client up "
-                      "to the stage's round, so it needs a 'fedavg' stage (stage = 'initial' has no training): "
-                      "set stage = [{ name = \"fedavg\", round = ... }] or drop the metric."),
+                      f"{cell.attack.name} from those cells with an [[exclude]] rule."),
+    Rule(lambda cell: _trains_defended_without_stage(cell) is not None,
+         lambda cell: f"metric {_trains_defended_without_stage(cell)!r} trains the model with the defense applied "
+                      f"by every client up to the stage's round, so it needs a stage with training (stage = "
+                      f"{cell.stage.name!r} has none): choose one of {', '.join(map(repr, _training_stages()))} "
+                      f"or drop the metric."),
 )
 
 

@@ -3,8 +3,8 @@
 A factor value is parsed from TOML into the typed value a :class:`CellConfig` field holds.
 Parsers raise :class:`InvalidOption` with a key relative to the value; the grid validator
 prefixes the file and key path. A factor's ``label`` of a TOML value is the label its parsed
-value shows (``str``), read without the component registries: those, and torch with them, are
-imported on first use.
+value shows (``str``), read without the catalogue, which loads on first use. A factor's
+``dtype`` is the type of its result column and of its ``load`` column.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from evalgrid.cell import Choice, ChoiceChain
 from evalgrid.errors import choices_sentence, did_you_mean
 from evalgrid.options import InvalidOption, parse_options
-from evalgrid.registry import Registry
+from evalgrid.catalogue.registry import Registry
 
 REQUIRED = object()
 Bases = Mapping[str, Any]  # component name → its options after the grid's [attacks.NAME] overrides
@@ -34,7 +34,7 @@ class ComponentFactor:
     registry_path: str  # "module:NAME" of its Registry, imported on first use
     overrides_section: str  # top-level table of per-component overrides, e.g. "attacks"
     default: Any = REQUIRED
-    pandas_dtype: str = "category"
+    dtype: str = "category"
 
     @cached_property
     def registry(self) -> Registry:
@@ -61,7 +61,9 @@ class ComponentFactor:
         name, written = self._shape(raw)
         if name not in self.registry:
             raise InvalidOption("", f"unknown {self.name} {name!r}.{did_you_mean(name, self.registry.names())} "
-                                    f"{choices_sentence(self.registry.names())}")
+                                    f"{choices_sentence(self.registry.names())} `evalgrid components "
+                                    f"{self.name}` describes them; a package's own appear once it is installed "
+                                    f"in this environment.")
         return name, written
 
     def _shape(self, raw: Any) -> tuple[str, dict[str, Any]]:
@@ -99,7 +101,7 @@ class IntegerFactor(MatchesEqualValues):
     summary: str
     minimum: int
     default: Any = REQUIRED
-    pandas_dtype: str = "int64"
+    dtype: str = "int64"
     maximum: int | None = None  # a bound far above any experiment, below what would exhaust memory
     maximum_reason: str = ""
 
@@ -119,7 +121,7 @@ class ChoiceFactor(MatchesEqualValues):
     summary: str
     choices: tuple[str, ...]
     default: Any = REQUIRED
-    pandas_dtype: str = "category"
+    dtype: str = "category"
 
     def parse(self, raw: Any, bases: Bases) -> str:
         if raw not in self.choices or not isinstance(raw, str):
@@ -133,7 +135,7 @@ class BoolFactor(MatchesEqualValues):
     name: str
     summary: str
     default: Any = REQUIRED
-    pandas_dtype: str = "bool"
+    dtype: str = "bool"
 
     def parse(self, raw: Any, bases: Bases) -> bool:
         if not isinstance(raw, bool):
@@ -148,7 +150,7 @@ class NameFactor(MatchesEqualValues):
     name: str
     summary: str
     default: Any = REQUIRED
-    pandas_dtype: str = "category"
+    dtype: str = "category"
 
     def parse(self, raw: Any, bases: Bases) -> str:
         if not isinstance(raw, str) or not raw.strip():
@@ -166,7 +168,7 @@ class ChainFactor:
     component: ComponentFactor
     check: Callable[[list[str]], None]  # raises InvalidOption for an invalid composition
     default: Any = REQUIRED
-    pandas_dtype: str = "category"
+    dtype: str = "category"
 
     @property
     def registry(self) -> Registry:
@@ -210,7 +212,7 @@ Factor = ComponentFactor | IntegerFactor | ChoiceFactor | BoolFactor | NameFacto
 
 def _build_factors() -> Registry[Factor]:
     def check_defenses(names: list[str]) -> None:
-        from evalgrid.defenses.chain import check_composition
+        from evalgrid.defenses.composition import check_composition
 
         if "none" in names:
             raise InvalidOption("", "'none' cannot be part of a composition; write defense = \"none\" on its own.")
@@ -218,25 +220,25 @@ def _build_factors() -> Registry[Factor]:
 
     factors: Registry[Factor] = Registry("factor")
     for factor in (
-        ComponentFactor("dataset", "the victim's data", "evalgrid.data:DATASETS", "datasets"),
+        ComponentFactor("dataset", "the victim's data", "evalgrid.catalogue:DATASETS", "datasets"),
         IntegerFactor("resolution", "image side the data is resized to (SoK Fig. 4); 0: the dataset's own",
                       minimum=0, default=0, maximum=4096,
                       maximum_reason="a batch of 64 colour images of that side already takes 12 GB"),
-        ComponentFactor("model", "the global model's architecture", "evalgrid.models:MODELS", "models"),
-        ComponentFactor("init", "the global model's initial weights", "evalgrid.models:INITS", "inits",
+        ComponentFactor("model", "the global model's architecture", "evalgrid.catalogue:MODELS", "models"),
+        ComponentFactor("init", "the global model's initial weights", "evalgrid.catalogue:INITS", "inits",
                         default="default"),
-        ComponentFactor("stage", "the FL training stage the model is attacked at", "evalgrid.fl.stage:STAGES",
+        ComponentFactor("stage", "the FL training stage the model is attacked at", "evalgrid.catalogue:STAGES",
                         "stages", default="initial"),
         ComponentFactor("local_training", "the victim's local training: FedSGD or FedAvg",
-                        "evalgrid.fl.local_training:LOCAL_TRAININGS", "local_trainings", default="fedsgd"),
+                        "evalgrid.catalogue:LOCAL_TRAININGS", "local_trainings", default="fedsgd"),
         BoolFactor("knows_local_config", "the attacker knows the local training (SoK WST) or assumes one "
                                          "full-batch step (BST)", default=True),
         IntegerFactor("batch_size", "the victim's private samples (N; FedSGD's batch B)", minimum=1, default=1,
                       maximum=100_000, maximum_reason="the papers attack at most a few hundred samples"),
         ChainFactor("defense", "post-processing of the update, DP-SGD or secure aggregation; a list composes",
-                    ComponentFactor("defense", "", "evalgrid.defenses:DEFENSES", "defenses"), check_defenses,
+                    ComponentFactor("defense", "", "evalgrid.catalogue:DEFENSES", "defenses"), check_defenses,
                     default="none"),
-        ComponentFactor("attack", "the gradient inversion attack and its options", "evalgrid.attacks:ATTACKS",
+        ComponentFactor("attack", "the gradient inversion attack and its options", "evalgrid.catalogue:ATTACKS",
                         "attacks"),
         NameFactor("gradient_source", "the module whose gradients the attack matches (SoK Table 3); all",
                    default="all"),

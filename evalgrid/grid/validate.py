@@ -162,7 +162,7 @@ class _Validator:
                     base_dir=self.merged.files[-1].resolve().parent, resolved=self.data)
 
     def metrics(self) -> tuple[str, ...]:
-        from evalgrid.metrics import METRICS
+        from evalgrid.catalogue import METRICS
 
         raw = self.data.get("metrics", list(DEFAULT_METRICS))
         if not isinstance(raw, list) or not raw:
@@ -307,7 +307,7 @@ class _Validator:
 
     def data_root(self, data: DataOptions) -> Path | None:
         """``[data] root`` (relative to its file), else ``$EVALGRID_DATA``, else None."""
-        from evalgrid.data.base import resolve_data_root
+        from evalgrid.data.root import resolve_data_root
 
         configured = self.relative_path(("data", "root"), data.root)
         return configured or (Path(resolved).resolve() if (resolved := resolve_data_root(None)) else None)

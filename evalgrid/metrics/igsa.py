@@ -105,3 +105,18 @@ def _uniform_in_ball(shape: torch.Size, dimension: int, radius: float, generator
     direction /= direction.norm()
     scale = radius * float(torch.rand((), generator=generator, dtype=torch.float64)) ** (1.0 / dimension)
     return (direction * scale).view(shape)
+
+
+def igsa_of_round(inputs) -> float:
+    """The ``igsa`` metric of a cell (:class:`~evalgrid.metrics.scoring.ModelMetricInputs`): IGSA
+    of the model the server sent, at the victim's private batch, in the BatchNorm mode the
+    client's gradient was computed in, with the grid's budget and a generator of the cell's seed."""
+    from evalgrid.fl.local_training import set_bn_mode
+    from evalgrid.setup import IGSA_STREAM, stream_seed
+
+    round_, options = inputs.round, inputs.cell.metric_options
+    model = copy.deepcopy(round_.server_model)
+    set_bn_mode(model, round_.training.bn_mode)
+    generator = torch.Generator().manual_seed(stream_seed(inputs.cell.seed, IGSA_STREAM))
+    return igsa(model, inputs.normalization.normalize(round_.private.images), round_.private.labels,
+                options.igsa_samples, options.igsa_radius, generator)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from evalgrid.metrics.entries import SSIM_WINDOW
+
 MSE_FLOOR = 1e-10  # so that an exact copy reads 10·log10(1/1e-10) = 100 dB instead of inf
 
 SSIM_SIGMA = 1.5
-SSIM_RADIUS = int(3.5 * SSIM_SIGMA + 0.5)  # truncated at 3.5σ, as scipy/scikit-image do
-SSIM_WINDOW = 2 * SSIM_RADIUS + 1  # 11
+SSIM_RADIUS = SSIM_WINDOW // 2  # 5 = int(3.5σ + 0.5): truncated at 3.5σ, as scipy/scikit-image do
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 

@@ -25,6 +25,8 @@ initialisations), not the 10 x 10 the text states.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from evalgrid.metrics.options import MetricOptions
@@ -41,3 +43,13 @@ def batch_reconstruction_rate(psnr: np.ndarray, lpips: np.ndarray, options: Metr
 
 def worst_sample_reconstruction_rate(psnr: np.ndarray, lpips: np.ndarray, options: MetricOptions) -> float:
     return float(leaked(psnr, lpips, options).mean(axis=0).max())
+
+
+def batch_reconstruction_rate_of(per_sample: Mapping[str, np.ndarray], options: MetricOptions) -> float:
+    """BRR from the per-sample PSNR and LPIPS of every trial ([trial][sample])."""
+    return batch_reconstruction_rate(per_sample["psnr"], per_sample["lpips"], options)
+
+
+def worst_sample_reconstruction_rate_of(per_sample: Mapping[str, np.ndarray], options: MetricOptions) -> float:
+    """WSRR from the per-sample PSNR and LPIPS of every trial ([trial][sample])."""
+    return worst_sample_reconstruction_rate(per_sample["psnr"], per_sample["lpips"], options)

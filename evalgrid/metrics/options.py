@@ -27,12 +27,11 @@ class MetricOptions:
     igsa_radius: float = option(1e-3, positive=True, doc="r, the l2 radius of IGSA's perturbations (SoK App. B)")
 
 
-_RECONSTRUCTION = ("psnr", "ssim", "lpips", "brr", "wsrr")  # label_acc ignores the pairing
-USED_BY = {"matching": _RECONSTRUCTION, "leak_psnr": ("brr", "wsrr"), "leak_lpips": ("brr", "wsrr"),
-           "igsa_samples": ("igsa",), "igsa_radius": ("igsa",)}
-
-
 def relevant(options: MetricOptions, metrics: tuple[str, ...]) -> dict[str, Any]:
-    """The options that change what the listed metrics compute (less those left out of ids at
-    their default: :func:`evalgrid.options.canonical_options`)."""
-    return {name: value for name, value in canonical_options(options).items() if set(USED_BY[name]) & set(metrics)}
+    """The options that change what the listed metrics compute (each metric's catalogue entry
+    says which it ``reads``), less those left out of ids at their default
+    (:func:`evalgrid.options.canonical_options`)."""
+    from evalgrid.catalogue import METRICS
+
+    read = {name for metric in metrics for name in METRICS[metric].reads}
+    return {name: value for name, value in canonical_options(options).items() if name in read}

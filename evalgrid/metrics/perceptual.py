@@ -14,10 +14,9 @@ import warnings
 import torch
 from torch import nn
 
+from evalgrid.metrics.entries import LPIPS_MIN_SIZE, LPIPS_WEIGHTS
 from evalgrid.weights import require_weights, weights_path
 
-REQUIRED_WEIGHTS = ("alexnet",)
-LPIPS_MIN_SIZE = 31  # smaller inputs shrink to nothing in AlexNet's second max-pool
 
 
 def lpips(originals: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:
@@ -31,7 +30,7 @@ def lpips(originals: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tenso
     if min(originals.shape[-2:]) < LPIPS_MIN_SIZE:
         raise ValueError(f"LPIPS (AlexNet) needs images of at least {LPIPS_MIN_SIZE}×{LPIPS_MIN_SIZE} "
                          f"pixels, got {originals.shape[-2]}×{originals.shape[-1]}")
-    require_weights(REQUIRED_WEIGHTS)
+    require_weights(LPIPS_WEIGHTS)
     network = lpips_network(originals.device)
     with torch.no_grad():
         distances = network(_to_lpips_input(originals), _to_lpips_input(reconstructions.to(originals)))

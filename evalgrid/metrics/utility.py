@@ -30,3 +30,14 @@ def test_accuracy(model: nn.Module, dataset, samples: int, device: torch.device 
 
 
 test_accuracy.__test__ = False  # not a pytest test, despite its name
+
+
+def stage_accuracy(inputs) -> float:
+    """The ``accuracy`` metric: the attacked global model's test accuracy, measured with its stage."""
+    return inputs.stage_accuracy
+
+
+def defended_accuracy(inputs) -> float:
+    """The ``defended_accuracy`` metric: the test accuracy of the federation trained to the
+    stage's round with every client applying the cell's defense."""
+    return inputs.defended_stage().test_accuracy

@@ -25,41 +25,17 @@ whose defaults are the SoK's base ConvNet, so Table 4's rows are e.g.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 
 from torch import nn
 
 from evalgrid.data.base import DatasetInfo
 from evalgrid.errors import UserError
-from evalgrid.options import option
+from evalgrid.models.options import ConvNetOptions, ConvNetSoKOptions
 
 # Output channels of conv0..conv7 as multiples of the width; max-pools follow conv5 and conv7.
 _MULTIPLES = (1, 2, 2, 4, 4, 4, 4, 4)
 _POOL_AFTER = {5: "pool0", 7: "pool1"}
 _POOL = 3  # MaxPool2d(3): kernel 3, stride 3, no padding
-
-
-@dataclass(frozen=True)
-class ConvNetOptions:
-    """Geiping's ConvNet64 (the defaults) and the SoK's micro-design switches."""
-
-    width: int = option(64, minimum=1, doc="channels of conv0 (later layers use 2× and 4×); Geiping's ConvNet64")
-    bias: bool = option(True, doc="convolutions and the linear layer have a bias")
-    relu: bool = option(True, doc="a ReLU after every BatchNorm (false: no activation at all)")
-    dropout: float = option(0.0, minimum=0.0, maximum=0.99,
-                            doc="probability of the one dropout layer before the linear layer (0: none)")
-    max_pool: bool = option(True, doc="the two 3×3 max-pools after conv5 and conv7")
-    kernel_size: int = option(3, minimum=1, maximum=7, doc="kernel size of every convolution")
-    padding: int = option(1, minimum=0, maximum=3, doc="zero padding of every convolution")
-
-
-@dataclass(frozen=True)
-class ConvNetSoKOptions(ConvNetOptions):
-    """The SoK's base ConvNet (Table 4, "None"): Geiping's ConvNet64 plus one dropout layer."""
-
-    dropout: float = option(0.5, minimum=0.0, maximum=0.99,
-                            doc="probability of the one dropout layer before the linear layer; "
-                                "the SoK does not give it, 0.5 is nn.Dropout's default")
 
 
 def feature_side(resolution: int, options: ConvNetOptions) -> int:

@@ -2,6 +2,8 @@
 factor ``init``. FedLeak (Table 7) compares random with ImageNet-pretrained initialisation, and
 lists "wide uniform" initialisation (DLG's U(-0.5, 0.5)) as a factor that helps attacks.
 
+Each scheme is a catalogue entry (:mod:`evalgrid.models.entries`) whose ``build`` and
+``preflight`` are this module's ``build_*`` and ``preflight_*`` functions.
 ``INITS[name].build(options)`` gives an :class:`Initializer`, whose ``apply(model, model_name,
 model_options)`` changes the freshly built model in place, drawing randomness only from
 torch's global RNG (which the cell seeds). ``INITS[name].preflight(options, model_name,
@@ -23,8 +25,7 @@ import torch
 from torch import nn
 
 from evalgrid.errors import UserError
-from evalgrid.options import option
-from evalgrid.registry import Component, Registry
+from evalgrid.models.options import CheckpointOptions, NoOptions, ViTOptions, WideUniformOptions
 from evalgrid.weights import FETCH_COMMAND, WEIGHTS, weights_path
 
 MIN_LOADED_SHARE = 0.9  # of the model's non-classifier tensors that pretrained weights must fill
@@ -36,11 +37,6 @@ class Initializer(Protocol):
         """Set ``model``'s weights in place."""
 
 
-@dataclass(frozen=True)
-class NoOptions:
-    """Nothing to choose."""
-
-
 # default ------------------------------------------------------------------------------------
 
 class ConstructorInit:
@@ -49,6 +45,14 @@ class ConstructorInit:
 
     def apply(self, model: nn.Module, model_name: str, model_options: Any) -> None:
         pass
+
+
+def build_default(options: NoOptions) -> ConstructorInit:
+    return ConstructorInit()
+
+
+def no_preflight(options: Any, model_name: str, model_options: Any, network: nn.Module | None = None) -> None:
+    """The schemes that read no file have nothing to check."""
 
 
 # layer-defaults -----------------------------------------------------------------------------
@@ -66,12 +70,11 @@ class LayerDefaults:
                 module.reset_parameters()
 
 
+def build_layer_defaults(options: NoOptions) -> LayerDefaults:
+    return LayerDefaults()
+
+
 # wide-uniform -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class WideUniformOptions:
-    a: float = option(0.5, positive=True, doc="weights and biases ~ U(-a, a); DLG's a = 0.5")
-
 
 _WEIGHTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
                     nn.ConvTranspose3d)
@@ -99,6 +102,10 @@ class WideUniform:
                 parameter = getattr(module, name, None)
                 if parameter is not None:
                     nn.init.uniform_(parameter, -self.a, self.a)
+
+
+def build_wide_uniform(options: WideUniformOptions) -> WideUniform:
+    return WideUniform(options.a)
 
 
 # pretrained ---------------------------------------------------------------------------------
@@ -148,8 +155,6 @@ def _width_one(model_options: Any) -> str | None:
 
 
 def _vit_b_16(model_options: Any) -> str | None:
-    from evalgrid.models.zoo import ViTOptions
-
     reference = ViTOptions()
     sizes = ("patch_size", "num_layers", "num_heads", "hidden_dim", "mlp_dim")
     changed = [f"{name} = {getattr(model_options, name)}" for name in sizes
@@ -210,8 +215,8 @@ def _require_file(spec: PretrainedWeights, model_name: str) -> Path:
     return path
 
 
-def _preflight_pretrained(options: NoOptions, model_name: str, model_options: Any,
-                          network: nn.Module | None = None) -> None:
+def preflight_pretrained(options: NoOptions, model_name: str, model_options: Any,
+                         network: nn.Module | None = None) -> None:
     _require_file(_pretrained_spec(model_name, model_options), model_name)
 
 
@@ -240,12 +245,11 @@ class Pretrained:
         spec.after_load(model)
 
 
+def build_pretrained(options: NoOptions) -> Pretrained:
+    return Pretrained()
+
+
 # checkpoint ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CheckpointOptions:
-    path: str = option("", doc="a saved state dict (plain, or under 'state_dict') to load strictly; required")
-
 
 def _checkpoint_path(options: CheckpointOptions) -> Path:
     if not options.path:
@@ -254,8 +258,8 @@ def _checkpoint_path(options: CheckpointOptions) -> Path:
     return Path(options.path)
 
 
-def _preflight_checkpoint(options: CheckpointOptions, model_name: str, model_options: Any,
-                          network: nn.Module | None = None) -> None:
+def preflight_checkpoint(options: CheckpointOptions, model_name: str, model_options: Any,
+                         network: nn.Module | None = None) -> None:
     """The file exists; given the network, it is a state dict whose keys and shapes are the network's."""
     path = _checkpoint_path(options)
     if network is None:
@@ -319,22 +323,5 @@ class FromCheckpoint:
         model.load_state_dict(fitting_state(self.path, model, model_name), strict=True)
 
 
-def _no_preflight(options: Any, model_name: str, model_options: Any, network: nn.Module | None = None) -> None:
-    pass
-
-
-INITS: Registry[Component] = Registry("init")
-for _component in (
-    Component("default", NoOptions, lambda options: ConstructorInit(),
-              "the model constructor's own weights (PyTorch's defaults, or its paper's scheme)", _no_preflight),
-    Component("layer-defaults", NoOptions, lambda options: LayerDefaults(),
-              "every layer's own reset_parameters(): PyTorch's per-layer defaults (U(±1/√fan_in) weights)",
-              _no_preflight),
-    Component("wide-uniform", WideUniformOptions, lambda options: WideUniform(options.a),
-              "every conv/linear weight and bias ~ U(-a, a), as DLG (a = 0.5)", _no_preflight),
-    Component("pretrained", NoOptions, lambda options: Pretrained(),
-              "torchvision's ImageNet weights from the local torch cache (never downloaded)", _preflight_pretrained),
-    Component("checkpoint", CheckpointOptions, lambda options: FromCheckpoint(_checkpoint_path(options)),
-              "a saved state dict, loaded strictly", _preflight_checkpoint),
-):
-    INITS.register(_component.name, _component)
+def build_checkpoint(options: CheckpointOptions) -> FromCheckpoint:
+    return FromCheckpoint(_checkpoint_path(options))

@@ -3,19 +3,10 @@ and one linear layer, every weight and bias drawn from U(-0.5, 0.5)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import nn
 
 from evalgrid.data.base import DatasetInfo
-from evalgrid.options import option
-
-
-@dataclass(frozen=True)
-class LeNetOptions:
-    init_range: float = option(0.5, positive=True, maximum=1e6,
-                               doc="weights and biases ~ U(-a, a), DLG's a = 0.5 (at most 1e6: beyond, float32 "
-                                   "activations overflow within the first layers)")
+from evalgrid.models.options import LeNetOptions
 
 
 def _conv_out(size: int, kernel: int = 5, stride: int = 1, padding: int = 2) -> int:

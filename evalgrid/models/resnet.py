@@ -25,29 +25,16 @@ initialisation). Three options go beyond torchvision:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
 
 from evalgrid.data.base import DatasetInfo
 from evalgrid.errors import UserError, did_you_mean
-from evalgrid.options import option
+from evalgrid.models.options import RESNETS as ARCHITECTURES  # name -> blocks per stage, summary
+from evalgrid.models.options import ResNetOptions
 
 STAGE_CHANNELS = (64, 128, 256, 512)  # at width 1
-
-
-@dataclass(frozen=True)
-class Architecture:
-    layers: tuple[int, int, int, int]  # basic blocks in layer1..layer4
-    summary: str
-
-
-ARCHITECTURES: dict[str, Architecture] = {
-    "resnet10": Architecture((1, 1, 1, 1), "FedLeak's ResNet10: one basic block per stage; width 3/5 = ResNet10_x3/x5"),
-    "resnet18": Architecture((2, 2, 2, 2), "ResNet-18 in torchvision's layout; 'cifar' (default) or 'imagenet' stem"),
-    "resnet34": Architecture((3, 4, 6, 3), "ResNet-34 in torchvision's layout; 'cifar' (default) or 'imagenet' stem"),
-}
 
 
 @dataclass(frozen=True)
@@ -61,15 +48,6 @@ STEMS: dict[str, Stem] = {
     "cifar": Stem(kernel=3, stride=1, max_pool=False),  # the usual 32×32 variant: layer1 sees the full image
     "imagenet": Stem(kernel=7, stride=2, max_pool=True),  # torchvision's: 32×32 reaches layer1 as 8×8
 }
-
-
-@dataclass(frozen=True)
-class ResNetOptions:
-    stem: Literal["cifar", "imagenet"] = "cifar"
-    width: int = option(1, minimum=1, doc="channel multiplier: stages have 64·w, 128·w, 256·w, 512·w "
-                                          "channels; FedLeak's ResNet10_x3 is width 3")
-    cut_skips: str = option("", doc="comma-separated blocks (e.g. 'layer1.0,layer3.1') or 'all' whose "
-                                    "skip connection is cut (SoK Fig. 9); '' keeps every skip")
 
 
 def block_names(layers: tuple[int, ...]) -> list[str]:
@@ -159,8 +137,8 @@ class ResNet(nn.Module):
 
 
 def build(options: ResNetOptions, info: DatasetInfo, architecture: str = "resnet18") -> ResNet:
-    """``architecture`` names an entry of :data:`ARCHITECTURES`. Any resolution works: every
-    stride-2 layer pads, so feature maps shrink to 1×1 and no further."""
+    """``architecture`` names an entry of :data:`evalgrid.models.options.RESNETS`. Any resolution
+    works: every stride-2 layer pads, so feature maps shrink to 1×1 and no further."""
     layers = ARCHITECTURES[architecture].layers
     cut = parse_cut_skips(options.cut_skips, layers, architecture)
     return ResNet(layers, info.channels, info.num_classes, STEMS[options.stem], options.width, cut)

@@ -3,7 +3,8 @@
 
 These are the models of the SoK (Du et al. 2025: VGG-11/16/19, ResNet-50/152, DenseNet-121,
 GoogLeNet, Inception-v3, Swin) and of FedLeak (DenseNet-121, MobileNetV2, ViT). Each is one
-row of :data:`ZOO`, which the model registry registers in a loop.
+row of :data:`ZOO`: how torchvision builds it here, its name, summary and options in
+:data:`evalgrid.models.options.ZOO_MODELS` (torch-free, which the catalogue lists).
 
 Data with other than 3 channels: the first convolution (``ZooModel.stem``, a dotted module
 name) is replaced by one of the same geometry that reads ``info.channels`` channels,
@@ -21,39 +22,21 @@ DenseNet-121 29, VGG 32 (five max-pools), GoogLeNet 15, Inception-v3 75, Swin-T 
 patch size (which must divide the side); MobileNetV2 and ResNet-50/152 run at any size.
 A single image in train mode needs more, since BatchNorm then needs a final feature map of at
 least 2×2: DenseNet-121 61, GoogLeNet 47, Inception-v3 107, MobileNetV2 and ResNet-50/152 33
-(:func:`evalgrid.models.check_batch_fits` tests a given batch size).
+(:func:`evalgrid.models.fitting.check_batch_fits` tests a given batch size).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import nn
 
 from evalgrid.data.base import DatasetInfo
 from evalgrid.errors import UserError
-from evalgrid.options import option
-
-
-@dataclass(frozen=True)
-class NoOptions:
-    """Architectures with nothing to choose."""
-
-
-@dataclass(frozen=True)
-class ViTOptions:
-    """ViT-B/16 (Dosovitskiy et al. 2021) by default; the image size is the dataset's resolution."""
-
-    patch_size: int = option(16, minimum=1, doc="side of the square patches; must divide the resolution")
-    num_layers: int = option(12, minimum=1, doc="transformer encoder layers (ViT-B: 12)")
-    num_heads: int = option(12, minimum=1, doc="attention heads; must divide hidden_dim (ViT-B: 12)")
-    hidden_dim: int = option(768, minimum=1, doc="token width (ViT-B: 768)")
-    mlp_dim: int = option(3072, minimum=1, doc="hidden width of each MLP block (ViT-B: 3072)")
-    zero_head: bool = option(True, doc="torchvision's zero-initialised classification head; at such a head "
-                                       "no gradient reaches the lower layers. false: nn.Linear's default init")
+from evalgrid.models.options import ZOO_MODELS, NoOptions, ViTOptions
 
 
 def _kaiming_fan_out(conv: nn.Conv2d) -> None:  # ResNet, VGG, MobileNetV2
@@ -112,46 +95,39 @@ def _vit_fits(options: ViTOptions, info: DatasetInfo) -> str | None:
 
 @dataclass(frozen=True)
 class ZooModel:
+    """How torchvision builds one architecture, with the summary and options it is listed with."""
+
     make: Callable[[Any, DatasetInfo], nn.Module]
     stem: str  # dotted name of the first convolution, replaced for non-RGB data
     stem_init: Callable[[nn.Conv2d], None]
     min_resolution: Callable[[Any], int]
-    summary: str
-    options: type = NoOptions
     fits: Callable[[Any, DatasetInfo], str | None] = lambda options, info: None  # other constraints
+    summary: str = ""  # set from ZOO_MODELS
+    options: type = NoOptions  # set from ZOO_MODELS
 
 
 def _at_least(side: int) -> Callable[[Any], int]:
     return lambda options: side
 
 
-ZOO: dict[str, ZooModel] = {
-    "densenet121": ZooModel(_torchvision("densenet121"), "features.conv0", _kaiming_fan_in, _at_least(29),
-                            "torchvision's DenseNet-121, random init (SoK, FedLeak)"),
-    "mobilenet_v2": ZooModel(_torchvision("mobilenet_v2"), "features.0.0", _kaiming_fan_out, _at_least(1),
-                             "torchvision's MobileNetV2, random init (FedLeak)"),
-    "vgg11": ZooModel(_torchvision("vgg11"), "features.0", _kaiming_fan_out, _at_least(32),
-                      "torchvision's VGG-11 (no BatchNorm), random init (SoK)"),
-    "vgg16": ZooModel(_torchvision("vgg16"), "features.0", _kaiming_fan_out, _at_least(32),
-                      "torchvision's VGG-16 (no BatchNorm), random init (SoK)"),
-    "vgg19": ZooModel(_torchvision("vgg19"), "features.0", _kaiming_fan_out, _at_least(32),
-                      "torchvision's VGG-19 (no BatchNorm), random init (SoK)"),
+_BUILDS: dict[str, ZooModel] = {  # one per name of ZOO_MODELS
+    "densenet121": ZooModel(_torchvision("densenet121"), "features.conv0", _kaiming_fan_in, _at_least(29)),
+    "mobilenet_v2": ZooModel(_torchvision("mobilenet_v2"), "features.0.0", _kaiming_fan_out, _at_least(1)),
+    "vgg11": ZooModel(_torchvision("vgg11"), "features.0", _kaiming_fan_out, _at_least(32)),
+    "vgg16": ZooModel(_torchvision("vgg16"), "features.0", _kaiming_fan_out, _at_least(32)),
+    "vgg19": ZooModel(_torchvision("vgg19"), "features.0", _kaiming_fan_out, _at_least(32)),
     "googlenet": ZooModel(_torchvision("googlenet", aux_logits=False, init_weights=True), "conv1.conv",
-                          _truncated_normal(0.01), _at_least(15),
-                          "torchvision's GoogLeNet without auxiliary heads, random init (SoK Table 3)"),
+                          _truncated_normal(0.01), _at_least(15)),
     "inception_v3": ZooModel(_torchvision("inception_v3", aux_logits=False, init_weights=True),
-                             "Conv2d_1a_3x3.conv", _truncated_normal(0.1), _at_least(75),
-                             "torchvision's Inception-v3 without auxiliary head, random init (SoK Table 3)"),
-    "resnet50": ZooModel(_torchvision("resnet50"), "conv1", _kaiming_fan_out, _at_least(1),
-                         "torchvision's ResNet-50 (ImageNet stem), random init (SoK)"),
-    "resnet152": ZooModel(_torchvision("resnet152"), "conv1", _kaiming_fan_out, _at_least(1),
-                          "torchvision's ResNet-152 (ImageNet stem), random init (SoK)"),
+                             "Conv2d_1a_3x3.conv", _truncated_normal(0.1), _at_least(75)),
+    "resnet50": ZooModel(_torchvision("resnet50"), "conv1", _kaiming_fan_out, _at_least(1)),
+    "resnet152": ZooModel(_torchvision("resnet152"), "conv1", _kaiming_fan_out, _at_least(1)),
     "vit": ZooModel(_vision_transformer, "conv_proj", _vit_patch_embedding, lambda options: options.patch_size,
-                    "torchvision's VisionTransformer, ViT-B/16 by default, image size = resolution (FedLeak)",
-                    ViTOptions, _vit_fits),
-    "swin": ZooModel(_torchvision("swin_t"), "features.0.0", _pytorch_default, _at_least(4),
-                     "torchvision's Swin-T, random init (SoK Sec. 6)"),
+                    _vit_fits),
+    "swin": ZooModel(_torchvision("swin_t"), "features.0.0", _pytorch_default, _at_least(4)),
 }
+ZOO: dict[str, ZooModel] = {name: replace(_BUILDS[name], summary=listed.summary, options=listed.options)
+                            for name, listed in ZOO_MODELS.items()}
 
 
 def _replace_stem(model: nn.Module, path: str, channels: int, init: Callable[[nn.Conv2d], None]) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 from evalgrid.cell import FACTOR_NAMES
 from evalgrid.errors import UserError
 from evalgrid.store.layout import OutputDir
-from evalgrid.store.results import METRIC_COLUMNS
+from evalgrid.store.results import metric_columns
 
 Level = str | int | bool  # a factor value as the results hold it: a label, or a plain int/bool
 
@@ -63,7 +63,7 @@ class RunView:
     def metrics(self) -> tuple[str, ...]:
         """The metric columns with at least one value among the done cells."""
         done = self.done
-        return tuple(name for name in METRIC_COLUMNS if done[name].notna().any())
+        return tuple(name for name in metric_columns() if done[name].notna().any())
 
 
 def read_run(root: Path) -> RunView:

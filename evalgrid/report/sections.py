@@ -53,7 +53,7 @@ def metrics_section(view: RunView, options: ReportOptions) -> str:
     compared = view.compared
     if not compared:
         return '<p class="note">No factor but seed varies: there is nothing to plot against.</p>'
-    from evalgrid.metrics import METRICS
+    from evalgrid.catalogue import METRICS
 
     figures = []
     for metric in view.metrics:

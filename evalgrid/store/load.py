@@ -12,8 +12,8 @@ import pyarrow.compute as pc
 from evalgrid.cell import FACTOR_NAMES
 from evalgrid.errors import UserError
 from evalgrid.store.layout import OutputDir, result_id
-from evalgrid.store.results import (BOOLEAN_FACTORS, INTEGER_FACTORS, PendingRows, collected_is_fresh, read_stored,
-                                    warn_user)
+from evalgrid.grid.factors import FACTORS
+from evalgrid.store.results import PendingRows, collected_is_fresh, read_stored, warn_user
 
 
 def load(directory: str | Path, stale: bool = False) -> pd.DataFrame:
@@ -46,12 +46,11 @@ def load(directory: str | Path, stale: bool = False) -> pd.DataFrame:
     frame = table.to_pandas()
     order = _grid_order(out)
     for name in FACTOR_NAMES:
-        if name in INTEGER_FACTORS:
-            frame[name] = frame[name].astype("int64")
-        elif name in BOOLEAN_FACTORS:
-            frame[name] = frame[name].astype("bool")
-        else:
+        dtype = FACTORS[name].dtype  # the factor's declaration says how its labels are read
+        if dtype == "category":
             frame[name] = _categorical(table.column(name), order.get(name, []))
+        else:
+            frame[name] = frame[name].astype(dtype)
     return _current_or_marked(frame, is_stale, current, stale, out, files)
 
 

@@ -25,58 +25,88 @@ from evalgrid.store.atomic import atomic_write
 from evalgrid.store.heal import DamagedResult, damaged_results, quarantine
 from evalgrid.store.layout import OutputDir, result_id
 
-# Metric columns: the mean over trials as float64 and, for image metrics, the values per
-# [trial][sample] (samples in the private batch's order, after matching).
-METRIC_COLUMNS = ("psnr", "ssim", "lpips", "label_acc", "brr", "wsrr", "igsa", "accuracy", "defended_accuracy")
-PER_SAMPLE_METRICS = ("psnr", "ssim", "lpips")
-INTEGER_FACTORS = ("resolution", "batch_size", "trials", "seed")
-BOOLEAN_FACTORS = ("knows_local_config",)
-
-
-def _factor_type(name: str) -> pa.DataType:
-    return pa.int64() if name in INTEGER_FACTORS else pa.bool_() if name in BOOLEAN_FACTORS else pa.string()
-
-
 _timestamp = pa.timestamp("us", tz="UTC")
-RESULT_SCHEMA = pa.schema(
-    [pa.field("cell_id", pa.string(), nullable=False), pa.field("grid", pa.string())]
-    + [pa.field(name, _factor_type(name)) for name in FACTOR_NAMES]
-    + [pa.field("config", pa.string())]
-    + [pa.field(name, pa.float64()) for name in METRIC_COLUMNS]
-    + [pa.field(f"{name}_per_sample", pa.list_(pa.list_(pa.float64()))) for name in PER_SAMPLE_METRICS]
-    + [
-        pa.field("recovered_labels", pa.list_(pa.int64())),
-        pa.field("true_labels", pa.list_(pa.int64())),
-        pa.field("status", pa.string(), nullable=False),
-        pa.field("error_type", pa.string()),
-        pa.field("error_message", pa.string()),
-        pa.field("traceback", pa.string()),
-        pa.field("final_loss", pa.float64()),
-        # JSON {term: [at the first step, at the returned images]}, each term weighted as in the loss
-        pa.field("loss_terms", pa.string()),
-        pa.field("attack_iterations", pa.int64()),
-        pa.field("attack_iterations_saved", pa.int64()),  # planned − run: steps early stopping saved (0 when off)
-        pa.field("model_parameters", pa.int64()),  # p, trainable (SoK Theorem 4.3)
-        pa.field("gradient_parameters", pa.int64()),  # of them, those whose gradients the attack matched
-        pa.field("input_dimension", pa.int64()),  # B × D = B × C × H × W (K·B under secure aggregation)
-        pa.field("local_steps", pa.int64()),  # U, the victim's local SGD steps
-        pa.field("stage_round", pa.int64()),  # the FedAvg round of the attacked global model
-        pa.field("epsilon", pa.float64()),  # DP-SGD's ε for the victim's round (δ in the defense); NaN without
-        pa.field("resumed_at_iteration", pa.list_(pa.int64())),  # attack iterations done at each resume
-        pa.field("trials_stacked", pa.int64()),  # the most trials run together as lanes (1: one by one)
-        pa.field("speedups", pa.string()),  # attack-loop switches, comma-separated ("" for none)
-        pa.field("wall_s", pa.float64()),
-        pa.field("device", pa.string()),
-        pa.field("host", pa.string()),
-        pa.field("started_at", _timestamp),
-        pa.field("finished_at", _timestamp),
-        pa.field("evalgrid_version", pa.string()),
-        pa.field("git_commit", pa.string()),
-        pa.field("git_dirty", pa.bool_()),
-        pa.field("torch_version", pa.string()),
-        pa.field("torchvision_version", pa.string()),
-    ]
-)
+# A factor's and a metric's column type, by the dtype their declarations give.
+COLUMN_TYPES = {"int64": pa.int64(), "bool": pa.bool_(), "category": pa.string(), "float64": pa.float64()}
+
+
+@functools.cache
+def result_schema() -> pa.Schema:
+    """The columns of a result row: identity, each factor's label (typed by the factor's dtype),
+    each catalogue metric's mean over trials and, for metrics with per-sample values, the values
+    per [trial][sample] (samples in the private batch's order, after matching); then the facts
+    of the run."""
+    from evalgrid.catalogue import METRICS
+    from evalgrid.grid.factors import FACTORS
+
+    metrics = [METRICS[name] for name in METRICS]
+    return pa.schema(
+        [pa.field("cell_id", pa.string(), nullable=False), pa.field("grid", pa.string())]
+        + [pa.field(name, COLUMN_TYPES[FACTORS[name].dtype]) for name in FACTOR_NAMES]
+        + [pa.field("config", pa.string())]
+        + [pa.field(metric.name, COLUMN_TYPES[metric.column_type]) for metric in metrics]
+        + [pa.field(f"{metric.name}_per_sample", pa.list_(pa.list_(pa.float64())))
+           for metric in metrics if metric.per_sample]
+        + RUN_FIELDS)
+
+
+def metric_columns() -> tuple[str, ...]:
+    from evalgrid.catalogue import METRICS
+
+    return tuple(METRICS.names())
+
+
+def per_sample_metrics() -> tuple[str, ...]:
+    from evalgrid.catalogue import METRICS
+
+    return tuple(name for name in METRICS if METRICS[name].per_sample)
+
+
+RUN_FIELDS = [
+    pa.field("recovered_labels", pa.list_(pa.int64())),
+    pa.field("true_labels", pa.list_(pa.int64())),
+    pa.field("status", pa.string(), nullable=False),
+    pa.field("error_type", pa.string()),
+    pa.field("error_message", pa.string()),
+    pa.field("traceback", pa.string()),
+    pa.field("final_loss", pa.float64()),
+    # JSON {term: [at the first step, at the returned images]}, each term weighted as in the loss
+    pa.field("loss_terms", pa.string()),
+    pa.field("attack_iterations", pa.int64()),
+    pa.field("attack_iterations_saved", pa.int64()),  # planned − run: steps early stopping saved (0 when off)
+    pa.field("model_parameters", pa.int64()),  # p, trainable (SoK Theorem 4.3)
+    pa.field("gradient_parameters", pa.int64()),  # of them, those whose gradients the attack matched
+    pa.field("input_dimension", pa.int64()),  # B × D = B × C × H × W (K·B under secure aggregation)
+    pa.field("local_steps", pa.int64()),  # U, the victim's local SGD steps
+    pa.field("stage_round", pa.int64()),  # the FedAvg round of the attacked global model
+    pa.field("epsilon", pa.float64()),  # DP-SGD's ε for the victim's round (δ in the defense); NaN without
+    pa.field("resumed_at_iteration", pa.list_(pa.int64())),  # attack iterations done at each resume
+    pa.field("trials_stacked", pa.int64()),  # the most trials run together as lanes (1: one by one)
+    pa.field("speedups", pa.string()),  # attack-loop switches, comma-separated ("" for none)
+    pa.field("wall_s", pa.float64()),
+    pa.field("device", pa.string()),
+    pa.field("host", pa.string()),
+    pa.field("started_at", _timestamp),
+    pa.field("finished_at", _timestamp),
+    pa.field("evalgrid_version", pa.string()),
+    pa.field("git_commit", pa.string()),
+    pa.field("git_dirty", pa.bool_()),
+    pa.field("torch_version", pa.string()),
+    pa.field("torchvision_version", pa.string()),
+    pa.field("plugins", pa.string()),  # installed plugin packages: "name version (git commit)", "; "-joined
+]
+
+
+def __getattr__(name: str):  # the schema follows the catalogue, which loads on first use
+    if name == "RESULT_SCHEMA":
+        return result_schema()
+    if name == "METRIC_COLUMNS":
+        return metric_columns()
+    if name == "PER_SAMPLE_METRICS":
+        return per_sample_metrics()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 STATUSES = ("done", "failed")
 # Rows per row group of a collected results file: one group of a million rows is read by one
 # thread and decoded in 700 MB chunks (3.7 s here); groups of 2^17 rows read in 0.6 s.
@@ -85,19 +115,21 @@ ROWS_PER_GROUP = 131_072
 
 def empty_row() -> dict[str, Any]:
     """A row with every column present: metrics NaN, everything else null."""
-    row: dict[str, Any] = {name: None for name in RESULT_SCHEMA.names}
-    row.update({name: float("nan") for name in (*METRIC_COLUMNS, "epsilon")})
+    schema = result_schema()
+    row: dict[str, Any] = {name: None for name in schema.names}
+    row.update({name: float("nan") for name in (*metric_columns(), "epsilon")})
     return row
 
 
 def _table(row: dict[str, Any]) -> pa.Table:
-    missing = [n for n in RESULT_SCHEMA.names if n not in row]
-    extra = [n for n in row if n not in RESULT_SCHEMA.names]
+    schema = result_schema()
+    missing = [n for n in schema.names if n not in row]
+    extra = [n for n in row if n not in schema.names]
     if missing or extra:
         raise ValueError(f"result row does not match the schema: missing {missing}, unexpected {extra}")
     if row["status"] not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, got {row['status']!r}")
-    return pa.Table.from_pylist([row], schema=RESULT_SCHEMA)
+    return pa.Table.from_pylist([row], schema=schema)
 
 
 def write_result(out: OutputDir, row: dict[str, Any]) -> Path:
@@ -207,7 +239,7 @@ def _checked_result(path: Path) -> tuple[pa.Table | None, str | None]:
 def _stored_schema() -> pa.Schema:
     """RESULT_SCHEMA as a Parquet file gives it back (list items named "element", not "item")."""
     buffer = io.BytesIO()
-    pq.write_table(RESULT_SCHEMA.empty_table(), buffer)
+    pq.write_table(result_schema().empty_table(), buffer)
     return pq.read_schema(pa.BufferReader(buffer.getvalue()))
 
 
@@ -219,11 +251,11 @@ def _read_stored(path: Path, use_threads: bool, pre_buffer: bool = False) -> pa.
         table = file.read(use_threads=use_threads)
     if table.schema.equals(_stored_schema(), check_metadata=True):
         return table
-    return pq.read_table(path, schema=RESULT_SCHEMA, page_checksum_verification=True).cast(_stored_schema())
+    return pq.read_table(path, schema=result_schema(), page_checksum_verification=True).cast(_stored_schema())
 
 
 def _as_result_schema(tables: list[pa.Table]) -> pa.Table:
-    return pa.concat_tables(tables).cast(RESULT_SCHEMA) if tables else RESULT_SCHEMA.empty_table()
+    return pa.concat_tables(tables).cast(result_schema()) if tables else result_schema().empty_table()
 
 
 class ResultsNote(UserWarning):

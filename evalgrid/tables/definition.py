@@ -140,8 +140,9 @@ class _Reader:
 
     def key(self, name: str, raw: Any) -> Key:
         from evalgrid.grid.factors import FACTORS
-        from evalgrid.store.results import RESULT_SCHEMA
+        from evalgrid.store.results import result_schema
 
+        columns = result_schema().names
         where = f"keys.{name}"
         if not isinstance(raw, dict):
             raise self.fail(where, f"expected a table, got {raw!r}.")
@@ -154,10 +155,10 @@ class _Reader:
         if factor and factor not in FACTORS:
             raise self.fail(f"{where}.factor", f"unknown factor {factor!r}.{did_you_mean(factor, FACTORS.names())} "
                                                f"{choices_sentence(FACTORS.names())}")
-        if column and column not in RESULT_SCHEMA.names:
+        if column and column not in columns:
             raise self.fail(f"{where}.column", f"unknown result column {column!r}."
-                                               f"{did_you_mean(column, RESULT_SCHEMA.names)} "
-                                               f"{choices_sentence(RESULT_SCHEMA.names)}")
+                                               f"{did_you_mean(column, columns)} "
+                                               f"{choices_sentence(columns)}")
         if option and not factor:
             raise self.fail(f"{where}.option", "an option is read from a factor's component: add factor = \"NAME\".")
         mapping = raw.get("map", {})
@@ -177,8 +178,9 @@ class _Reader:
         return tuple(matches)
 
     def value(self, name: str, raw: Any) -> Value:
-        from evalgrid.store.results import RESULT_SCHEMA
+        from evalgrid.store.results import result_schema
 
+        columns = result_schema().names
         where = f"values.{name}"
         if not isinstance(raw, dict):
             raise self.fail(where, f"expected a table, got {raw!r}.")
@@ -188,10 +190,10 @@ class _Reader:
             column = raw.get(field, "")
             if field == "measured" and not column:
                 raise self.fail(f"{where}.measured", "required: the result column measured for this value.")
-            if column and column not in RESULT_SCHEMA.names:
+            if column and column not in columns:
                 raise self.fail(f"{where}.{field}", f"unknown result column {column!r}."
-                                                    f"{did_you_mean(column, RESULT_SCHEMA.names)} "
-                                                    f"{choices_sentence(RESULT_SCHEMA.names)}")
+                                                    f"{did_you_mean(column, columns)} "
+                                                    f"{choices_sentence(columns)}")
             fields[field] = column
         return Value(name, **fields)
 

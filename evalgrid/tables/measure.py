@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evalgrid.store.results import PER_SAMPLE_METRICS
+from evalgrid.store.results import per_sample_metrics
 from evalgrid.tables.definition import Key, TableDefinition, Value
 
 # Columns of the measured frames beside the keys: names no key can take (a key is a CSV column).
@@ -98,7 +98,7 @@ def _has_values(frame: pd.DataFrame, column: str) -> bool:
 
 def _samples(row: pd.Series, column: str, per: str) -> list[float]:
     """One value per trial for per-sample metrics (the batch's mean), else the cell's value."""
-    per_sample = row.get(f"{column}_per_sample") if column in PER_SAMPLE_METRICS else None
+    per_sample = row.get(f"{column}_per_sample") if column in per_sample_metrics() else None
     if per_sample is not None and len(per_sample):
         values = [float(np.mean(trial)) for trial in per_sample if len(trial)]
     else:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from evalgrid.registry import Registry
+from evalgrid.catalogue.registry import Registry
 from evalgrid.tables import RegeneratedTable
 from evalgrid.tables.compare import Compared
 from evalgrid.tables.definition import Trend

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from evalgrid.registry import Registry
+from evalgrid.catalogue.registry import Registry
 from evalgrid.tables.compare import Compared
 from evalgrid.tables.definition import TableDefinition, Trend
 from evalgrid.tables.measure import MeasuredValue, canonical
@@ -217,7 +217,7 @@ def orientation_flip(columns: dict[str, MeasuredValue], value: str) -> int:
     measured = columns[value]
     if not measured.is_fallback:
         return 1
-    from evalgrid.metrics import METRICS
+    from evalgrid.catalogue import METRICS
 
     names = (measured.value.measured, measured.column)
     if not all(name in METRICS for name in names):

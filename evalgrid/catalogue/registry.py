@@ -1,9 +1,8 @@
-"""Name → component lookup tables with helpful errors, instead of if/elif chains."""
+"""Name → entry lookup tables with helpful errors, instead of if/elif chains."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from evalgrid.errors import UserError, choices_sentence, did_you_mean
@@ -23,11 +22,25 @@ class UnknownName(UserError, KeyError):
 
 
 class Registry(Generic[T]):
-    """An ordered mapping of names to entries of one kind (attack, model, ...)."""
+    """An ordered mapping of names to entries of one kind (attack, model, ...). ``fill``, when
+    given, is called once before the first lookup (the catalogue loads its entries then)."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, fill: Callable[[], None] | None = None):
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._fill = fill
+
+    def fill_with(self, fill: Callable[[], None] | None) -> None:
+        self._fill = fill
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def _filled(self) -> dict[str, T]:
+        if self._fill is not None:
+            fill, self._fill = self._fill, None
+            fill()
+        return self._entries
 
     def register(self, name: str, entry: T) -> T:
         if name in self._entries:
@@ -37,35 +50,18 @@ class Registry(Generic[T]):
 
     def __getitem__(self, name: str) -> T:
         try:
-            return self._entries[name]
+            return self._filled()[name]
         except (KeyError, TypeError):
             raise UnknownName(self.kind, name, self.names()) from None
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self._entries  # a grid's value may be any TOML value
+        return isinstance(name, str) and name in self._filled()  # a grid's value may be any TOML value
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
+        return iter(self._filled())
+
+    def __len__(self) -> int:
+        return len(self._filled())
 
     def names(self) -> list[str]:
-        return list(self._entries)
-
-
-@dataclass(frozen=True)
-class Component:
-    """A registry entry selected by name from a grid: its typed options and its factory.
-
-    ``options`` is a frozen dataclass whose defaults are the paper's preset (see
-    :mod:`evalgrid.options`); ``build(options, ...)`` makes the working object;
-    ``preflight(options, ...)``, when set, checks local files before anything runs.
-    """
-
-    name: str
-    options: type
-    build: Callable[..., Any]
-    summary: str
-    preflight: Callable[..., Any] | None = None  # raises UserError before dispatch (missing files)
-    describe: Callable[..., Any] | None = None  # cheap public facts without building (datasets: DatasetInfo)
-
-    def __repr__(self) -> str:
-        return f"Component({self.name!r}: {self.summary})"
+        return list(self._filled())

@@ -1,0 +1,114 @@
+"""The attacks' options: frozen dataclasses whose defaults are each paper's preset (see each
+attack's module for the equations and where the code departs from them). Torch-free, so that
+reading a grid does not import the attacks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from evalgrid.attacks.stopping import tolerance_option, window_option
+from evalgrid.options import option
+
+Init = Literal["randn", "rand"]  # dummy data: N(0, 1) in input space, or uniform pixels
+GradientDistance = Literal["euclidean", "l2", "cosine"]  # GradInversion's gradient distance
+Distance = Literal["l1_and_cosine", "cosine", "l1"]  # the gradient terms of FedLeak's Sec. 4.4 that are kept
+
+
+def label_rules() -> list[str]:
+    """The label inference rules of the catalogue (built-in and installed)."""
+    from evalgrid.catalogue import LABEL_RULES
+
+    return LABEL_RULES.names()
+
+
+def label_rule_option(default: str, doc: str = "label rule when the labels are not known") -> Any:
+    """An attack's ``label_inference``: the name of a label inference rule."""
+    return option(default, doc=doc, choices=label_rules)
+
+
+def _joint_or_rule() -> list[str]:
+    return ["joint", *label_rules()]
+
+
+@dataclass(frozen=True)
+class DLGOptions:
+    iterations: int = option(300, minimum=1, doc="outer L-BFGS steps (DLG's code and figures: 300)")
+    lr: float = option(1.0, positive=True, doc="L-BFGS step size (torch's default, used by DLG)")
+    lbfgs_max_iter: int = option(20, minimum=1, doc="L-BFGS iterations per step (torch's default, used by DLG)")
+    init: Init = option("randn", doc="dummy data: 'randn' N(0, 1) in input space, 'rand' uniform pixels")
+    label_inference: str = option(
+        "joint", choices=_joint_or_rule,
+        doc="labels when not known: 'joint' optimises dummy labels with the data (DLG), else a rule")
+    early_stop_window: int = window_option("gradient distance D (at the start of an L-BFGS step)")
+    early_stop_tolerance: float = tolerance_option()
+
+
+@dataclass(frozen=True)
+class IDLGOptions:
+    iterations: int = option(300, minimum=1, doc="outer L-BFGS steps (iDLG's code: 300)")
+    lr: float = option(1.0, positive=True, doc="L-BFGS step size (iDLG's code: 1.0)")
+    lbfgs_max_iter: int = option(20, minimum=1, doc="L-BFGS iterations per step (torch's default)")
+    init: Init = option("randn", doc="dummy data: 'randn' N(0, 1) in input space, 'rand' uniform pixels")
+    early_stop_window: int = window_option("gradient distance D (at the start of an L-BFGS step)")
+    early_stop_tolerance: float = tolerance_option()
+
+
+@dataclass(frozen=True)
+class InvertingGradientsOptions:
+    iterations: int = option(24_000, minimum=1, doc="Adam steps per restart (inversefed, CIFAR-10)")
+    lr: float = option(0.1, positive=True, doc="Adam step size")
+    tv: float = option(1e-4, minimum=0, doc="weight of the total-variation prior")
+    restarts: int = option(1, minimum=1, doc="independent trials; the best gradient match is returned")
+    signed: bool = option(True, doc="step on the sign of the gradient")
+    boxed: bool = option(True, doc="clamp the dummy pixels into [0, 1] after every step")
+    lr_decay: bool = option(True, doc="learning rate ×0.1 at 3/8, 5/8 and 7/8 of the iterations")
+    init: Init = option("randn", doc="dummy data: 'randn' N(0, 1) in input space, 'rand' uniform pixels")
+    label_inference: str = label_rule_option("idlg")
+    early_stop_window: int = window_option("loss (cosine distance + TV)")
+    early_stop_tolerance: float = tolerance_option()
+
+
+@dataclass(frozen=True)
+class GradInversionOptions:
+    iterations: int = option(20_000, minimum=1, doc="Adam steps, every restart in lock-step (breaching's preset: 20k)")
+    lr: float = option(0.1, positive=True, doc="Adam step size")
+    lr_decay: bool = option(True, doc="cosine decay of the step size to 0 over the iterations")
+    distance: GradientDistance = option(
+        "l2", doc="'l2': Σ_l ||∇W'_l - ∇W_l||_2 (Yin et al.), 'euclidean': scale·½·Σ_l ||∇W'_l - ∇W_l||² "
+                  "(breaching), 'cosine': 1 - cos over all layers")
+    scale: float = option(1e-4, positive=True, doc="s, the weight of the 'euclidean' distance (breaching: 1e-4)")
+    bn: float = option(0.1, minimum=0, doc="α_BN, weight of the BatchNorm-statistics prior")
+    bn_first_layer: float = option(1.0, minimum=0, doc="m_1, the first BN layer's multiplier (Yin et al.: 1; "
+                                                         "breaching, DeepInversion: 10)")
+    tv: float = option(1e-4, minimum=0, doc="α_TV, weight of the total variation")
+    l2: float = option(1e-6, minimum=0, doc="α_l2, weight of the image prior ½·mean(x'²) (breaching)")
+    group: float = option(0.0, minimum=0, doc="α_group, pull of each restart towards the restarts' mean (no "
+                                              "registration: off by default)")
+    restarts: int = option(4, minimum=1, doc="the group: restarts optimised together; the best is returned")
+    noise: float = option(0.0, minimum=0, doc="Langevin noise lr·noise·N(0, I) added to the gradient (Yin et "
+                                              "al.: none; breaching: 0.01)")
+    boxed: bool = option(True, doc="clamp the dummy pixels into [0, 1] after every step")
+    init: Init = option("randn", doc="dummy data: 'randn' N(0, 1) in input space, 'rand' uniform pixels")
+    label_inference: str = label_rule_option("yin")
+    early_stop_window: int = window_option("loss (summed over the restarts, priors included)")
+    early_stop_tolerance: float = tolerance_option()
+
+
+@dataclass(frozen=True)
+class FedLeakOptions:
+    iterations: int = option(10_000, minimum=1, doc="Adam steps (FedLeak's cost figures: 10,000)")
+    lr: float = option(0.1, positive=True, doc="Adam step size (lost from our copy of the paper; IG's 0.1)")
+    partial: bool = option(True, doc="match only the largest `keep` share of the update's elements (false: all)")
+    keep: float = option(0.5, positive=True, maximum=1.0, doc="share of elements matched, largest magnitude first")
+    distance: Distance = option("l1_and_cosine", doc="gradient terms matched on Λ: 'l1_and_cosine' (Sec. 4.4), "
+                                                     "'cosine' or 'l1' alone (Table 19's ablation)")
+    blend: float = option(0.5, minimum=0.0, maximum=1.0,
+                          doc="γ: the step uses (1 - γ)·∇L(x') + γ·∇L(look-ahead point); 0 turns it off")
+    lookahead: float = option(0.1, positive=True, doc="h: RMS pixel change of the descent step to the look-ahead point")
+    tv: float = option(1e-4, minimum=0.0, doc="α, weight of the total variation (lost from our copy; IG's 1e-4)")
+    activation: float = option(1e-4, minimum=0.0, doc="β, weight of the activation prior Σ_l mean|F_l| (Table 18)")
+    init: Init = option("randn", doc="dummy data: 'randn' N(0, 1) in input space, 'rand' uniform pixels")
+    label_inference: str = label_rule_option("fedleak")
+    early_stop_window: int = window_option("objective L(x') (at x', not at the look-ahead point)")
+    early_stop_tolerance: float = tolerance_option()
