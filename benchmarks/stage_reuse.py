@@ -26,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import format_seconds, markdown_table, run_process, section  # noqa: E402
 
-from evalgrid.fl.stage import cached_rounds, planned_trainings, stage_requests, training_events  # noqa: E402
+from evalgrid.fl.stage import stage_requests
+
+from evalgrid.fl.stage_cache import cached_rounds, planned_trainings, training_events  # noqa: E402
 from evalgrid.grid import load_grid  # noqa: E402
 from evalgrid.store.layout import OutputDir  # noqa: E402
 
@@ -85,7 +87,7 @@ def stage_files(stages: Path) -> int:
 def run_once(label: str, grid_file: Path, out: Path, workers: int) -> tuple[list, dict[str, object]]:
     """Run the grid into ``out``; the table row of what it did, and whether it did what it must."""
     grid = load_grid(grid_file)
-    requests = [request for cell in grid.cells for request in stage_requests(cell, grid.base_dir)]
+    requests = [request for cell in grid.cells for request in stage_requests(cell)]
     planned = planned_trainings(requests, out / "stages")
     before = len(training_events(out / "stages"))
     done_before = len(OutputDir(out).done_ids() & {cell.cell_id for cell in grid.cells})

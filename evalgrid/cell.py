@@ -24,6 +24,13 @@ class Choice:
     name: str
     options: Any  # the component's frozen options dataclass
     label: str = field(default="", compare=False)  # as written in the grid, e.g. "ig(tv=0.0)"
+    # The options with paths (the entry's ``path_options``) made absolute when the grid was read;
+    # the id keeps them as written (a grid moved with its files keeps its ids). None: no paths.
+    located: Any = field(default=None, compare=False, repr=False)
+
+    def resolved(self) -> Choice:
+        """The choice as a cell runs it: paths resolved against the grid file's folder."""
+        return self if self.located is None else Choice(self.name, self.located, self.label)
 
     def canonical(self) -> dict[str, Any]:
         # every option, less those marked in_id_at_default=False at their default (evalgrid/options.py)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from evalgrid.cell import CellConfig, Choice
+from evalgrid.cell import CellConfig
 from evalgrid.errors import OutputFull, storage_full
 from evalgrid.metrics.scoring import ModelMetricInputs, Scores, score
 from evalgrid.provenance import Provenance
@@ -42,7 +42,6 @@ class CellContext:
     device: str  # "auto", "cpu" or "cuda"
     provenance: Provenance
     stage_cache: Path | None = None  # trained stage models; None: out_root/stages
-    base_dir: Path | None = None  # the grid file's folder, for relative paths in options
     train_stages: bool = True  # False: stage models come from their own jobs; a missing one fails the cell
     stack_trials: int = 1  # trials of a cell run together as stacked lanes (evalgrid/trials.py); 1: one by one
     speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/speedups.py)
@@ -72,13 +71,13 @@ def resolve_device(requested: str) -> torch.device:
 def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Run the cell; return the metric fields of its row and its artifacts (file name → bytes)."""
     from evalgrid.fl.client import simulate_round
-    from evalgrid.fl.stage import StageRequest, global_model
+    from evalgrid.fl.stage import stage_request
+    from evalgrid.fl.stage_cache import global_model
 
     device = resolve_device(context.device)
     dataset = load_dataset(cell.dataset, cell.resolution, context.data_root)
     info = dataset.info
-    request = StageRequest(cell.dataset, cell.resolution, cell.model, resolved_init(cell.init, context.base_dir),
-                           cell.stage, cell.seed)
+    request = stage_request(cell)
     model, stage = global_model(request, context.data_root, context.stages, device,
                                 initial_accuracy=_measures_test_split(cell), train=context.train_stages)
     round_ = simulate_round(cell, model.to(device), dataset, device)
@@ -123,14 +122,6 @@ def cell_checkpoint(cell: CellConfig, context: CellContext) -> CellCheckpoint:
     return CellCheckpoint(OutputDir(context.out_root).checkpoint(cell.cell_id), cell.cell_id, cell.canonical_json())
 
 
-def resolved_init(init: Choice, base_dir: Path | None) -> Choice:
-    """A checkpoint path relative to the grid file made absolute (the id keeps it as written)."""
-    path = getattr(init.options, "path", "")
-    if not path or base_dir is None or Path(path).is_absolute():
-        return init
-    return dataclasses.replace(init, options=dataclasses.replace(init.options, path=str(base_dir / path)))
-
-
 def _measures_test_split(cell: CellConfig) -> bool:
     from evalgrid.catalogue import METRICS
 
@@ -168,7 +159,7 @@ def model_metric_fields(cell: CellConfig, context: CellContext, request: Any, ac
     """Metrics of the model rather than of a reconstruction (utility, smoothness): those the
     grid lists, and those recorded always (they cost nothing)."""
     from evalgrid.catalogue import METRICS
-    from evalgrid.fl.stage import global_model
+    from evalgrid.fl.stage_cache import global_model
 
     def defended_stage() -> Any:
         defended = dataclasses.replace(request, defense=cell.defense.steps)

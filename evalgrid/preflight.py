@@ -248,12 +248,11 @@ def _meta_model(grid: Grid, model, info):
 
 def _check_init(grid: Grid, init, model, network) -> None:
     """The init's local files exist and fit ``network`` (the model built for the cell's data)."""
-    from evalgrid.evaluate import resolved_init
     from evalgrid.catalogue import INITS
 
     entry = INITS[init.name]
     if entry.preflight is not None:
-        entry.preflight(resolved_init(init, grid.base_dir).options, model.name, model.options, network)
+        entry.preflight(init.resolved().options, model.name, model.options, network)
 
 
 def _smallest_training_batch(cell) -> int:

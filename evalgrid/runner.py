@@ -183,7 +183,7 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
         on_start(len(pending), skipped)
         context = CellContext(out_root=out.root.resolve(), grid_name=grid.name, data_root=grid.data_root,
                               device=settings.device, provenance=current_provenance(),
-                              stage_cache=grid.stage_cache, base_dir=grid.base_dir,
+                              stage_cache=grid.stage_cache,
                               stack_trials=settings.stack_trials, speedups=settings.speedups)
         if isinstance(executor, Scheduler):
             submission = executor.submit([CellTask(cell, context) for cell in pending], out,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Literal
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from evalgrid.fl.local_training import LocalTraining
+from evalgrid.fl.options import BatchNormMode
+
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,36 @@ class SharedUpdate:
     gradients: tuple[torch.Tensor, ...]
     num_samples: int
     bn_statistics: BatchNormStatistics | None = None
+
+
+@dataclass(frozen=True)
+class LocalTraining:
+    """The client's local training for N samples, resolved from the grid's options."""
+
+    algorithm: Literal["fedsgd", "fedavg"]
+    steps: int  # U
+    minibatch_size: int  # b, 1 ≤ b ≤ N
+    lr: float  # η (FedSGD: unused)
+    bn_mode: BatchNormMode  # the model's mode while the client computes its update
+    share_bn_statistics: bool  # the update carries the BN layers' batch statistics
+
+    def is_single_gradient(self, num_samples: int) -> bool:
+        return self.steps == 1 and self.minibatch_size >= num_samples
+
+    def chunks(self, num_samples: int) -> list[slice]:
+        """The consecutive mini-batches of one epoch (the last may be shorter)."""
+        return [slice(start, min(start + self.minibatch_size, num_samples))
+                for start in range(0, num_samples, self.minibatch_size)]
+
+    def step_batches(self, num_samples: int) -> list[slice]:
+        """The mini-batch of every local step."""
+        chunks = self.chunks(num_samples)
+        return [chunks[step % len(chunks)] for step in range(self.steps)]
+
+    def assumed_by_uninformed_attacker(self, num_samples: int) -> LocalTraining:
+        """SoK's BST: without the configuration the attacker assumes one full-batch gradient
+        step (B = N, U = 1); it still sees the model's mode (the server sends the model)."""
+        return LocalTraining("fedsgd", 1, num_samples, 1.0, self.bn_mode, self.share_bn_statistics)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from evalgrid.defenses.secure_aggregation import SecureAggregation, SecureAggreg
 from evalgrid.defenses.signsgd import SignSGD, SignSGDOptions
 from evalgrid.defenses.soteria import Soteria, SoteriaOptions
 from evalgrid.defenses.topk import TopK, TopKOptions
-from evalgrid.fl.local_training import LocalTraining, local_update
+from evalgrid.fl.local_training import local_update
+from evalgrid.threat_model import LocalTraining
 from evalgrid.fl.objective import loss_gradients
 from evalgrid.options import InvalidOption, parse_options
 from evalgrid.threat_model import ClientData, Normalization, SharedUpdate

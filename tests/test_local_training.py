@@ -10,8 +10,8 @@ from torch import nn
 
 from evalgrid.catalogue import ATTACKS
 from evalgrid.catalogue import LOCAL_TRAININGS
-from evalgrid.fl.local_training import (LocalTraining, PrivateGradients, client_bn_statistics,
-                                        local_update, shared_pseudo_gradient)
+from evalgrid.fl.local_training import PrivateGradients, client_bn_statistics, local_update, shared_pseudo_gradient
+from evalgrid.threat_model import LocalTraining
 from evalgrid.fl.objective import loss_gradients
 from evalgrid.options import parse_options
 

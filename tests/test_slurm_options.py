@@ -160,7 +160,7 @@ def test_packs_keep_cells_of_one_setup_together_and_arrays_respect_the_size_limi
     from evalgrid.slurm.submit import chunk, pack_cells
 
     grid = load_grid(write_grid(GRID))
-    packs = pack_cells(grid.cells, 2, grid.base_dir)
+    packs = pack_cells(grid.cells, 2)
     assert [len(p) for p in packs] == [2, 2, 1]
     assert sorted(c.cell_id for p in packs for c in p) == sorted(c.cell_id for c in grid.cells)
     assert [len(a) for a in chunk(list(range(2500)), 1001)] == [1001, 1001, 498]

@@ -16,13 +16,13 @@ import pytest
 import torch
 
 import evalgrid.fl.fedavg as fedavg_training
-import evalgrid.fl.stage as stage
+import evalgrid.fl.stage_cache as stage
 from evalgrid.cell import Choice, ChoiceChain
 from evalgrid.data.digits import DigitsOptions
 from evalgrid.errors import UserError
 from evalgrid.fl.fedavg import sampled_clients
-from evalgrid.fl.stage import (FedAvgStageOptions, InitialOptions, StageRequest, cached_rounds, global_model,
-                               planned_trainings, train_stages)
+from evalgrid.fl.stage import FedAvgStageOptions, InitialOptions, StageRequest
+from evalgrid.fl.stage_cache import cached_rounds, global_model, planned_trainings, train_stages
 from evalgrid.catalogue import INITS, MODELS
 from evalgrid.store.atomic import TMP_MARKER
 

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from evalgrid.cli import main
 from evalgrid.cell import Choice
 from evalgrid.data.digits import DigitsOptions
-from evalgrid.fl.stage import FedAvgStageOptions, StageRequest, cached_rounds, global_model, training_events
+from evalgrid.fl.stage import FedAvgStageOptions, StageRequest
+from evalgrid.fl.stage_cache import cached_rounds, global_model, training_events
 from evalgrid.catalogue import INITS, MODELS
 from evalgrid.store.layout import OutputDir
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
-from evalgrid.fl.local_training import LocalTraining
+from evalgrid.threat_model import LocalTraining
 from evalgrid.fl.objective import mean_loss
 from evalgrid.threat_model import ServerView
 

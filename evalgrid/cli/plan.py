@@ -75,10 +75,11 @@ def _rows(cells: tuple, varied: tuple[str, ...]) -> list[tuple[Any, ...]]:
 
 def _stage_line(grid, out_dir: Path | None) -> str:
     """How many FedAvg trainings the grid needs (each trained once, shared by its cells)."""
-    from evalgrid.fl.stage import planned_trainings, stage_requests
+    from evalgrid.fl.stage import stage_requests
+    from evalgrid.fl.stage_cache import planned_trainings
     from evalgrid.store.layout import OutputDir
 
-    requests = [request for cell in grid.cells for request in stage_requests(cell, grid.base_dir)]
+    requests = [request for cell in grid.cells for request in stage_requests(cell)]
     if not requests:
         return ""
     cache = grid.stage_cache or (OutputDir(out_dir).stages if out_dir else None)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from evalgrid.fl.local_training import LocalTraining, PrivateGradients
+from evalgrid.fl.local_training import PrivateGradients
+from evalgrid.threat_model import LocalTraining
 from evalgrid.threat_model import ClientData, Normalization, SharedUpdate
 
 

@@ -21,7 +21,8 @@ import torch
 from evalgrid.defenses import accountant
 from evalgrid.defenses.base import ClientSide, Defense, with_gradients
 from evalgrid.defenses.options import DPSGDOptions
-from evalgrid.fl.local_training import LocalTraining, PrivateGradients
+from evalgrid.fl.local_training import PrivateGradients
+from evalgrid.threat_model import LocalTraining
 from evalgrid.threat_model import SharedUpdate
 
 

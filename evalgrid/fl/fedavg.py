@@ -23,7 +23,8 @@ from torch import Tensor, nn
 
 from evalgrid.cell import Choice
 from evalgrid.defenses.base import ClientSide
-from evalgrid.fl.local_training import LocalTraining, local_update, shared_pseudo_gradient, trainable
+from evalgrid.fl.local_training import local_update, shared_pseudo_gradient, trainable
+from evalgrid.threat_model import LocalTraining
 from evalgrid.fl.partition import dirichlet_partition, iid_partition
 from evalgrid.setup import STAGE_STREAM, load_dataset, stream_seed
 from evalgrid.threat_model import ClientData, SharedUpdate
@@ -69,7 +70,7 @@ def train_global_model(request: StageRequest, data_root: Path | None, device: to
     if federation is None:
         raise ValueError(f"stage {request.stage.name!r} is not trained")
     device = torch.device(device)
-    from evalgrid.fl.stage import initial_model
+    from evalgrid.fl.stage_cache import initial_model
 
     model = (model if model is not None else initial_model(request, data_root)).to(device)
     train = load_dataset(request.dataset, request.resolution, data_root, split="train")

@@ -3,6 +3,7 @@ that names the file, the key path, the bad value and the valid choices."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import unicodedata
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalgrid.cell import FACTOR_NAMES, CellConfig
+from evalgrid.cell import FACTOR_NAMES, CellConfig, Choice
 from evalgrid.errors import GridError, UserError, choices_sentence, did_you_mean
 from evalgrid.grid.compatibility import incompatibility
 from evalgrid.grid.expand import combinations, expand_cells
@@ -254,8 +255,22 @@ class _Validator:
                                     f"{_toml_repr(raw)} resolves to the same configuration as "
                                     f"factors.{name}[{first}] ({_toml_repr(raw_list[first])}); remove one.")
                 parsed.append(value)
-            values[name] = tuple(parsed)
+            values[name] = tuple(self.with_paths_resolved(factor, value) for value in parsed)
         return values
+
+    def with_paths_resolved(self, factor: Any, value: Any) -> Any:
+        """A component value whose entry has path options (a checkpoint), with those paths
+        resolved once, here, against the grid file's folder (:meth:`Choice.resolved`)."""
+        registry = getattr(factor, "registry", None)
+        if registry is None or not isinstance(value, Choice):
+            return value
+        paths = {name: getattr(value.options, name) for name in getattr(registry[value.name], "path_options", ())}
+        relative = {name: path for name, path in paths.items() if path and not Path(path).is_absolute()}
+        if not relative:
+            return value
+        base = self.merged.files[-1].resolve().parent
+        located = dataclasses.replace(value.options, **{name: str(base / path) for name, path in relative.items()})
+        return dataclasses.replace(value, located=located)
 
     def zip_groups(self, varied: tuple[str, ...], values: dict[str, tuple[Any, ...]]) -> list[tuple[str, ...]]:
         raw = self.data.get("zip", [])

@@ -68,11 +68,12 @@ class SlurmScheduler:
     def _submit_stages(self, executor, submission: Submission, out: OutputDir, cells, context,
                        job_name: str) -> list[str]:
         """Submit the missing stage trainings; the job ids cells must wait for."""
-        from evalgrid.fl.stage import planned_trainings, stage_requests
+        from evalgrid.fl.stage import stage_requests
+        from evalgrid.fl.stage_cache import planned_trainings
         from evalgrid.slurm.cells import task_states
         from evalgrid.slurm.tasks import StageTraining
 
-        requests = [r for cell in cells for r in stage_requests(cell, context.base_dir)]
+        requests = [r for cell in cells for r in stage_requests(cell)]
         missing = [request for request, cached in planned_trainings(requests, context.stages) if not cached]
         if not missing:
             return []
@@ -104,7 +105,7 @@ class SlurmScheduler:
         from evalgrid.slurm.tasks import CellPack
 
         options = self.options
-        packs = pack_cells(cells, options.cells_per_job, context.base_dir)
+        packs = pack_cells(cells, options.cells_per_job)
         arrays = chunk(packs, max_array_size(options))
         parallelism = max(1, options.array_parallelism // len(arrays))  # the arrays share the cap
         executor.update_parameters(job_name=job_name, array_parallelism=parallelism,
@@ -119,13 +120,13 @@ class SlurmScheduler:
             write_submission(out, submission)
 
 
-def pack_cells(cells: Sequence, per_task: int, base_dir: Path | None) -> list[tuple]:
+def pack_cells(cells: Sequence, per_task: int) -> list[tuple]:
     """Packs of ``per_task`` cells, cells that share a dataset and a stage model side by side
     (stable otherwise), so a task loads each at most once."""
     from evalgrid.fl.stage import stage_requests
 
     def setup(cell) -> tuple:
-        requests = stage_requests(cell, base_dir)
+        requests = stage_requests(cell)
         return repr(cell.dataset), cell.resolution, requests[0].setup_key() if requests else ""
 
     order = sorted(cells, key=setup)

@@ -81,7 +81,7 @@ class StageTraining(submitit.helpers.Checkpointable):
     def __call__(self, requests: Sequence) -> list[str]:
         import torch
 
-        from evalgrid.fl.stage import train_stages
+        from evalgrid.fl.stage_cache import train_stages
 
         torch.set_num_threads(self.threads)
         records = train_stages(requests, self.context.data_root, self.context.stages,
