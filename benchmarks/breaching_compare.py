@@ -72,8 +72,8 @@ from evalgrid.data.cifar import CIFAR10  # noqa: E402
 from evalgrid.fl.objective import loss_gradients  # noqa: E402
 from evalgrid.metrics.scoring import score  # noqa: E402
 from evalgrid.catalogue import MODELS  # noqa: E402
-from evalgrid.options import parse_options  # noqa: E402
-from evalgrid.threat_model import ClientData, ServerView, SharedUpdate  # noqa: E402
+from evalgrid.catalogue.options import parse_options  # noqa: E402
+from evalgrid.fl.threat_model import ClientData, ServerView, SharedUpdate  # noqa: E402
 
 BENCHMARKS = Path(__file__).resolve().parent
 ENV_DIR = BENCHMARKS / ".breaching-env"

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, markdown_table, python, run_process, section  # noqa: E402
 
 import evalgrid  # noqa: E402
-from evalgrid.cell import FACTOR_NAMES  # noqa: E402
+from evalgrid.grid.cell import FACTOR_NAMES  # noqa: E402
 from evalgrid.grid import load_grid  # noqa: E402
 
 GRIDS = ("grids/sok/smoke/table1_local_updates.toml", "grids/fedleak/smoke/table3_benchmarks.toml",

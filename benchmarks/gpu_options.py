@@ -1,4 +1,4 @@
-"""The attack loop's speed switches (evalgrid/speedups.py) and torch.compile, measured on
+"""The attack loop's speed switches (evalgrid/evaluation/speedups.py) and torch.compile, measured on
 Inverting Gradients: time per iteration against the plain loop, and whether the
 reconstructions stay equally good — mean PSNR over a fixed set of victims within 0.1 dB of the
 plain loop's — which is the bar for turning a switch on by default.
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown_table, section  # noqa: E402
 from problems import Case, build_attack, problem, synchronize  # noqa: E402
 
-from evalgrid.speedups import SPEEDUPS, speedups  # noqa: E402
+from evalgrid.evaluation.speedups import SPEEDUPS, speedups  # noqa: E402
 
 VARIANTS = ("none", *SPEEDUPS, "compile")
 TIMED = (Case("convnet", 8), Case("resnet18", 4))

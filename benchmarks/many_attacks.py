@@ -28,7 +28,7 @@ from problems import Case, build_attack, problem, seconds_per_step  # noqa: E402
 
 from evalgrid.attacks.inverting_gradients import InvertingGradientsOptions  # noqa: E402
 from evalgrid.attacks.stacked import StackedInvertingGradients  # noqa: E402
-from evalgrid.options import parse_options  # noqa: E402
+from evalgrid.catalogue.options import parse_options  # noqa: E402
 
 
 def generators(count: int) -> list[torch.Generator]:

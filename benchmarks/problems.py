@@ -16,8 +16,8 @@ from evalgrid.data.base import DatasetInfo
 from evalgrid.fl.local_training import local_update
 from evalgrid.catalogue import LOCAL_TRAININGS
 from evalgrid.catalogue import MODELS
-from evalgrid.options import parse_options
-from evalgrid.threat_model import Normalization, ServerView, SharedUpdate
+from evalgrid.catalogue.options import parse_options
+from evalgrid.fl.threat_model import Normalization, ServerView, SharedUpdate
 
 SIDE = 32
 NORMALIZATION = Normalization(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))

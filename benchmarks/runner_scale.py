@@ -59,7 +59,7 @@ RESUME_CHECK = """
 import sys
 from pathlib import Path
 from evalgrid.grid import load_grid
-from evalgrid.runner import cells_to_run
+from evalgrid.launch.runner import cells_to_run
 from evalgrid.store.atomic import sweep_temporaries
 from evalgrid.store.heal import damaged_results, quarantine
 from evalgrid.store.layout import OutputDir

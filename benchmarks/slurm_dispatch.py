@@ -75,8 +75,8 @@ def submission_times(folder: Path, per_task: int, repeats: int) -> tuple[list[fl
 
 def refresh(out: Path, repeats: int) -> tuple[int, float]:
     from evalgrid.grid import load_grid
-    from evalgrid.slurm.accounting import Accounting
-    from evalgrid.slurm.cells import cell_states
+    from evalgrid.executors.slurm.accounting import Accounting
+    from evalgrid.executors.slurm.cells import cell_states
     from evalgrid.store.layout import OutputDir
 
     ids = [cell.cell_id for cell in load_grid(out / "grid.toml").cells]
@@ -93,7 +93,7 @@ def refresh(out: Path, repeats: int) -> tuple[int, float]:
 def overhead(folder: Path, per_task: int) -> tuple[float, float]:
     """(seconds of overhead per cell, wall seconds until every cell ended) for 16 tiny cells."""
     import evalgrid as eg
-    from evalgrid.slurm.ledger import read_submissions
+    from evalgrid.executors.slurm.ledger import read_submissions
     from evalgrid.store.layout import OutputDir
 
     out = folder / f"pack{per_task}"

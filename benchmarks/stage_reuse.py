@@ -28,7 +28,8 @@ from common import format_seconds, markdown_table, run_process, section  # noqa:
 
 from evalgrid.fl.stage import stage_requests
 
-from evalgrid.fl.stage_cache import cached_rounds, planned_trainings, training_events  # noqa: E402
+from evalgrid.fl.stage import cached_rounds, planned_trainings  # noqa: E402
+from evalgrid.fl.stage_cache import training_events  # noqa: E402
 from evalgrid.grid import load_grid  # noqa: E402
 from evalgrid.store.layout import OutputDir  # noqa: E402
 

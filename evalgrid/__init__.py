@@ -1,11 +1,6 @@
 """evalgrid: declarative, resumable sweeps of gradient inversion attacks against federated learning."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("evalgrid")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+from evalgrid._version import __version__
 
 
 def load(directory, stale: bool = False):
@@ -15,3 +10,5 @@ def load(directory, stale: bool = False):
     from evalgrid.store.load import load as _load
 
     return _load(directory, stale=stale)
+
+__all__ = ["__version__", "load"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from evalgrid.catalogue import ATTACKS
-from evalgrid.options import parse_options
+from evalgrid.catalogue.options import parse_options
 
 
 def build_attack(name: str, **overrides):

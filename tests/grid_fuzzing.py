@@ -91,7 +91,7 @@ def _replace_one(text: str, pattern: re.Pattern, choices: list[str], rng: random
 
 def check(grid: Path) -> tuple[int, str | None]:
     """``plan``'s exit code, and None when it accepted or refused the grid as it must, else what went wrong."""
-    result = CliRunner().invoke(main, ["plan", str(grid)])
+    result = CliRunner().invoke(main, ["plan", str(grid), "--check"])
     output = result.output.strip()
     if result.exit_code == 0:
         return 0, None

@@ -19,8 +19,8 @@ from evalgrid.defenses.chain import DefenseChain
 from evalgrid.fl.client import client_update
 from evalgrid.catalogue import LOCAL_TRAININGS
 from evalgrid.catalogue import MODELS
-from evalgrid.options import InvalidOption, parse_options
-from evalgrid.threat_model import ClientData, Reconstruction, ServerView, SharedUpdate
+from evalgrid.catalogue.options import InvalidOption, parse_options
+from evalgrid.fl.threat_model import ClientData, Reconstruction, ServerView, SharedUpdate
 
 
 @functools.lru_cache(maxsize=1)

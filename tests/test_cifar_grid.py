@@ -27,7 +27,7 @@ def test_grid_without_a_data_root_stops_before_running(write_grid, cli, tmp_path
 
 def test_grid_with_a_root_missing_the_files_names_the_path(write_grid, cli, tmp_path):
     grid = write_grid(CIFAR_GRID.format(data='[data]\nroot = "nowhere"'))
-    result = cli("plan", grid)
+    result = cli("plan", grid, "--check")
     assert result.exit_code == 2 and str(tmp_path / "nowhere" / "cifar-10-batches-py") in result.output
 
 

@@ -1,5 +1,6 @@
 """The commands people run on a cluster's login node start without torch: `--help`, `status`,
-`collect`, `cancel` and `table` (each in a fresh interpreter, on a real output directory)."""
+`collect`, `cancel`, `table`, `components` and `plan` (validation and expansion; `plan --check`
+builds models) (each in a fresh interpreter, on a real output directory)."""
 
 from __future__ import annotations
 
@@ -49,9 +50,10 @@ def ran(tmp_path_factory):
 @pytest.mark.parametrize("args, code", [
     (["--help"], 0), (["status", "{out}"], 0), (["collect", "{out}"], 0), (["cancel", "{out}"], 2),
     (["table", "--list"], 0), (["run", "--help"], 0), (["status", "{out}", "--cell", "000000000000"], 2),
+    (["components"], 0), (["plan", "{grid}"], 0), (["plan", "{grid}", "--out", "{out}", "--format", "json"], 0),
 ])
 def test_the_command_imports_no_torch(ran, args, code):
-    argv = [arg.format(out=ran) for arg in args]
+    argv = [arg.format(out=ran, grid=ran.parent / "grid.toml") for arg in args]
     result = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=120)
     last = result.stdout.strip().splitlines()[-1]
     assert last == f"exit {code} no-torch", result.stdout[-2000:] + result.stderr[-2000:]

@@ -28,7 +28,7 @@ from click.testing import CliRunner
 
 import evalgrid
 import fakedata
-from evalgrid.cell import Choice, ChoiceChain
+from evalgrid.grid.cell import Choice, ChoiceChain
 from evalgrid.grid import Grid, load_grid
 
 pytestmark = pytest.mark.slow

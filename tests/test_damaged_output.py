@@ -193,7 +193,7 @@ def test_a_full_disk_stops_the_run_with_one_paragraph_and_a_rerun_completes(writ
     import errno
     import os
 
-    import evalgrid.evaluate as evaluate
+    import evalgrid.evaluation.pipeline as evaluate
 
     grid = write_grid(GRID)
     out = OutputDir(tmp_path / "out")

@@ -592,7 +592,7 @@ def test_image_folder_path_can_be_set_in_the_datasets_table(tmp_path):
 
 
 def test_image_folder_grid_without_the_folder_fails_plan_naming_it(tmp_path, cli):
-    result = cli("plan", grid_file(tmp_path, FACTOR["imagefolder"]))
+    result = cli("plan", grid_file(tmp_path, FACTOR["imagefolder"]), "--check")
     assert result.exit_code == 2 and str(tmp_path / "datasets" / "ham") in result.output
 
 

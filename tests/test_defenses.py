@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from evalgrid.catalogue import DEFENSES
-from evalgrid.cell import Choice
+from evalgrid.grid.cell import Choice
 from evalgrid.defenses.base import ClientSide, fraction_count
 from evalgrid.defenses.chain import DefenseChain, check_composition
 from evalgrid.defenses.clipping import Clipping, ClippingOptions
@@ -22,10 +22,10 @@ from evalgrid.defenses.signsgd import SignSGD, SignSGDOptions
 from evalgrid.defenses.soteria import Soteria, SoteriaOptions
 from evalgrid.defenses.topk import TopK, TopKOptions
 from evalgrid.fl.local_training import local_update
-from evalgrid.threat_model import LocalTraining
+from evalgrid.fl.threat_model import LocalTraining
 from evalgrid.fl.objective import loss_gradients
-from evalgrid.options import InvalidOption, parse_options
-from evalgrid.threat_model import ClientData, Normalization, SharedUpdate
+from evalgrid.catalogue.options import InvalidOption, parse_options
+from evalgrid.fl.threat_model import ClientData, Normalization, SharedUpdate
 
 BATCH = 4
 NORMALIZATION = Normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))

@@ -19,7 +19,7 @@ import evalgrid
 from attacking import build_attack, run_to_end, seeded
 from evalgrid.attacks.stopping import EarlyStopping
 from evalgrid.grid import load_grid
-from evalgrid.options import canonical_options, option
+from evalgrid.catalogue.options import canonical_options, option
 from test_label_rules import victim
 
 
@@ -252,9 +252,9 @@ seed = [0]
 
 def test_a_cell_stopped_and_resumed_stops_early_where_an_uninterrupted_one_does(write_grid, tmp_path, monkeypatch):
     from evalgrid.attacks.inverting_gradients import InvertingGradients
-    from evalgrid.evaluate import CellContext, execute_cell
-    from evalgrid.provenance import current_provenance
-    from evalgrid.resume import Interrupted, clear_stop, request_stop
+    from evalgrid.evaluation.pipeline import CellContext, execute_cell
+    from evalgrid.launch.provenance import current_provenance
+    from evalgrid.evaluation.checkpoint import Interrupted, clear_stop, request_stop
     from evalgrid.store.layout import OutputDir
 
     grid = load_grid(write_grid(RESUME_GRID))

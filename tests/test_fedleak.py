@@ -15,8 +15,8 @@ from evalgrid.attacks.base import model_gradients, shared_gradients
 from evalgrid.attacks.fedleak import activation_l1, matched_elements, partial_distance
 from evalgrid.catalogue import LABEL_RULES
 from evalgrid.attacks.losses import flatten, total_variation
-from evalgrid.threat_model import LocalTraining
-from evalgrid.options import InvalidOption, parse_options
+from evalgrid.fl.threat_model import LocalTraining
+from evalgrid.catalogue.options import InvalidOption, parse_options
 from attacking import build_attack, run_to_end, seeded
 from test_label_rules import victim
 

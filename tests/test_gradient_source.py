@@ -10,7 +10,7 @@ from evalgrid.data.base import DatasetInfo
 from evalgrid.errors import UserError
 from evalgrid.catalogue import MODELS
 from evalgrid.models.gradient_source import parameter_count, parameter_selection
-from evalgrid.threat_model import Normalization
+from evalgrid.fl.threat_model import Normalization
 
 CIFAR10_LIKE = DatasetInfo("cifar10-like", 3, 32, 10, Normalization((0.5,) * 3, (0.25,) * 3))
 

@@ -13,8 +13,8 @@ from evalgrid.catalogue import ATTACKS
 from evalgrid.attacks.base import model_gradients
 from evalgrid.attacks.gradinversion import bn_prior, dummy_bn_statistics, layerwise_l2_distance
 from evalgrid.catalogue import LABEL_RULES
-from evalgrid.threat_model import LocalTraining
-from evalgrid.options import InvalidOption, parse_options
+from evalgrid.fl.threat_model import LocalTraining
+from evalgrid.catalogue.options import InvalidOption, parse_options
 from attacking import build_attack, run_to_end, seeded
 from test_label_rules import victim
 

@@ -205,14 +205,14 @@ def test_a_model_whose_weights_and_buffers_exceed_the_byte_limit_is_refused_at_p
     """DLG's LeNet on 32x32 grey digits: convolutions 1->12, 12->12, 12->12 (5x5, with biases), then
     12 x 8 x 8 -> 10 linear: 15,226 float32 parameters, 60,904 bytes; a limit of 60,000 bytes
     refuses it, counted on the meta device."""
-    import evalgrid.preflight
+    import evalgrid.launch.preflight
 
     parameters = (1 * 12 + 12 * 12 + 12 * 12) * 5 * 5 + 3 * 12 + 12 * 8 * 8 * 10 + 10
     assert parameters * 4 == 60_904
-    monkeypatch.setattr(evalgrid.preflight, "MAX_MODEL_BYTES", 60_000)
+    monkeypatch.setattr(evalgrid.launch.preflight, "MAX_MODEL_BYTES", 60_000)
     text = refused(cli, write_grid(MINIMAL_GRID), tmp_path)
     assert f"lenet has {parameters:,} parameters (0.0 GiB" in text and "4,000,000,000 parameters and 0 GiB" in text
-    monkeypatch.setattr(evalgrid.preflight, "MAX_MODEL_BYTES", 60_904)
+    monkeypatch.setattr(evalgrid.launch.preflight, "MAX_MODEL_BYTES", 60_904)
     assert cli("plan", write_grid(MINIMAL_GRID)).exit_code == 0
 
 

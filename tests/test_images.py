@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from evalgrid.images import GAP, reconstruction_png
+from evalgrid.evaluation.artifacts import GAP, reconstruction_png
 
 
 def random_images(shape, seed=0):

@@ -18,8 +18,8 @@ from evalgrid.models.convnet import ConvNetOptions
 from evalgrid.models.init import PRETRAINED, _densenet_keys, _rgb_inputs_like_torchvision, _vit_positions
 from evalgrid.models.resnet import ResNetOptions
 from evalgrid.models.zoo import ViTOptions
-from evalgrid.threat_model import Normalization
-from evalgrid.weights import MODEL_WEIGHT_URLS, WEIGHTS
+from evalgrid.fl.threat_model import Normalization
+from evalgrid.models.weights import MODEL_WEIGHT_URLS, WEIGHTS
 
 RGB = DatasetInfo("rgb", 3, 32, 10, Normalization((0.5,) * 3, (0.25,) * 3))
 GRAY = DatasetInfo("gray", 1, 32, 10, Normalization((0.5,), (0.25,)))
@@ -349,7 +349,7 @@ def test_plan_checks_a_checkpoint_against_the_model_it_initialises(tmp_path, wri
         batch_size = [1]
         seed = [0]
         """)
-    result = cli("plan", grid)
+    result = cli("plan", grid, "--check")
     assert result.exit_code == 2
     expected = ("does not fit model 'convnet': shape mismatches" if saved == "wider"
                 else "cannot read " + str(path) + " as a torch state dict")

@@ -8,7 +8,7 @@ from torch import nn
 
 from evalgrid.catalogue import LABEL_RULES
 from evalgrid.catalogue.registry import UnknownName
-from evalgrid.threat_model import Normalization, ServerView, SharedUpdate
+from evalgrid.fl.threat_model import Normalization, ServerView, SharedUpdate
 from test_attacks import victim
 
 

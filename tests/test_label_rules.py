@@ -11,8 +11,8 @@ from torch import nn
 
 from evalgrid.catalogue import LABEL_RULES
 from evalgrid.fl.local_training import client_bn_statistics, local_update, shared_pseudo_gradient
-from evalgrid.threat_model import LocalTraining
-from evalgrid.threat_model import ClientData, Normalization, ServerView, SharedUpdate
+from evalgrid.fl.threat_model import LocalTraining
+from evalgrid.fl.threat_model import ClientData, Normalization, ServerView, SharedUpdate
 
 NORMALIZATION_1 = Normalization((0.5,), (0.25,))
 

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "evalgrid"
-# The pipeline, in order, and the component rooms; errors.py is shared by all of them.
+# The pipeline, in order, and the component rooms; errors.py and _version.py are shared by all of them.
 ROOMS = {"grid", "catalogue", "launch", "executors", "evaluation", "fl", "store", "tables", "report", "cli",
          "attacks", "defenses", "models", "data", "metrics"}
-ROOT_MODULES = {"__init__.py", "__main__.py", "errors.py"}
+ROOT_MODULES = {"__init__.py", "__main__.py", "_version.py", "errors.py"}
 COMPONENT_ROOMS = ("attacks", "defenses", "models", "data", "fl", "metrics")
 
 
@@ -35,7 +35,8 @@ def _imports(module: str, path: Path, known: dict[str, Path]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = ".".join([*package[:len(package) - node.level + 1], *([node.module] if node.module else [])]
                             ) if node.level else node.module or ""
-            names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+            # ``from package import module`` names the module; ``from module import name``, the module
+            names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
         else:
             continue
         for name in names:

@@ -11,9 +11,9 @@ from torch import nn
 from evalgrid.catalogue import ATTACKS
 from evalgrid.catalogue import LOCAL_TRAININGS
 from evalgrid.fl.local_training import PrivateGradients, client_bn_statistics, local_update, shared_pseudo_gradient
-from evalgrid.threat_model import LocalTraining
+from evalgrid.fl.threat_model import LocalTraining
 from evalgrid.fl.objective import loss_gradients
-from evalgrid.options import parse_options
+from evalgrid.catalogue.options import parse_options
 
 
 def small_model() -> nn.Module:
@@ -115,7 +115,7 @@ def test_shared_bn_statistics_are_the_batch_moments_at_each_layer():
 
 
 def test_every_attack_runs_against_a_multi_step_update():
-    from evalgrid.threat_model import Normalization, ServerView, SharedUpdate
+    from evalgrid.fl.threat_model import Normalization, ServerView, SharedUpdate
 
     model, (x, y) = small_model(), batch(4)
     training = fedavg(2, 2)
@@ -134,7 +134,7 @@ def test_every_attack_runs_against_a_multi_step_update():
 def test_a_client_whose_update_is_not_finite_is_refused_before_any_defense(bad):
     from evalgrid.defenses.chain import DefenseChain
     from evalgrid.fl.client import NonFiniteUpdate, client_update
-    from evalgrid.threat_model import ClientData, Normalization
+    from evalgrid.fl.threat_model import ClientData, Normalization
 
     model = small_model()
     with torch.no_grad():

@@ -17,8 +17,8 @@ import torchvision
 from evalgrid.errors import UserError
 from evalgrid.metrics.scoring import score
 from evalgrid.metrics.perceptual import clear_lpips_cache, lpips, lpips_network
-from evalgrid.threat_model import ClientData
-from evalgrid.weights import fetch_weights, missing_weights, require_weights, weights_path
+from evalgrid.fl.threat_model import ClientData
+from evalgrid.models.weights import fetch_weights, missing_weights, require_weights, weights_path
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 

@@ -42,7 +42,7 @@ def run_cli(torch_home, *args):
 
 def test_grid_with_lpips_and_no_weights_stops_before_running(write_grid, torch_home, tmp_path):
     grid = write_grid(LPIPS_GRID)
-    for command in (["plan", grid], ["run", grid, "--out", tmp_path / "out"]):
+    for command in (["plan", grid, "--check"], ["run", grid, "--out", tmp_path / "out"]):
         done = run_cli(torch_home, *command)
         assert done.returncode == 2 and "Traceback" not in done.stderr
         expected = torch_home / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"

@@ -16,8 +16,8 @@ from evalgrid.catalogue import METRICS
 from evalgrid.metrics.image import psnr, ssim
 from evalgrid.metrics.labels import label_accuracy
 from evalgrid.metrics.options import MetricOptions, relevant
-from evalgrid.options import InvalidOption, parse_options
-from evalgrid.threat_model import ClientData
+from evalgrid.catalogue.options import InvalidOption, parse_options
+from evalgrid.fl.threat_model import ClientData
 
 SHAPES = [(4, 1, 32, 32), (4, 3, 32, 32), (3, 3, 24, 40), (2, 1, 11, 11)]
 TOLERANCE = 1e-4

@@ -12,7 +12,7 @@ from evalgrid.errors import UserError
 from evalgrid.models.fitting import check_batch_fits
 from evalgrid.catalogue import MODELS
 from evalgrid.models.zoo import ZOO, ViTOptions
-from evalgrid.threat_model import Normalization
+from evalgrid.fl.threat_model import Normalization
 
 ZOO_MODELS = list(ZOO)
 MINIMUM = {"densenet121": 29, "mobilenet_v2": 1, "vgg11": 32, "vgg16": 32, "vgg19": 32, "googlenet": 15,

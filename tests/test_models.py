@@ -16,8 +16,8 @@ from evalgrid.catalogue import MODELS
 from evalgrid.errors import UserError
 from evalgrid.models.convnet import ConvNetOptions, ConvNetSoKOptions, minimum_resolution
 from evalgrid.models.resnet import ResNetOptions
-from evalgrid.options import parse_options
-from evalgrid.threat_model import Normalization
+from evalgrid.catalogue.options import parse_options
+from evalgrid.fl.threat_model import Normalization
 
 DIGITS_LIKE = DatasetInfo("digits-like", channels=1, resolution=32, num_classes=10,
                           normalization=Normalization(mean=(0.5,), std=(0.25,)))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import fakedata
-from evalgrid import preflight
+from evalgrid.launch import preflight
 from evalgrid.grid import load_grid
 
 pytestmark = pytest.mark.slow  # the paper grids expand to up to 1,890 cells each: seconds per file
@@ -39,7 +39,7 @@ def without_local_files(monkeypatch, data_root):
     monkeypatch.setenv("EVALGRID_DATA", str(data_root))
     monkeypatch.setattr(preflight, "_check_datasets", lambda grid, cells: None)
     monkeypatch.setattr(preflight, "_check_init", lambda grid, init, model, network: None)
-    monkeypatch.setattr("evalgrid.weights.require_weights", lambda names: None)
+    monkeypatch.setattr("evalgrid.models.weights.require_weights", lambda names: None)
 
 
 def test_there_are_paper_grids_to_check():

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from evalgrid.evaluate import CellContext, evaluate
+from evalgrid.evaluation.pipeline import CellContext, evaluate
 from evalgrid.grid import load_grid
-from evalgrid.provenance import current_provenance
+from evalgrid.launch.provenance import current_provenance
 
 pytestmark = pytest.mark.slow
 

@@ -149,7 +149,7 @@ def test_the_forged_pointer_batch_fails_with_exit_code_2_naming_the_file(tmp_pat
     grid = tmp_path / "grid.toml"
     grid.write_text(f'name = "forged"\n[data]\nroot = "{tmp_path / "data"}"\n[factors]\ndataset = ["cifar10"]\n'
                     'model = ["lenet"]\nattack = ["dlg"]\nbatch_size = [1]\nseed = [0]\n')
-    result = subprocess.run([sys.executable, "-m", "evalgrid", "plan", str(grid)], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "evalgrid", "plan", str(grid), "--check"], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 2, result.stderr
     assert f"{path} is not a valid CIFAR-10 batch" in result.stderr

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import evalgrid
-from evalgrid.slurm.ledger import read_submissions
+from evalgrid.executors.slurm.ledger import read_submissions
 from evalgrid.store.layout import OutputDir
 from test_slurm_cluster import cluster  # noqa: F401 - the fixture: a running Slurm, or a skip saying why
 

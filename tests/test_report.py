@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import evalgrid
-import evalgrid.evaluate
+import evalgrid.evaluation.pipeline
 from evalgrid.report.aggregate import curves
 from evalgrid.report.options import ReportOptions
 from evalgrid.report.run import read_run
@@ -72,7 +72,7 @@ def run_dir(tmp_path_factory) -> Path:
     """The run: 8 cells, the gaussian/inferred/seed-1 one failing as if its attack diverged."""
     root = tmp_path_factory.mktemp("report")
     (root / "grid.toml").write_text(GRID)
-    real = evalgrid.evaluate.evaluate
+    real = evalgrid.evaluation.pipeline.evaluate
 
     def evaluate_or_diverge(cell, context):
         if str(cell.defense) != "none" and cell.labels == "inferred" and cell.seed == 1:
@@ -80,7 +80,7 @@ def run_dir(tmp_path_factory) -> Path:
         return real(cell, context)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(evalgrid.evaluate, "evaluate", evaluate_or_diverge)
+        patch.setattr(evalgrid.evaluation.pipeline, "evaluate", evaluate_or_diverge)
         done = evalgrid_cli("run", root / "grid.toml", "--out", root / "out")
     assert done.exit_code == 1, done.output
     return root / "out"

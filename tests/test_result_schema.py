@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evalgrid.cell import FACTOR_NAMES
+from evalgrid.grid.cell import FACTOR_NAMES
 from evalgrid.catalogue import METRICS
 from evalgrid.store.layout import OutputDir
 from evalgrid.store.results import METRIC_COLUMNS, PER_SAMPLE_METRICS, RESULT_SCHEMA, empty_row, write_result

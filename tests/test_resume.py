@@ -10,10 +10,10 @@ import threading
 import pyarrow.parquet as pq
 import pytest
 
-from evalgrid.evaluate import CellContext, execute_cell
+from evalgrid.evaluation.pipeline import CellContext, execute_cell
 from evalgrid.grid import load_grid
-from evalgrid.provenance import current_provenance
-from evalgrid.resume import Interrupted, clear_stop, request_stop
+from evalgrid.launch.provenance import current_provenance
+from evalgrid.evaluation.checkpoint import Interrupted, clear_stop, request_stop
 from evalgrid.store.layout import OutputDir
 
 GRID = """
@@ -108,7 +108,7 @@ def test_a_checkpoint_of_another_config_is_ignored(write_grid, tmp_path, stop_af
         execute_cell(cell, context)
     clear_stop()
     stop_after(None)
-    from evalgrid.evaluate import cell_checkpoint
+    from evalgrid.evaluation.pipeline import cell_checkpoint
 
     checkpoint = cell_checkpoint(cell, context)
     other = type(checkpoint)(checkpoint.path, checkpoint.cell_id, config="{}")
@@ -117,7 +117,7 @@ def test_a_checkpoint_of_another_config_is_ignored(write_grid, tmp_path, stop_af
 
 def test_a_signal_during_an_attack_is_handled_at_a_step_boundary(write_grid, tmp_path):
     """A real signal, from another thread, while the attack runs: the pack's handler only asks."""
-    from evalgrid.slurm.tasks import _ask_to_stop
+    from evalgrid.executors.slurm.tasks import _ask_to_stop
 
     grid = load_grid(write_grid(GRID.format(attack="ig").replace("iterations = 30", "iterations = 1000000")))
     cell = grid.cells[0]  # an attack still running when the signal comes
@@ -135,7 +135,7 @@ def test_a_signal_during_an_attack_is_handled_at_a_step_boundary(write_grid, tmp
         signal.signal(signal.SIGTERM, previous)
         clear_stop()
     assert stopped.value.signum == signal.SIGTERM
-    from evalgrid.evaluate import cell_checkpoint
+    from evalgrid.evaluation.pipeline import cell_checkpoint
 
     saved = cell_checkpoint(cell, context).load()
     assert saved.steps > 0 and saved.state is not None

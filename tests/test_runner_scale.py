@@ -18,11 +18,11 @@ import pytest
 
 import evalgrid
 from conftest import MINIMAL_GRID
-from evalgrid.cell import CANONICAL_KEYS, SCHEMA_FIELD, CellConfig, canonical_field, config_id
+from evalgrid.grid.cell import CANONICAL_KEYS, SCHEMA_FIELD, CellConfig, canonical_field, config_id
 from evalgrid.errors import UserError
 from evalgrid.grid import load_grid
 from evalgrid.grid.order import factor_order
-from evalgrid.preflight import check_ready, distinct_setups
+from evalgrid.launch.preflight import check_ready, distinct_setups
 from evalgrid.store.layout import OutputDir
 from evalgrid.store.results import RESULT_SCHEMA, collect, empty_row, read_rows, write_result
 

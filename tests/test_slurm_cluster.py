@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import evalgrid
-from evalgrid.slurm.ledger import read_submissions
+from evalgrid.executors.slurm.ledger import read_submissions
 from evalgrid.store.layout import OutputDir
 
 CLUSTER = Path(__file__).resolve().parents[1] / "slurm" / "cluster"
@@ -151,8 +151,8 @@ def test_a_grid_runs_as_arrays_of_packed_tasks_after_its_stage_training(cluster,
     assert task_of(out, some) in story.stdout and "COMPLETED" in story.stdout and "Job completed" in story.stdout
 
     # one sacct call per refresh, its answer reused meanwhile; a cell whose result vanished is lost
-    from evalgrid.slurm.accounting import Accounting
-    from evalgrid.slurm.cells import cell_states
+    from evalgrid.executors.slurm.accounting import Accounting
+    from evalgrid.executors.slurm.cells import cell_states
 
     OutputDir(out).done_result(some).unlink()
     monkeypatch.setenv("EVALGRID_SACCT_INTERVAL_S", "60")
@@ -280,7 +280,7 @@ def test_jobs_queued_when_the_controller_restarts_still_run_once_each(cluster, e
 
 def _log(out: Path, job_id: str, stream: str = "stdout") -> str:
     """The task's stdout or stderr (submitit's files, one per task, appended across requeues)."""
-    from evalgrid.slurm.follow import task_logs
+    from evalgrid.executors.slurm.follow import task_logs
 
     submission = read_submissions(OutputDir(out))[0]
     path = task_logs(submission.folder, job_id)[stream]

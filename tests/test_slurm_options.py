@@ -11,8 +11,8 @@ import pytest
 from evalgrid.errors import UserError
 from evalgrid.grid import load_grid
 from evalgrid.grid.sections import SlurmOptions
-from evalgrid.slurm.accounting import TaskState, expand_job_id, parse_sacct
-from evalgrid.slurm.resources import load_profile, resolve_resources, submitit_parameters
+from evalgrid.executors.slurm.accounting import TaskState, expand_job_id, parse_sacct
+from evalgrid.executors.slurm.resources import load_profile, resolve_resources, submitit_parameters
 
 GRID = """
 name = "slurmy"
@@ -101,7 +101,7 @@ def test_a_bad_slurm_table_is_a_clear_error_with_exit_code_2(cli, write_grid, ta
 
 
 def test_the_cluster_profiles_in_the_repository_are_valid():
-    from evalgrid.slurm.resources import available_profiles
+    from evalgrid.executors.slurm.resources import available_profiles
 
     names = available_profiles()
     assert "local-test" in names
@@ -130,10 +130,10 @@ def test_sacct_output_maps_slurm_states_to_phases():
 def test_cell_states_come_from_results_first_then_the_task(tmp_path, write_grid):
     """Done beats any task state; a task that ended leaves its cells without results lost,
     or failed when this attempt wrote the failure."""
-    from evalgrid.evaluate import CellContext, record_failure
-    from evalgrid.provenance import current_provenance
-    from evalgrid.slurm.cells import cell_states
-    from evalgrid.slurm.ledger import JobRecord, TaskRecord, new_submission, write_submission
+    from evalgrid.evaluation.pipeline import CellContext, record_failure
+    from evalgrid.launch.provenance import current_provenance
+    from evalgrid.executors.slurm.cells import cell_states
+    from evalgrid.executors.slurm.ledger import JobRecord, TaskRecord, new_submission, write_submission
     from evalgrid.store.layout import OutputDir
 
     grid = load_grid(write_grid(GRID))
@@ -157,7 +157,7 @@ def test_cell_states_come_from_results_first_then_the_task(tmp_path, write_grid)
 
 
 def test_packs_keep_cells_of_one_setup_together_and_arrays_respect_the_size_limit(write_grid):
-    from evalgrid.slurm.submit import chunk, pack_cells
+    from evalgrid.executors.slurm.submit import chunk, pack_cells
 
     grid = load_grid(write_grid(GRID))
     packs = pack_cells(grid.cells, 2)
@@ -171,7 +171,7 @@ def test_a_directory_submitted_elsewhere_needs_alongside_to_run_here(cli, write_
     import sys
     from pathlib import Path
 
-    from evalgrid.slurm.ledger import JobRecord, TaskRecord, new_submission, write_submission
+    from evalgrid.executors.slurm.ledger import JobRecord, TaskRecord, new_submission, write_submission
     from evalgrid.store.layout import OutputDir
 
     grid = write_grid(GRID.replace("seed = [0, 1, 2, 3, 4]", "seed = [0]"))
@@ -194,9 +194,9 @@ def test_a_task_requeued_more_than_max_requeues_fails_its_cells_and_skips_the_do
 
     import pyarrow.parquet as pq
 
-    from evalgrid.evaluate import CellContext
-    from evalgrid.provenance import current_provenance
-    from evalgrid.slurm.tasks import CellPack
+    from evalgrid.evaluation.pipeline import CellContext
+    from evalgrid.launch.provenance import current_provenance
+    from evalgrid.executors.slurm.tasks import CellPack
     from evalgrid.store.layout import OutputDir
 
     cells = load_grid(write_grid(GRID)).cells[:3]

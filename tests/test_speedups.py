@@ -8,7 +8,7 @@ from torch import nn
 
 import evalgrid
 
-from evalgrid.speedups import SPEEDUPS, speedups
+from evalgrid.evaluation.speedups import SPEEDUPS, speedups
 
 GRID = """
 name = "switches"

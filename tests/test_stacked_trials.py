@@ -15,16 +15,16 @@ import torch
 from evalgrid.attacks.inverting_gradients import InvertingGradientsOptions
 from evalgrid.attacks.lanes import NotStackable
 from evalgrid.attacks.stacked import StackedInvertingGradients
-from evalgrid.evaluate import CellContext, execute_cell
+from evalgrid.evaluation.pipeline import CellContext, execute_cell
 from evalgrid.catalogue import LOCAL_TRAININGS
 from evalgrid.grid import load_grid
 from evalgrid.catalogue import MODELS
-from evalgrid.options import parse_options
-from evalgrid.provenance import current_provenance
-from evalgrid.resume import Interrupted, clear_stop, request_stop
+from evalgrid.catalogue.options import parse_options
+from evalgrid.launch.provenance import current_provenance
+from evalgrid.evaluation.checkpoint import Interrupted, clear_stop, request_stop
 from evalgrid.store.layout import OutputDir
-from evalgrid.threat_model import SharedUpdate
-from evalgrid.trials import stackable_model
+from evalgrid.fl.threat_model import SharedUpdate
+from evalgrid.evaluation.trials import stackable_model
 from tests.attacking import build_attack
 from tests.test_attacks import digits, psnr, victim
 

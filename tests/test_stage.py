@@ -17,12 +17,13 @@ import torch
 
 import evalgrid.fl.fedavg as fedavg_training
 import evalgrid.fl.stage_cache as stage
-from evalgrid.cell import Choice, ChoiceChain
+from evalgrid.grid.cell import Choice, ChoiceChain
 from evalgrid.data.digits import DigitsOptions
 from evalgrid.errors import UserError
 from evalgrid.fl.fedavg import sampled_clients
-from evalgrid.fl.stage import FedAvgStageOptions, InitialOptions, StageRequest
-from evalgrid.fl.stage_cache import cached_rounds, global_model, planned_trainings, train_stages
+from evalgrid.fl.stage import (FedAvgStageOptions, InitialOptions, StageRequest, cached_rounds,
+                               planned_trainings)
+from evalgrid.fl.stage_cache import global_model, train_stages
 from evalgrid.catalogue import INITS, MODELS
 from evalgrid.store.atomic import TMP_MARKER
 
@@ -51,7 +52,7 @@ def request(stage_choice: Choice | None = None, *, seed: int = 0, model: Choice 
 
 
 def _digits_info():
-    from evalgrid.setup import describe_dataset
+    from evalgrid.evaluation.building import describe_dataset
 
     return describe_dataset(Choice("digits", DigitsOptions(resolution=16)), 16, None)
 
@@ -166,7 +167,7 @@ def test_local_steps_equal_a_hand_written_sgd_loop_over_minibatches_reshuffled_w
     from torch.func import functional_call
 
     from evalgrid.fl.objective import mean_loss
-    from evalgrid.setup import STAGE_STREAM, load_dataset, stream_seed
+    from evalgrid.evaluation.building import STAGE_STREAM, load_dataset, stream_seed
 
     steps, size, shard_size, lr = 4, 5, 16, 0.05  # a pass holds 3 batches of 5: step 4 reshuffles
     wanted = request(fedavg(round=2, clients=3, clients_per_round=2, local_steps=steps, batch_size=size,
@@ -224,7 +225,7 @@ def test_local_steps_differ_from_local_epochs_and_a_batch_above_the_shard_is_the
 
 
 def test_a_negative_local_steps_is_refused():
-    from evalgrid.options import InvalidOption, parse_options
+    from evalgrid.catalogue.options import InvalidOption, parse_options
 
     with pytest.raises(InvalidOption, match=">= 0"):
         parse_options(FedAvgStageOptions, {"local_steps": -1})

@@ -9,10 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from evalgrid.cli import main
-from evalgrid.cell import Choice
+from evalgrid.grid.cell import Choice
 from evalgrid.data.digits import DigitsOptions
 from evalgrid.fl.stage import FedAvgStageOptions, StageRequest
-from evalgrid.fl.stage_cache import cached_rounds, global_model, training_events
+from evalgrid.fl.stage import cached_rounds
+from evalgrid.fl.stage_cache import global_model, training_events
 from evalgrid.catalogue import INITS, MODELS
 from evalgrid.store.layout import OutputDir
 

@@ -15,7 +15,7 @@ from evalgrid.attacks.base import model_gradients, shared_gradients
 from evalgrid.attacks.fedleak import matched_elements, partial_distance
 from evalgrid.attacks.gradinversion import half_squared_l2_distance, layerwise_l2_distance
 from evalgrid.attacks.losses import cosine_distance, squared_l2_distance
-from evalgrid.threat_model import LocalTraining
+from evalgrid.fl.threat_model import LocalTraining
 from test_label_rules import SmallNet, victim
 
 LABELS = [1, 2, 3, 4]

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from evalgrid.attacks.options import Init
 from evalgrid.fl.local_training import local_update
-from evalgrid.threat_model import Normalization, Reconstruction, ServerView
+from evalgrid.fl.threat_model import Normalization, Reconstruction, ServerView
 
 State = TypeVar("State")
 

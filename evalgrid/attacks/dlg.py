@@ -24,7 +24,7 @@ from evalgrid.attacks.labels import fixed_labels
 from evalgrid.attacks.losses import squared_l2_distance
 from evalgrid.attacks.options import DLGOptions
 from evalgrid.attacks.stopping import EarlyStopping
-from evalgrid.threat_model import Reconstruction, ServerView
+from evalgrid.fl.threat_model import Reconstruction, ServerView
 
 @dataclass
 class DLGState:

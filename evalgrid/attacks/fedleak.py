@@ -80,7 +80,7 @@ from evalgrid.attacks.labels import fixed_labels
 from evalgrid.attacks.losses import flatten, total_variation
 from evalgrid.attacks.options import Distance, FedLeakOptions
 from evalgrid.attacks.stopping import EarlyStopping
-from evalgrid.threat_model import Reconstruction, ServerView
+from evalgrid.fl.threat_model import Reconstruction, ServerView
 
 # The modules whose outputs are "activation values" for the L1 penalty.
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,

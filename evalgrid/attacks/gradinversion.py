@@ -71,7 +71,7 @@ from evalgrid.attacks.losses import cosine_distance, squared_l2_distance, total_
 from evalgrid.attacks.options import GradInversionOptions
 from evalgrid.attacks.stopping import EarlyStopping
 from evalgrid.fl.local_training import recording_bn_statistics
-from evalgrid.threat_model import BatchNormStatistics, Reconstruction, ServerView
+from evalgrid.fl.threat_model import BatchNormStatistics, Reconstruction, ServerView
 
 @dataclass
 class GradInversionState:

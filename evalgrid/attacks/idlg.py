@@ -8,11 +8,9 @@ step costs one evaluation) unless ``early_stop_window`` is set (DLG's rule, :mod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from evalgrid.attacks.dlg import DLG
 from evalgrid.attacks.options import DLGOptions, IDLGOptions
-from evalgrid.options import options_dict
+from evalgrid.catalogue.options import options_dict
 
 
 def build(options: IDLGOptions) -> DLG:

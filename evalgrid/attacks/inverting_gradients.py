@@ -30,7 +30,7 @@ from evalgrid.attacks.labels import fixed_labels
 from evalgrid.attacks.losses import cosine_distance, flatten, total_variation
 from evalgrid.attacks.options import InvertingGradientsOptions
 from evalgrid.attacks.stopping import EarlyStopping
-from evalgrid.threat_model import Reconstruction, ServerView
+from evalgrid.fl.threat_model import Reconstruction, ServerView
 
 LR_MILESTONES = (3 / 8, 5 / 8, 7 / 8)  # fractions of the iterations where the rate drops ×0.1
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from evalgrid.attacks.base import device_of
-from evalgrid.threat_model import ServerView
+from evalgrid.fl.threat_model import ServerView
 
 def last_layer_weight_gradient(view: ServerView) -> Tensor:
     """The classifier's weight gradient (K, D): the last 2-D gradient with ``num_classes`` rows."""

@@ -19,9 +19,9 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
-from evalgrid.threat_model import LocalTraining
+from evalgrid.fl.threat_model import LocalTraining
 from evalgrid.fl.objective import mean_loss
-from evalgrid.threat_model import ServerView
+from evalgrid.fl.threat_model import ServerView
 
 
 class NotStackable(ValueError):

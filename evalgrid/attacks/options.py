@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from evalgrid.attacks.stopping import tolerance_option, window_option
-from evalgrid.options import option
+from evalgrid.catalogue.options import option
 
 Init = Literal["randn", "rand"]  # dummy data: N(0, 1) in input space, or uniform pixels
 GradientDistance = Literal["euclidean", "l2", "cosine"]  # GradInversion's gradient distance

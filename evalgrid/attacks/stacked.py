@@ -22,7 +22,7 @@ from evalgrid.attacks.inverting_gradients import LR_MILESTONES, InvertingGradien
 from evalgrid.attacks.labels import fixed_labels
 from evalgrid.attacks.lanes import StackedModel, stack_views, stacked_gradient
 from evalgrid.attacks.losses import cosine_distance, flatten, total_variation
-from evalgrid.threat_model import Reconstruction, ServerView
+from evalgrid.fl.threat_model import Reconstruction, ServerView
 
 
 @dataclass(frozen=True)

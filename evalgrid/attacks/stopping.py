@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from evalgrid.options import option
+from evalgrid.catalogue.options import option
 
 
 @dataclass(frozen=True)

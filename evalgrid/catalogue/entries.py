@@ -100,7 +100,7 @@ def implementation(default: Any = None) -> Any:
 @dataclass(frozen=True, kw_only=True)
 class AttackEntry(Entry):
     """``build(options)`` returns an attack whose ``reconstruct(view, generator)`` sees only the
-    :class:`~evalgrid.threat_model.ServerView` (see :mod:`evalgrid.attacks.base`)."""
+    :class:`~evalgrid.fl.threat_model.ServerView` (see :mod:`evalgrid.attacks.base`)."""
 
     kind = "attack"
     # The stacked form, (options, views, trials_per_view) -> attack running several trials as
@@ -157,7 +157,7 @@ class StageEntry(Entry):
 @dataclass(frozen=True, kw_only=True)
 class LocalTrainingEntry(Entry):
     """``build(options, num_samples)`` returns the victim's
-    :class:`~evalgrid.threat_model.LocalTraining`."""
+    :class:`~evalgrid.fl.threat_model.LocalTraining`."""
 
     kind = "local training"
 
@@ -195,7 +195,7 @@ class MetricEntry(Entry):
     unit: str = ""  # shown after a value, e.g. "dB"
     requires: tuple[str, ...] = ()  # metrics computed along with this one
     reads: tuple[str, ...] = ()  # fields of [metric_options] that change its value
-    required_weights: tuple[str, ...] = ()  # names in evalgrid.weights.WEIGHTS, checked at preflight
+    required_weights: tuple[str, ...] = ()  # names in evalgrid.models.weights.WEIGHTS, checked at preflight
     min_image_size: int = 1  # smallest image side it accepts
     needs_test_split: bool = False  # it measures on the dataset's test split
     needs_defended_training: bool = False  # it trains the federation with the defense (a trained stage)

@@ -38,9 +38,9 @@ class PluginError(UserError):
 
 def load_entries(builtin_modules: Iterable[str], registries: Mapping[type[Entry], Registry]) -> None:
     """Register the built-in entries (each module's ENTRIES), then every plugin's."""
-    import evalgrid
+    from evalgrid._version import __version__
 
-    builtin = Origin("evalgrid", evalgrid.__version__)
+    builtin = Origin("evalgrid", __version__)
     for module in builtin_modules:
         _register(importlib.import_module(module).ENTRIES, builtin, registries, where=module)
     for point in sorted(metadata.entry_points(group=GROUP), key=lambda p: (p.name, p.value)):

@@ -10,7 +10,7 @@ import warnings
 
 import click
 
-from evalgrid import __version__
+from evalgrid._version import __version__
 from evalgrid.errors import UserError
 
 

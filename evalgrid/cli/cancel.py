@@ -21,7 +21,7 @@ def command(out_dir: Path) -> None:
     Example:
       evalgrid cancel runs/paper
     """
-    from evalgrid.slurm.follow import cancel
+    from evalgrid.executors.slurm.follow import cancel
 
     tasks, jobs = cancel(OutputDir(out_dir))
     click.echo(f"cancelled {tasks} task(s){' of job(s) ' + ', '.join(jobs) if jobs else ''}", err=True)

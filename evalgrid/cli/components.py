@@ -9,7 +9,7 @@ import typing
 
 import click
 
-from evalgrid.options import describe_type
+from evalgrid.catalogue.options import describe_type
 
 EXTRA_SECTIONS = ("metrics", "label_rules")  # catalogue kinds that are not factors of the grid
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from evalgrid.cell import ChoiceChain, factor_label
+from evalgrid.grid.cell import ChoiceChain, factor_label
 from evalgrid.grid import MAX_CELLS
 from evalgrid.grid.expand import collector_paused
 
@@ -23,27 +23,35 @@ from evalgrid.grid.expand import collector_paused
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--max-cells", type=click.IntRange(min=1), default=MAX_CELLS, show_default=True,
               help="Refuse a grid whose factor lists give more cells, before making any.")
-def command(grid_file: Path, out_dir: Path | None, fmt: str, max_cells: int) -> None:
+@click.option("--check", is_flag=True,
+              help="Also run the checks `run` makes before dispatch: data and weights files, every model "
+                   "against its data, every implementation importable (imports torch).")
+def command(grid_file: Path, out_dir: Path | None, fmt: str, max_cells: int, check: bool) -> None:
     """List the cells of GRID: id and factor values. Writes nothing.
+
+    Reads and validates the grid without importing torch; --check adds the checks of files and
+    models that `run` makes before it dispatches anything.
 
     The last line is "N cells" (or "N cells, K already done" with --out); with --format csv or
     json it goes to stderr so that stdout stays machine-readable.
 
     \b
     Example:
-      evalgrid plan grids/quickstart.toml --out runs/quickstart
+      evalgrid plan grids/quickstart.toml --out runs/quickstart --check
     """
     with collector_paused():  # a grid may have 100,000s of cells
-        _plan(grid_file, out_dir, fmt, max_cells)
+        _plan(grid_file, out_dir, fmt, max_cells, check)
 
 
-def _plan(grid_file: Path, out_dir: Path | None, fmt: str, max_cells: int) -> None:
-    from evalgrid.grid import load_grid  # here, not above: `evalgrid plan --help` needs no torch
-    from evalgrid.preflight import check_ready
+def _plan(grid_file: Path, out_dir: Path | None, fmt: str, max_cells: int, check: bool) -> None:
+    from evalgrid.grid import load_grid  # here, not above: `evalgrid plan --help` reads no grid machinery
     from evalgrid.store.layout import OutputDir
 
     grid = load_grid(grid_file, max_cells)
-    check_ready(grid)
+    if check:
+        from evalgrid.launch.preflight import check_ready
+
+        check_ready(grid)
     columns = ["cell_id", *grid.varied]
     rows = _rows(grid.cells, grid.varied)
     done = OutputDir(out_dir).done_ids() if out_dir else set()
@@ -56,6 +64,8 @@ def _plan(grid_file: Path, out_dir: Path | None, fmt: str, max_cells: int) -> No
     else:
         click.echo(_table(columns, rows, done))
     count = f"{len(rows)} cells" + (f", {sum(row[0] in done for row in rows)} already done" if out_dir else "")
+    if not check:
+        count += " (files and models not checked: add --check, or `run` checks them before dispatch)"
     stages = _stage_line(grid, out_dir)
     if stages:
         click.echo(stages, err=fmt != "table")
@@ -76,7 +86,7 @@ def _rows(cells: tuple, varied: tuple[str, ...]) -> list[tuple[Any, ...]]:
 def _stage_line(grid, out_dir: Path | None) -> str:
     """How many FedAvg trainings the grid needs (each trained once, shared by its cells)."""
     from evalgrid.fl.stage import stage_requests
-    from evalgrid.fl.stage_cache import planned_trainings
+    from evalgrid.fl.stage import planned_trainings
     from evalgrid.store.layout import OutputDir
 
     requests = [request for cell in grid.cells for request in stage_requests(cell)]

@@ -24,7 +24,7 @@ def command(ctx: click.Context, out_dir: Path, wait: bool) -> None:
       evalgrid retry runs/paper
     """
     from evalgrid.cli import run
-    from evalgrid.slurm.ledger import read_submissions
+    from evalgrid.executors.slurm.ledger import read_submissions
 
     out = OutputDir(out_dir)
     if not out.grid_toml.is_file():

@@ -11,12 +11,12 @@ import click
 from evalgrid.errors import OutputFull, UserError
 from evalgrid.executors import EXECUTORS
 from evalgrid.grid import MAX_CELLS, load_grid
-from evalgrid.progress import Progress, format_duration
+from evalgrid.launch.progress import RunProgress, format_duration
 from evalgrid.store.layout import OutputDir
 
 if TYPE_CHECKING:  # the rest is imported when the command runs: `evalgrid --help` imports no torch
     from evalgrid.grid import Grid
-    from evalgrid.runner import RunOutcome
+    from evalgrid.launch.runner import RunOutcome
 
 
 @click.command("run")
@@ -55,15 +55,15 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
       evalgrid run grids/quickstart.toml --out runs/quickstart --workers 2
       evalgrid run grids/quickstart.toml --out runs/quickstart --executor slurm --profile mycluster
     """
-    from evalgrid.runner import RunSettings, run_grid
-    from evalgrid.speedups import parse_speedups
+    from evalgrid.launch.runner import RunSettings, run_grid
+    from evalgrid.evaluation.speedups import parse_speedups
     from evalgrid.store.results import collected_is_whole
 
     grid = load_grid(grid_file, max_cells)
     name = executor or grid.run.executor
     slurm = None
     if name == "slurm":
-        from evalgrid.slurm.resources import resolve_resources
+        from evalgrid.executors.slurm.resources import resolve_resources
 
         slurm = resolve_resources(grid.slurm, grid.resolved.get("slurm", {}), profile, grid.base_dir)
     settings = RunSettings(executor=name, workers=workers or grid.run.workers, device=device or grid.run.device,
@@ -71,7 +71,7 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
                            slurm=slurm, alongside=alongside,
                            stack_trials=grid.run.stack_trials if stack_trials is None else stack_trials,
                            speedups=parse_speedups(grid.run.speedups if speedups is None else speedups))
-    progress: Progress | None = None
+    progress: RunProgress | None = None
 
     def started(pending: int, skipped: int) -> None:
         nonlocal progress
@@ -80,7 +80,7 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
         verb = "to submit" if slurm else "to run"
         click.echo(f"{grid.name}: {len(grid.cells)} cells, {skipped} already done, {pending} {verb} "
                    f"({where}) -> {out_dir}", err=True)
-        progress = Progress(pending)
+        progress = RunProgress(pending)
 
     def run_once() -> RunOutcome:
         try:
@@ -138,7 +138,7 @@ def _collect(grid: Grid, out: OutputDir) -> set[str]:
 
 def _submitted(grid: Grid, out_dir: Path, outcome: RunOutcome, wait: bool) -> None:
     from evalgrid.cli.summary import results_summary
-    from evalgrid.slurm.follow import describe_submission, wait_for_cells
+    from evalgrid.executors.slurm.follow import describe_submission, wait_for_cells
     from evalgrid.store.results import collect
 
     if outcome.held:

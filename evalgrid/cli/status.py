@@ -34,7 +34,7 @@ def command(out_dir: Path, cell_id: str | None, refresh: bool) -> None:
         raise UserError(f"{out_dir}: not an evalgrid output directory (no grid.toml); "
                         f"start one with: evalgrid run GRID --out {out_dir}")
     ids = out.cell_ids()
-    from evalgrid.slurm.ledger import read_submissions
+    from evalgrid.executors.slurm.ledger import read_submissions
 
     on_slurm = bool(read_submissions(out))
     if on_slurm and shutil.which("sacct") is None:
@@ -46,8 +46,8 @@ def command(out_dir: Path, cell_id: str | None, refresh: bool) -> None:
         return
     click.echo(f"{out.grid_name()}: {len(ids)} cells")
     if on_slurm:
-        from evalgrid.slurm.cells import cell_states
-        from evalgrid.slurm.follow import count_states
+        from evalgrid.executors.slurm.cells import cell_states
+        from evalgrid.executors.slurm.follow import count_states
 
         states = cell_states(out, ids, fresh=refresh)
         for state, count in count_states(states).items():
@@ -72,8 +72,8 @@ def _one_cell(out: OutputDir, cell_id: str, ids: list[str], on_slurm: bool, refr
         raise UserError(f"{out.root}: no cell {cell_id!r} in this directory's grid "
                         f"(`evalgrid plan {out.grid_toml}` lists the ids).")
     if on_slurm:
-        from evalgrid.slurm.cells import cell_states
-        from evalgrid.slurm.follow import cell_story
+        from evalgrid.executors.slurm.cells import cell_states
+        from evalgrid.executors.slurm.follow import cell_story
 
         click.echo(cell_story(out, cell_states(out, [cell_id], fresh=refresh)[cell_id], cell_id, refresh))
     else:

@@ -22,7 +22,7 @@ def command() -> None:
 @command.command("list")
 def list_weights() -> None:
     """Each weight file, where it is expected, and whether it is present."""
-    from evalgrid.weights import WEIGHTS, missing_weights, weights_path
+    from evalgrid.models.weights import WEIGHTS, missing_weights, weights_path
 
     missing = set(missing_weights(WEIGHTS.names()))
     for name in WEIGHTS.names():
@@ -34,7 +34,7 @@ def list_weights() -> None:
 @click.option("--all", "everything", is_flag=True, help="Every file evalgrid knows (about 2.9 GB).")
 def fetch(names: tuple[str, ...], everything: bool) -> None:
     """Download NAMES into the torch cache (the error that stopped a grid names them). Needs internet."""
-    from evalgrid.weights import WEIGHTS, fetch_weights
+    from evalgrid.models.weights import WEIGHTS, fetch_weights
 
     if not names and not everything:
         raise click.UsageError(f"name the files to fetch, or pass --all. Known: {', '.join(WEIGHTS.names())}.")

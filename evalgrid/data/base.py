@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from evalgrid.data.root import DATA_ROOT_ENV, resolve_data_root
 from evalgrid.errors import UserError
-from evalgrid.threat_model import Normalization
+from evalgrid.fl.threat_model import Normalization
 
 ROOT_SOURCE = f"the grid's `[data] root` (relative to the grid file) or ${DATA_ROOT_ENV}"
 

@@ -21,7 +21,7 @@ from evalgrid.data.base import DATA_ROOT_ENV, DatasetInfo, InMemoryImages
 from evalgrid.data.options import CifarOptions
 from evalgrid.data.pickled import PickleFormatError, read_pickled_data
 from evalgrid.errors import UserError
-from evalgrid.threat_model import Normalization
+from evalgrid.fl.threat_model import Normalization
 
 SIDE = 32
 ROW_LENGTH = 3 * SIDE * SIDE  # one image per row: the red, green, blue planes, each row-major

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from evalgrid.data.base import DatasetInfo, InMemoryImages
 from evalgrid.data.options import DigitsOptions
-from evalgrid.threat_model import Normalization
+from evalgrid.fl.threat_model import Normalization
 
 TRAIN_FRACTION = 0.8  # the first 80% of the 1,797 images form the train split, the rest test
 

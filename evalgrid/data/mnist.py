@@ -22,7 +22,7 @@ import torch
 from evalgrid.data.base import DatasetInfo, InMemoryImages, missing_file, require_data_root
 from evalgrid.data.options import MnistOptions
 from evalgrid.errors import UserError
-from evalgrid.threat_model import Normalization
+from evalgrid.fl.threat_model import Normalization
 
 NAME = "mnist"
 RAW_FOLDER = Path("MNIST") / "raw"

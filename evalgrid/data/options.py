@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from evalgrid.options import option
+from evalgrid.catalogue.options import option
 
 
 # digits (evalgrid.data.digits) --------------------------------------------------------------

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from evalgrid.data.base import DatasetInfo, InMemoryImages
 from evalgrid.data.options import PhotoOptions
-from evalgrid.threat_model import Normalization
+from evalgrid.fl.threat_model import Normalization
 
 PHOTOS = ("china.jpg", "flower.jpg")
 BANDS = 5  # horizontal fifths per photo: 2 × 5 = 10 classes

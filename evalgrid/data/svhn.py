@@ -21,7 +21,7 @@ from evalgrid.data.base import DatasetInfo, InMemoryImages, missing_file, requir
 from evalgrid.data.matfile import MatFormatError, read_mat_arrays
 from evalgrid.data.options import SvhnOptions
 from evalgrid.errors import UserError
-from evalgrid.threat_model import Normalization
+from evalgrid.fl.threat_model import Normalization
 
 NAME = "svhn"
 FOLDER = "svhn"

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from evalgrid.fl.local_training import PrivateGradients
-from evalgrid.threat_model import LocalTraining
-from evalgrid.threat_model import ClientData, Normalization, SharedUpdate
+from evalgrid.fl.threat_model import LocalTraining
+from evalgrid.fl.threat_model import ClientData, Normalization, SharedUpdate
 
 
 @dataclass(frozen=True)

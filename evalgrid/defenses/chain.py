@@ -13,8 +13,8 @@ import torch
 from evalgrid.defenses.base import ClientSide, Defense, with_gradients
 from evalgrid.defenses.composition import check_composition
 from evalgrid.fl.local_training import PrivateGradients
-from evalgrid.threat_model import LocalTraining
-from evalgrid.threat_model import SharedUpdate
+from evalgrid.fl.threat_model import LocalTraining
+from evalgrid.fl.threat_model import SharedUpdate
 
 
 class DefenseChain(Defense):

@@ -22,7 +22,7 @@ import torch
 
 from evalgrid.defenses.base import ClientSide, Defense, with_gradients
 from evalgrid.defenses.options import ClippingOptions
-from evalgrid.threat_model import SharedUpdate
+from evalgrid.fl.threat_model import SharedUpdate
 
 
 class Clipping(Defense):

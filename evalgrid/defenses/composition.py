@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from evalgrid.errors import choices_sentence, did_you_mean
-from evalgrid.options import InvalidOption
+from evalgrid.catalogue.options import InvalidOption
 
 
 def check_composition(names: Sequence[str]) -> None:

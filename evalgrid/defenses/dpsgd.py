@@ -22,8 +22,8 @@ from evalgrid.defenses import accountant
 from evalgrid.defenses.base import ClientSide, Defense, with_gradients
 from evalgrid.defenses.options import DPSGDOptions
 from evalgrid.fl.local_training import PrivateGradients
-from evalgrid.threat_model import LocalTraining
-from evalgrid.threat_model import SharedUpdate
+from evalgrid.fl.threat_model import LocalTraining
+from evalgrid.fl.threat_model import SharedUpdate
 
 
 class DPSGD(Defense):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from evalgrid.defenses.base import ClientSide, Defense, standard_normal, with_gradients
 from evalgrid.defenses.options import GaussianOptions
-from evalgrid.threat_model import SharedUpdate
+from evalgrid.fl.threat_model import SharedUpdate
 
 
 class Gaussian(Defense):

@@ -37,7 +37,7 @@ from torch import Tensor
 from evalgrid.defenses.base import (ClientSide, Defense, fraction_count, largest, smallest, standard_normal,
                                     with_gradients)
 from evalgrid.defenses.options import OutpostOptions
-from evalgrid.threat_model import SharedUpdate
+from evalgrid.fl.threat_model import SharedUpdate
 
 
 class Outpost(Defense):

@@ -39,7 +39,7 @@ from torch import Tensor
 
 from evalgrid.defenses.base import ClientSide, Defense, uniform, with_gradients
 from evalgrid.defenses.options import QSGDOptions
-from evalgrid.threat_model import SharedUpdate
+from evalgrid.fl.threat_model import SharedUpdate
 
 
 class QSGD(Defense):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from evalgrid.defenses.base import ClientSide, Defense, with_gradients
 from evalgrid.defenses.options import SecureAggregationOptions
-from evalgrid.threat_model import SharedUpdate
+from evalgrid.fl.threat_model import SharedUpdate
 
 
 class SecureAggregation(Defense):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from evalgrid.defenses.base import ClientSide, Defense, with_gradients
 from evalgrid.defenses.options import SignSGDOptions
-from evalgrid.threat_model import SharedUpdate
+from evalgrid.fl.threat_model import SharedUpdate
 
 
 class SignSGD(Defense):

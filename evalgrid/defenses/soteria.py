@@ -34,7 +34,7 @@ from torch.func import functional_call
 
 from evalgrid.defenses.base import ClientSide, Defense, fraction_count, largest, with_gradients
 from evalgrid.defenses.options import SoteriaOptions
-from evalgrid.threat_model import SharedUpdate
+from evalgrid.fl.threat_model import SharedUpdate
 
 
 class Soteria(Defense):

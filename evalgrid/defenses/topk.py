@@ -22,7 +22,7 @@ import torch
 
 from evalgrid.defenses.base import ClientSide, Defense, fraction_count, largest, with_gradients
 from evalgrid.defenses.options import TopKOptions
-from evalgrid.threat_model import SharedUpdate
+from evalgrid.fl.threat_model import SharedUpdate
 
 
 class TopK(Defense):

@@ -6,31 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from evalgrid.catalogue.entries import Ref
 from evalgrid.catalogue.registry import Registry
 
-ExecutorFactory = Callable[..., object]
+ExecutorFactory = Callable[..., object]  # (settings) -> Executor or Scheduler
 
-
-def _local(settings):
-    from evalgrid.executors.local import LocalExecutor
-
-    return LocalExecutor(settings)
-
-
-def _debug(settings):
-    from evalgrid.executors.debug import DebugExecutor
-
-    return DebugExecutor(settings)
-
-
-def _slurm(settings):
-    from evalgrid.slurm.submit import SlurmScheduler
-
-    return SlurmScheduler(settings)
-
-
-# Factories import lazily so that validating a grid does not import the worker machinery.
+# Each factory is imported when a run starts, so that validating a grid (which checks the
+# executor's name) imports none of the worker machinery.
 EXECUTORS: Registry[ExecutorFactory] = Registry("executor")
-EXECUTORS.register("local", _local)
-EXECUTORS.register("debug", _debug)
-EXECUTORS.register("slurm", _slurm)
+EXECUTORS.register("local", Ref("evalgrid.executors.local:LocalExecutor"))
+EXECUTORS.register("debug", Ref("evalgrid.executors.debug:DebugExecutor"))
+EXECUTORS.register("slurm", Ref("evalgrid.executors.slurm.submit:SlurmScheduler"))

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from evalgrid.cell import CellConfig
-from evalgrid.evaluate import CellContext, CellSummary
+from evalgrid.grid.cell import CellConfig
+from evalgrid.evaluation.pipeline import CellContext, CellSummary
 from evalgrid.store.layout import OutputDir
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from evalgrid.evaluate import execute_cell
+from evalgrid.evaluation.pipeline import execute_cell
 from evalgrid.executors.base import CellTask, ExecutorSettings, Report
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 
 from evalgrid.errors import OutputFull
-from evalgrid.evaluate import CellSummary, execute_cell, record_failure
+from evalgrid.evaluation.pipeline import CellSummary, execute_cell, record_failure
 from evalgrid.executors.base import CellTask, ExecutorSettings, Report
 
 _PR_SET_PDEATHSIG = 1

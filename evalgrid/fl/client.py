@@ -11,15 +11,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from evalgrid.cell import CellConfig
+from evalgrid.grid.cell import CellConfig
 from evalgrid.data.base import DatasetInfo, ImageDataset
 from evalgrid.defenses.base import ClientSide
 from evalgrid.defenses.chain import DefenseChain
 from evalgrid.catalogue import LOCAL_TRAININGS
 from evalgrid.fl.local_training import client_bn_statistics, local_update, set_bn_mode, shared_pseudo_gradient
-from evalgrid.threat_model import LocalTraining
-from evalgrid.setup import BATCH_STREAM, CLIENT_STREAM, DEFENSE_STREAM, stream_seed
-from evalgrid.threat_model import ClientData, Normalization, ServerView, SharedUpdate
+from evalgrid.fl.threat_model import LocalTraining
+from evalgrid.evaluation.building import BATCH_STREAM, CLIENT_STREAM, DEFENSE_STREAM, stream_seed
+from evalgrid.fl.threat_model import ClientData, Normalization, ServerView, SharedUpdate
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from evalgrid.cell import Choice
 from evalgrid.defenses.base import ClientSide
+from evalgrid.evaluation.building import STAGE_STREAM, build_model, describe_dataset, load_dataset, stream_seed
 from evalgrid.fl.local_training import local_update, shared_pseudo_gradient, trainable
-from evalgrid.threat_model import LocalTraining
 from evalgrid.fl.partition import dirichlet_partition, iid_partition
-from evalgrid.setup import STAGE_STREAM, load_dataset, stream_seed
-from evalgrid.threat_model import ClientData, SharedUpdate
+from evalgrid.fl.threat_model import ClientData, LocalTraining, SharedUpdate
+from evalgrid.grid.cell import Choice
 
 if TYPE_CHECKING:
     from evalgrid.fl.stage import StageRequest
@@ -70,7 +69,6 @@ def train_global_model(request: StageRequest, data_root: Path | None, device: to
     if federation is None:
         raise ValueError(f"stage {request.stage.name!r} is not trained")
     device = torch.device(device)
-    from evalgrid.fl.stage_cache import initial_model
 
     model = (model if model is not None else initial_model(request, data_root)).to(device)
     train = load_dataset(request.dataset, request.resolution, data_root, split="train")
@@ -220,3 +218,9 @@ def _replaying_bn_statistics(model: nn.Module) -> Iterator[Callable[[], dict[str
     finally:
         for handle in handles:
             handle.remove()
+
+
+def initial_model(request: StageRequest, data_root: Path | None) -> nn.Module:
+    """The initialised global model (on the CPU), exactly as the cell pipeline builds it."""
+    info = describe_dataset(request.dataset, request.resolution, data_root)
+    return build_model(request.model, request.init, info, request.seed)

@@ -21,7 +21,7 @@ from torch.func import functional_call
 
 from evalgrid.fl.objective import mean_loss
 from evalgrid.fl.options import BatchNormMode, FedAvgOptions, FedSGDOptions
-from evalgrid.threat_model import BatchNormStatistics, LocalTraining
+from evalgrid.fl.threat_model import BatchNormStatistics, LocalTraining
 
 
 @dataclass(frozen=True)

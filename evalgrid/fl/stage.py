@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from evalgrid.catalogue import METRICS, STAGES
-from evalgrid.cell import Choice
+from evalgrid.grid.cell import Choice
 from evalgrid.errors import UserError
 from evalgrid.fl.options import FedAvgStageOptions, InitialOptions
 
@@ -143,3 +145,24 @@ def stage_requests(cell: Any) -> list[StageRequest]:
     if cell.defense.steps and any(METRICS[name].needs_defended_training for name in cell.metrics):
         requests.append(dataclasses.replace(base, defense=cell.defense.steps))
     return requests
+
+
+def planned_trainings(requests: Iterable[StageRequest], cache_dir: Path) -> list[tuple[StageRequest, bool]]:
+    """The distinct requests that need a trained model (round > 0), in first-seen order, each
+    with whether its round is already in ``cache_dir``."""
+    seen: dict[str, tuple[StageRequest, bool]] = {}
+    for request in requests:
+        if request.round > 0 and request.key() not in seen:
+            folder = Path(cache_dir) / request.setup_key()
+            seen[request.key()] = (request, request.round in cached_rounds(folder))
+    return list(seen.values())
+
+
+def cached_rounds(folder: Path) -> list[int]:
+    """Rounds whose weights and metadata are both in ``folder`` (the JSON is written last)."""
+    rounds = []
+    for meta in Path(folder).glob("round-*.json"):
+        number = meta.stem.removeprefix("round-")
+        if number.isdigit() and meta.with_suffix(".pt").is_file():
+            rounds.append(int(number))
+    return sorted(rounds)

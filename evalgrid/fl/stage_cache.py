@@ -39,9 +39,10 @@ import torch
 from torch import nn
 
 from evalgrid.errors import UserError
-from evalgrid.fl.stage import STAGE_SCHEMA, StageNotTrained, StageRecord, StageRequest
+from evalgrid.fl.fedavg import initial_model
+from evalgrid.fl.stage import STAGE_SCHEMA, StageNotTrained, StageRecord, StageRequest, cached_rounds
 from evalgrid.metrics.utility import test_accuracy
-from evalgrid.setup import build_model, describe_dataset, load_dataset
+from evalgrid.evaluation.building import load_dataset
 from evalgrid.store.atomic import atomic_write, atomic_write_text, remove_stale_temporaries
 
 LOCK_NAME = ".lock"
@@ -112,33 +113,6 @@ def train_stages(requests: Iterable[StageRequest], data_root: Path | None, cache
         for round_ in sorted(rounds):
             records.append(global_model(rounds[round_], data_root, cache_dir, device)[1])
     return records
-
-
-def planned_trainings(requests: Iterable[StageRequest], cache_dir: Path) -> list[tuple[StageRequest, bool]]:
-    """The distinct requests that need a trained model (round > 0), in first-seen order, each
-    with whether its round is already in ``cache_dir``."""
-    seen: dict[str, tuple[StageRequest, bool]] = {}
-    for request in requests:
-        if request.round > 0 and request.key() not in seen:
-            folder = Path(cache_dir) / request.setup_key()
-            seen[request.key()] = (request, request.round in cached_rounds(folder))
-    return list(seen.values())
-
-
-def cached_rounds(folder: Path) -> list[int]:
-    """Rounds whose weights and metadata are both in ``folder`` (the JSON is written last)."""
-    rounds = []
-    for meta in Path(folder).glob("round-*.json"):
-        number = meta.stem.removeprefix("round-")
-        if number.isdigit() and meta.with_suffix(".pt").is_file():
-            rounds.append(int(number))
-    return sorted(rounds)
-
-
-def initial_model(request: StageRequest, data_root: Path | None) -> nn.Module:
-    """The initialised global model (on the CPU), exactly as the cell pipeline builds it."""
-    info = describe_dataset(request.dataset, request.resolution, data_root)
-    return build_model(request.model, request.init, info, request.seed)
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from evalgrid.cell import CellConfig
+from evalgrid.grid.cell import CellConfig
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from evalgrid.cell import CANONICAL_KEYS, SCHEMA_FIELD, CellConfig, canonical_field, config_id
+from evalgrid.grid.cell import CANONICAL_KEYS, SCHEMA_FIELD, CellConfig, canonical_field, config_id
 from evalgrid.errors import UserError
 
 ExcludeRule = dict[str, list[Callable[[Any], bool]]]  # factor → alternatives; a rule matches when every factor does

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from evalgrid.cell import Choice, ChoiceChain
+from evalgrid.grid.cell import Choice, ChoiceChain
 from evalgrid.errors import choices_sentence, did_you_mean
-from evalgrid.options import InvalidOption, parse_options
+from evalgrid.catalogue.options import InvalidOption, parse_options
 from evalgrid.catalogue.registry import Registry
 
 REQUIRED = object()

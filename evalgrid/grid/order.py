@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalgrid.cell import FACTOR_NAMES
+from evalgrid.grid.cell import FACTOR_NAMES
 from evalgrid.errors import UserError
 from evalgrid.grid.factors import FACTORS, REQUIRED
 from evalgrid.grid.toml_io import read_grid_toml
-from evalgrid.options import InvalidOption
+from evalgrid.catalogue.options import InvalidOption
 
 
 def factor_order(path: str | Path) -> dict[str, list[str]]:

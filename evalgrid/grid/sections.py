@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from evalgrid.options import option
+from evalgrid.catalogue.options import option
 
 
 @dataclass(frozen=True)
@@ -23,14 +23,14 @@ class RunOptions:
     stack_trials: int = option(1, minimum=1, doc="a cell's attack trials run together as stacked lanes, at most "
                                                  "this many at once (Inverting Gradients); 1: one by one")
     speedups: str = option("", doc="comma-separated attack-loop switches: tf32, channels_last, bf16, fp16 "
-                                   "(evalgrid/speedups.py; none by default)")
+                                   "(evalgrid/evaluation/speedups.py; none by default)")
     stage_cache: str = option("", doc="folder of trained stage models shared across runs; default DIR/stages "
                                       "(relative to the grid file)")
 
 
 @dataclass(frozen=True)
 class SlurmOptions:
-    """Cluster resources per Slurm task, for ``--executor slurm`` (evalgrid/slurm/resources.py).
+    """Cluster resources per Slurm task, for ``--executor slurm`` (evalgrid/executors/slurm/resources.py).
 
     The same keys make a cluster profile (slurm/profiles/NAME.toml); the grid's keys win over
     its profile's. Extra sbatch options go in a ``[slurm.sbatch]`` table."""

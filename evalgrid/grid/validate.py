@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalgrid.cell import FACTOR_NAMES, CellConfig, Choice
+from evalgrid.grid.cell import FACTOR_NAMES, CellConfig, Choice
 from evalgrid.errors import GridError, UserError, choices_sentence, did_you_mean
 from evalgrid.grid.compatibility import incompatibility
 from evalgrid.grid.expand import combinations, expand_cells
 from evalgrid.grid.factors import FACTORS, REQUIRED, ChainFactor, ComponentFactor
 from evalgrid.grid.sections import DataOptions, RunOptions, SlurmOptions
-from evalgrid.slurm.resources import parse_slurm_table
+from evalgrid.executors.slurm.resources import parse_slurm_table
 from evalgrid.grid.toml_io import MergedToml
 from evalgrid.metrics.options import MetricOptions
-from evalgrid.options import InvalidOption, parse_options
+from evalgrid.catalogue.options import InvalidOption, parse_options
 
 OVERRIDE_SECTIONS = tuple(FACTORS[n].overrides_section for n in FACTORS
                           if isinstance(FACTORS[n], (ComponentFactor, ChainFactor)))
@@ -191,7 +191,7 @@ class _Validator:
                                                  f"{choices_sentence(EXECUTORS.names())}")
 
     def check_speedups(self, run: RunOptions) -> None:
-        from evalgrid.speedups import parse_speedups, unknown_speedup
+        from evalgrid.evaluation.speedups import parse_speedups, unknown_speedup
 
         problem = unknown_speedup(parse_speedups(run.speedups))
         if problem:

@@ -20,7 +20,7 @@ def with_requirements(metric_names: Iterable[str]) -> tuple[str, ...]:
 
 
 def required_weights(metric_names: Iterable[str]) -> list[str]:
-    """The weights files (names in evalgrid.weights.WEIGHTS) that the named metrics need."""
+    """The weights files (names in evalgrid.models.weights.WEIGHTS) that the named metrics need."""
     from evalgrid.catalogue import METRICS
 
     names = with_requirements(metric_names)

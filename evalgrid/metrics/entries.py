@@ -7,7 +7,7 @@ from evalgrid.catalogue.entries import MetricEntry
 
 SSIM_WINDOW = 11  # SSIM's Gaussian window side: 2·int(3.5σ + 0.5) + 1 for σ = 1.5 (metrics/image.py)
 LPIPS_MIN_SIZE = 31  # smaller inputs shrink to nothing in AlexNet's second max-pool (metrics/perceptual.py)
-LPIPS_WEIGHTS = ("alexnet",)  # names in evalgrid.weights.WEIGHTS
+LPIPS_WEIGHTS = ("alexnet",)  # names in evalgrid.models.weights.WEIGHTS
 LEAK_THRESHOLDS = ("matching", "leak_psnr", "leak_lpips")  # what BRR and WSRR read
 
 ENTRIES = (

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from evalgrid.fl.objective import loss_gradients
-from evalgrid.options import option
+from evalgrid.catalogue.options import option
 
 PAPER_SAMPLES = 10_000  # K, SoK Appendix B
 PAPER_RADIUS = 1e-3  # r, SoK Appendix B
@@ -112,7 +112,7 @@ def igsa_of_round(inputs) -> float:
     of the model the server sent, at the victim's private batch, in the BatchNorm mode the
     client's gradient was computed in, with the grid's budget and a generator of the cell's seed."""
     from evalgrid.fl.local_training import set_bn_mode
-    from evalgrid.setup import IGSA_STREAM, stream_seed
+    from evalgrid.evaluation.building import IGSA_STREAM, stream_seed
 
     round_, options = inputs.round, inputs.cell.metric_options
     model = copy.deepcopy(round_.server_model)

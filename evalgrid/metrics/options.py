@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from evalgrid.options import canonical_options, option
+from evalgrid.catalogue.options import canonical_options, option
 
 MatchingRule = Literal["one_to_one", "nearest"]  # see evalgrid.metrics.matching
 
@@ -30,7 +30,7 @@ class MetricOptions:
 def relevant(options: MetricOptions, metrics: tuple[str, ...]) -> dict[str, Any]:
     """The options that change what the listed metrics compute (each metric's catalogue entry
     says which it ``reads``), less those left out of ids at their default
-    (:func:`evalgrid.options.canonical_options`)."""
+    (:func:`evalgrid.catalogue.options.canonical_options`)."""
     from evalgrid.catalogue import METRICS
 
     read = {name for metric in metrics for name in METRICS[metric].reads}

@@ -3,7 +3,7 @@
 The network is built once per process, device and weights file. Its AlexNet trunk loads
 torchvision's ImageNet weights from torch's cache; torch would download them when missing,
 so :func:`lpips` checks the file first and raises a UserError instead (see
-:mod:`evalgrid.weights`). The linear calibration layers ship inside the ``lpips`` package.
+:mod:`evalgrid.models.weights`). The linear calibration layers ship inside the ``lpips`` package.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from evalgrid.metrics.entries import LPIPS_MIN_SIZE, LPIPS_WEIGHTS
-from evalgrid.weights import require_weights, weights_path
+from evalgrid.models.weights import require_weights, weights_path
 
 
 

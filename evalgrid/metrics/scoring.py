@@ -19,7 +19,7 @@ from evalgrid.metrics.labels import label_accuracy
 from evalgrid.metrics.matching import match_reconstructions
 from evalgrid.metrics.options import MatchingRule
 from evalgrid.metrics.perceptual import lpips
-from evalgrid.threat_model import ClientData
+from evalgrid.fl.threat_model import ClientData
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Whether a batch can pass through a model at all, checked before any cell runs (by
-:mod:`evalgrid.preflight`), so that a grid asking for e.g. one image where BatchNorm meets a
+:mod:`evalgrid.launch.preflight`), so that a grid asking for e.g. one image where BatchNorm meets a
 1×1 feature map fails at plan rather than in every cell."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ model_options)`` changes the freshly built model in place, drawing randomness on
 torch's global RNG (which the cell seeds). ``INITS[name].preflight(options, model_name,
 model_options, network)`` raises a UserError before anything runs when a file is missing, does
 not fit ``network`` (the model as built for the cell's data, on any device, e.g. meta) or the
-model has no such weights. Files are read, never downloaded (see :mod:`evalgrid.weights`).
+model has no such weights. Files are read, never downloaded (see :mod:`evalgrid.models.weights`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from torch import nn
 
 from evalgrid.errors import UserError
 from evalgrid.models.options import CheckpointOptions, NoOptions, ViTOptions, WideUniformOptions
-from evalgrid.weights import FETCH_COMMAND, WEIGHTS, weights_path
+from evalgrid.models.weights import FETCH_COMMAND, WEIGHTS, weights_path
 
 MIN_LOADED_SHARE = 0.9  # of the model's non-classifier tensors that pretrained weights must fill
 _SHOWN_KEYS = 5
@@ -169,7 +169,7 @@ def _vit_b_16(model_options: Any) -> str | None:
 class PretrainedWeights:
     """A model's torchvision ImageNet weights and how to fit them to our variant of the model."""
 
-    weights: str  # a name in evalgrid.weights.WEIGHTS
+    weights: str  # a name in evalgrid.models.weights.WEIGHTS
     classifier: str  # prefix of the final layer's state keys: never loaded (its classes differ)
     compatible: Callable[[Any], str | None] = _any_options  # why these model options rule them out
     adapt: Callable[[dict[str, torch.Tensor], nn.Module], dict[str, torch.Tensor]] = _unchanged

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from evalgrid.catalogue.entries import NoOptions
-from evalgrid.options import option
+from evalgrid.catalogue.options import option
 
 # lenet (evalgrid.models.lenet) -----------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from evalgrid.cell import FACTOR_NAMES
+from evalgrid.grid.cell import FACTOR_NAMES
 from evalgrid.errors import UserError
 from evalgrid.store.layout import OutputDir
 from evalgrid.store.results import metric_columns
@@ -19,7 +19,7 @@ Level = str | int | bool  # a factor value as the results hold it: a label, or a
 
 
 @dataclass(frozen=True)
-class Progress:
+class CellCounts:
     """Cells of the grid by state; ``not_run`` is None when the grid cannot be expanded."""
 
     done: int
@@ -37,7 +37,7 @@ class RunView:
     description: str
     levels: dict[str, tuple[Level, ...]]  # every factor's levels in grid order (results' order without a grid)
     results: pd.DataFrame  # one row per cell of the grid (every row without a grid), in grid order
-    progress: Progress
+    progress: CellCounts
     grid_problem: str = ""  # why grid.toml could not be read or validated; "" when it could
     raw_factors: str = ""  # the [factors] table as written, shown when the grid does not validate
 
@@ -97,7 +97,7 @@ def _with_grid(out: OutputDir, frame: pd.DataFrame) -> RunView:
     failed = int((results["status"] == "failed").sum())
     levels = {name: tuple(_level(v) for v in grid.values[name]) for name in FACTOR_NAMES}
     return RunView(out.root, grid.name, grid.description, levels, results.reset_index(drop=True),
-                   Progress(done, failed, len(order) - done - failed, int((~inside).sum())))
+                   CellCounts(done, failed, len(order) - done - failed, int((~inside).sum())))
 
 
 def _without_grid(out: OutputDir, frame: pd.DataFrame, problem: str) -> RunView:
@@ -108,7 +108,7 @@ def _without_grid(out: OutputDir, frame: pd.DataFrame, problem: str) -> RunView:
     levels = {column: _present_levels(frame[column]) for column in FACTOR_NAMES}
     done = int((frame["status"] == "done").sum())
     failed = int((frame["status"] == "failed").sum())
-    return RunView(out.root, name, description, levels, frame, Progress(done, failed, None, 0),
+    return RunView(out.root, name, description, levels, frame, CellCounts(done, failed, None, 0),
                    grid_problem=problem, raw_factors=_toml_text(raw.get("factors")))
 
 

@@ -60,8 +60,8 @@ def cell_samples(artifacts: Path, row: Mapping[str, Any]) -> CellSamples:
 
 
 def display_size(height: int, width: int) -> tuple[int, int]:
-    """(width, height) in CSS pixels: shrunk to MAX_SIDE, then upscaled by evalgrid.images' whole factor."""
-    from evalgrid.images import tile_scale
+    """(width, height) in CSS pixels: shrunk to MAX_SIDE, then upscaled by evalgrid.evaluation.artifacts' whole factor."""
+    from evalgrid.evaluation.artifacts import tile_scale
 
     shrink = min(1.0, MAX_SIDE / max(height, width))
     height, width = max(1, round(height * shrink)), max(1, round(width * shrink))

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from evalgrid.cell import CELL_ID_LENGTH
+from evalgrid.grid.cell import CELL_ID_LENGTH
 from evalgrid.store.layout import RESULT_SUFFIX, OutputDir, is_cell_id
 
 PARQUET_MAGIC = b"PAR1"

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from evalgrid.cell import CELL_ID_LENGTH
+from evalgrid.grid.cell import CELL_ID_LENGTH
 
 RESULT_SUFFIX = ".parquet"
 
@@ -16,7 +16,7 @@ RESULT_SUFFIX = ".parquet"
 class OutputDir:
     """DIR/grid.toml, DIR/cell_ids.txt (its cells' ids), DIR/cells/<id>.parquet (done),
     DIR/failed/<id>.parquet (last failure), DIR/artifacts/<id>/, DIR/logs/<id>.log,
-    DIR/checkpoints/<id>.pt (a stopped cell's progress), DIR/slurm/ (what was submitted: evalgrid.slurm), DIR/results.parquet (made by ``collect``),
+    DIR/checkpoints/<id>.pt (a stopped cell's progress), DIR/slurm/ (what was submitted: evalgrid.executors.slurm), DIR/results.parquet (made by ``collect``),
     DIR/stages/ (trained stage models, unless the grid names a shared cache), DIR/quarantine/
     (damaged result files moved aside: evalgrid.store.heal)."""
 
@@ -122,7 +122,7 @@ class OutputDir:
         return self.artifacts_root / cell_id
 
     def checkpoint(self, cell_id: str) -> Path:
-        """A stopped cell's attack progress (evalgrid.resume), removed once its result is written."""
+        """A stopped cell's attack progress (evalgrid.evaluation.checkpoint), removed once its result is written."""
         return self.checkpoints / f"{cell_id}.pt"
 
     def log(self, cell_id: str) -> Path:

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from evalgrid.cell import FACTOR_NAMES
+from evalgrid.grid.cell import FACTOR_NAMES
 from evalgrid.errors import UserError
 from evalgrid.store.layout import OutputDir, result_id
 from evalgrid.grid.factors import FACTORS

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from evalgrid.cell import FACTOR_NAMES
+from evalgrid.grid.cell import FACTOR_NAMES
 from evalgrid.store.atomic import atomic_write
 from evalgrid.store.heal import DamagedResult, damaged_results, quarantine
 from evalgrid.store.layout import OutputDir, result_id

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from evalgrid.attacks.base import SteppedAttack, model_gradients, shared_gradients
 from evalgrid.attacks.labels import fixed_labels
 from evalgrid.attacks.losses import squared_l2_distance
-from evalgrid.threat_model import Reconstruction, ServerView
+from evalgrid.fl.threat_model import Reconstruction, ServerView
 from evalgrid_example_plugin.options import LinearLeakOptions
 
 

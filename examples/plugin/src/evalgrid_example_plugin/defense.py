@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from evalgrid.defenses.base import ClientSide, Defense, with_gradients
-from evalgrid.threat_model import SharedUpdate
+from evalgrid.fl.threat_model import SharedUpdate
 from evalgrid_example_plugin.options import LaplaceOptions
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from evalgrid.attacks.options import label_rule_option
-from evalgrid.options import option
+from evalgrid.catalogue.options import option
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from operator import attrgetter
 from typing import Any
 
-from evalgrid.cell import CellConfig
+from evalgrid.grid.cell import CellConfig
 from evalgrid.errors import UserError
 from evalgrid.grid import Grid
 
@@ -22,7 +22,7 @@ CHECKED_FIELDS = tuple(f.name for f in dataclasses.fields(CellConfig) if f.name 
 def check_ready(grid: Grid) -> None:
     """Raise a UserError naming what is missing or impossible and how to fix it."""
     from evalgrid.metrics import required_weights
-    from evalgrid.weights import require_weights
+    from evalgrid.models.weights import require_weights
 
     cells = distinct_setups(grid.cells)
     _check_implementations(grid, cells)
@@ -100,7 +100,7 @@ def _check_metric_image_sizes(grid: Grid, cells: list[CellConfig]) -> None:
     """A metric with a smallest image side (SSIM's window, LPIPS' AlexNet) against every
     dataset and resolution of the grid: refused here rather than failing every cell."""
     from evalgrid.catalogue import METRICS
-    from evalgrid.setup import describe_dataset
+    from evalgrid.evaluation.building import describe_dataset
 
     for dataset, resolution in dict.fromkeys((cell.dataset, cell.resolution) for cell in cells):
         side = describe_dataset(dataset, resolution, grid.data_root).resolution
@@ -187,11 +187,9 @@ def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
     errors as a real build (too small images); check that its smallest train-mode batch passes
     (one small CPU forward), the gradient sources it names and that its init's files exist and
     fit it (a checkpoint's keys and shapes)."""
-    import torch
-
     from evalgrid.models.fitting import check_batch_fits
     from evalgrid.models.gradient_source import parameter_selection
-    from evalgrid.setup import describe_dataset
+    from evalgrid.evaluation.building import describe_dataset
 
     infos = {}
     for key in dict.fromkeys((cell.dataset, cell.resolution, cell.model, cell.gradient_source,

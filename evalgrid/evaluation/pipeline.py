@@ -19,17 +19,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from evalgrid.cell import CellConfig
+from evalgrid.grid.cell import CellConfig
 from evalgrid.errors import OutputFull, storage_full
 from evalgrid.metrics.scoring import ModelMetricInputs, Scores, score
-from evalgrid.provenance import Provenance
-from evalgrid.setup import load_dataset
+from evalgrid.launch.provenance import Provenance
+from evalgrid.evaluation.building import load_dataset
 from evalgrid.store.atomic import atomic_write_bytes, atomic_write_text
 from evalgrid.store.layout import OutputDir
 from evalgrid.store.results import empty_row, write_result
-from evalgrid.resume import CellCheckpoint, Progress
-from evalgrid.threat_model import ClientData, Reconstruction
-from evalgrid.trials import run_trials
+from evalgrid.evaluation.checkpoint import CellCheckpoint, AttackProgress
+from evalgrid.fl.threat_model import ClientData, Reconstruction
+from evalgrid.evaluation.trials import run_trials
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,8 @@ class CellContext:
     provenance: Provenance
     stage_cache: Path | None = None  # trained stage models; None: out_root/stages
     train_stages: bool = True  # False: stage models come from their own jobs; a missing one fails the cell
-    stack_trials: int = 1  # trials of a cell run together as stacked lanes (evalgrid/trials.py); 1: one by one
-    speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/speedups.py)
+    stack_trials: int = 1  # trials of a cell run together as stacked lanes (evalgrid/evaluation/trials.py); 1: one by one
+    speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/evaluation/speedups.py)
 
     @property
     def stages(self) -> Path:
@@ -84,7 +84,7 @@ def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], di
     view = round_.server_view(cell, info)
 
     checkpoint = cell_checkpoint(cell, context)
-    progress = checkpoint.load() or Progress()
+    progress = checkpoint.load() or AttackProgress()
     reconstructions = run_trials(cell.attack.name, cell.attack.options, view, cell.seed, cell.trials, progress,
                                  checkpoint.save, context.stack_trials, context.speedups)
     trials: list[Trial] = []
@@ -176,7 +176,7 @@ def trial_artifacts(private: ClientData, trials: list[Trial]) -> dict[str, bytes
     first per-sample metric measured (PSNR among the built-ins; without one: the lowest loss);
     every trial's matched reconstructions in an npz."""
     from evalgrid.catalogue import METRICS
-    from evalgrid.images import reconstruction_png
+    from evalgrid.evaluation.artifacts import reconstruction_png
 
     shown = next((METRICS[name] for name in METRICS if METRICS[name].per_sample and name in trials[0].scores.values),
                  None)

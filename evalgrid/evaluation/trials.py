@@ -17,10 +17,10 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from evalgrid.resume import Progress, run_resumable, stop_between_trials
-from evalgrid.setup import ATTACK_STREAM, stream_seed
-from evalgrid.speedups import speedups
-from evalgrid.threat_model import Reconstruction, ServerView
+from evalgrid.evaluation.checkpoint import AttackProgress, run_resumable, stop_between_trials
+from evalgrid.evaluation.building import ATTACK_STREAM, stream_seed
+from evalgrid.evaluation.speedups import speedups
+from evalgrid.fl.threat_model import Reconstruction, ServerView
 
 STACKED_FIELD = "targets"  # a field only the stacked state has: marks a stacked snapshot
 
@@ -48,11 +48,11 @@ def stackable_model(model: nn.Module) -> bool:
     return not any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 and m.training for m in model.modules())
 
 
-def run_trials(attack_name: str, options: Any, view: ServerView, seed: int, trials: int, progress: Progress,
-               save: Callable[[Progress], None], stack: int, switches: tuple[str, ...] = ()) -> list[Reconstruction]:
+def run_trials(attack_name: str, options: Any, view: ServerView, seed: int, trials: int, progress: AttackProgress,
+               save: Callable[[AttackProgress], None], stack: int, switches: tuple[str, ...] = ()) -> list[Reconstruction]:
     """Every trial's reconstruction, finished ones from ``progress``; new ones are appended to
     ``progress.finished`` (tensors on the CPU) as they end. ``stack``: at most this many trials
-    at once; ``switches``: :mod:`evalgrid.speedups`."""
+    at once; ``switches``: :mod:`evalgrid.evaluation.speedups`."""
     from evalgrid.catalogue import ATTACKS
 
     device = next(view.model.parameters()).device

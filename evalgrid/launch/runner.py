@@ -13,16 +13,16 @@ from pathlib import Path
 import tomli_w
 
 from evalgrid.errors import UserError
-from evalgrid.evaluate import CellContext, CellSummary
+from evalgrid.evaluation.pipeline import CellContext, CellSummary
 from evalgrid.executors import EXECUTORS
 from evalgrid.executors.base import CellTask, ExecutorSettings, Report, Scheduler
 from evalgrid.grid import Grid
 from evalgrid.grid.sections import SlurmOptions
-from evalgrid.preflight import check_ready
-from evalgrid.provenance import current_provenance
+from evalgrid.launch.preflight import check_ready
+from evalgrid.launch.provenance import current_provenance
 from evalgrid.store.atomic import sweep_temporaries, write_if_changed
 from evalgrid.store.heal import damaged_results, quarantine
-from evalgrid.slurm.ledger import Submission
+from evalgrid.executors.slurm.ledger import Submission
 from evalgrid.store.layout import OutputDir
 
 
@@ -34,8 +34,8 @@ class RunSettings:
     threads_per_worker: int  # 0: the machine's cores divided among the workers
     slurm: SlurmOptions | None = None  # resolved (profile and grid), for the slurm executor
     alongside: bool = False  # run even though Slurm tasks of this directory are queued or running
-    stack_trials: int = 1  # a cell's trials run together as stacked lanes, at most this many (evalgrid/trials.py)
-    speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/speedups.py)
+    stack_trials: int = 1  # a cell's trials run together as stacked lanes, at most this many (evalgrid/evaluation/trials.py)
+    speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/evaluation/speedups.py)
 
     def executor_settings(self) -> ExecutorSettings:
         threads = self.threads_per_worker or max(1, (os.cpu_count() or 1) // self.workers)
@@ -51,7 +51,7 @@ class RunOutcome:
 
 
 def check_speedups(names: tuple[str, ...]) -> None:
-    from evalgrid.speedups import unknown_speedup
+    from evalgrid.evaluation.speedups import unknown_speedup
 
     problem = unknown_speedup(names)
     if problem:
@@ -81,8 +81,8 @@ def cells_to_run(grid: Grid, out: OutputDir, alongside: bool, fresh: bool = True
 def held_by_slurm(out: OutputDir, pending: list, alongside: bool, fresh: bool = True) -> set[str]:
     """Ids of pending cells that queued or running Slurm tasks of ``out`` hold; refuses to go on
     while there are any unless ``alongside`` (then they are left to their tasks)."""
-    from evalgrid.slurm.accounting import NoAccounting
-    from evalgrid.slurm.cells import active_cells
+    from evalgrid.executors.slurm.accounting import NoAccounting
+    from evalgrid.executors.slurm.cells import active_cells
 
     try:
         held = set(active_cells(out, [cell.cell_id for cell in pending], fresh))

@@ -12,7 +12,7 @@ from typing import Any
 
 from evalgrid.errors import UserError, choices_sentence
 from evalgrid.grid.sections import SlurmOptions
-from evalgrid.options import InvalidOption, option_names, parse_options
+from evalgrid.catalogue.options import InvalidOption, option_names, parse_options
 
 SBATCH_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 # sbatch options evalgrid sets itself, and the [slurm] key that sets each (None: evalgrid alone)

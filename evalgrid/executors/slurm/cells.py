@@ -16,8 +16,8 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from evalgrid.slurm.accounting import Accounting, TaskState
-from evalgrid.slurm.ledger import Assignment, latest_assignments, read_submissions
+from evalgrid.executors.slurm.accounting import Accounting, TaskState
+from evalgrid.executors.slurm.ledger import Assignment, latest_assignments, read_submissions
 from evalgrid.store.layout import OutputDir
 
 STATES = ("done", "failed", "running", "queued", "lost", "not submitted")

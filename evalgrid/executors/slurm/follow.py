@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from evalgrid.errors import UserError
-from evalgrid.progress import BAR_WIDTH, format_duration
-from evalgrid.slurm.cells import ACTIVE, STATES, CellState, cell_states, task_states
-from evalgrid.slurm.ledger import Submission, latest_assignments, read_submissions
+from evalgrid.launch.progress import BAR_WIDTH, format_duration
+from evalgrid.executors.slurm.cells import ACTIVE, STATES, CellState, cell_states, task_states
+from evalgrid.executors.slurm.ledger import Submission, latest_assignments, read_submissions
 from evalgrid.store.layout import OutputDir
 
 TAIL_LINES = 20
@@ -64,7 +64,7 @@ def wait_for_cells(out: OutputDir, cell_ids: list[str], stream=None) -> tuple[di
 
 
 def _poll_interval(out: OutputDir) -> float:
-    from evalgrid.slurm.cells import accounting_for
+    from evalgrid.executors.slurm.cells import accounting_for
 
     return max(1.0, accounting_for(out).interval_s)
 

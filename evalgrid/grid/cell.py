@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, Literal
 
-from evalgrid.options import canonical_options
+from evalgrid.catalogue.options import canonical_options
 
 CONFIG_SCHEMA = 2  # bump only when the meaning of an existing config changes
 CELL_ID_LENGTH = 12  # hex characters of sha256: collisions are checked within a grid
@@ -33,7 +33,7 @@ class Choice:
         return self if self.located is None else Choice(self.name, self.located, self.label)
 
     def canonical(self) -> dict[str, Any]:
-        # every option, less those marked in_id_at_default=False at their default (evalgrid/options.py)
+        # every option, less those marked in_id_at_default=False at their default (evalgrid/catalogue/options.py)
         return {"name": self.name, "options": canonical_options(self.options)}
 
     def __str__(self) -> str:

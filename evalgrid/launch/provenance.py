@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import evalgrid
+from evalgrid._version import __version__
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Provenance:
 
 
 def _git(*args: str) -> str | None:
-    source = Path(evalgrid.__file__).resolve().parent.parent
+    source = Path(__file__).resolve().parents[2]  # the checkout holding evalgrid/
     try:
         done = subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
@@ -35,4 +35,4 @@ def current_provenance() -> Provenance:
     if commit is not None:
         status = _git("status", "--porcelain", "--untracked-files=no")
         dirty = bool(status) if status is not None else None
-    return Provenance(evalgrid.__version__, commit, dirty, socket.gethostname())
+    return Provenance(__version__, commit, dirty, socket.gethostname())

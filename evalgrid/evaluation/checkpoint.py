@@ -52,7 +52,7 @@ class Interrupted(BaseException):
 
 
 @dataclass
-class Progress:
+class AttackProgress:
     """Where a cell's attack stands: the finished trials and the running one."""
 
     finished: list[dict[str, Any]] = field(default_factory=list)  # Reconstruction fields, tensors on the CPU
@@ -61,26 +61,26 @@ class Progress:
     steps: int = 0  # optimiser steps the running trial had taken
     rng: dict[str, Any] | None = None  # torch's global generators when the snapshot was taken
     resumed_at: list[int] = field(default_factory=list)  # attack iterations done when each resume began
-    stacked: int = 1  # the most trials that ran together (evalgrid/trials.py)
+    stacked: int = 1  # the most trials that ran together (evalgrid/evaluation/trials.py)
 
 
 @dataclass(frozen=True)
 class CellCheckpoint:
-    """DIR/checkpoints/<cell id>.pt: one cell's :class:`Progress`, written atomically."""
+    """DIR/checkpoints/<cell id>.pt: one cell's :class:`AttackProgress`, written atomically."""
 
     path: Path
     cell_id: str
     config: str  # the cell's canonical config: a checkpoint of another config is never used
 
-    def load(self) -> Progress | None:
+    def load(self) -> AttackProgress | None:
         if not self.path.is_file():
             return None
         saved = torch.load(self.path, map_location="cpu", weights_only=True)
         if saved.get("schema") != CHECKPOINT_SCHEMA or saved.get("config") != self.config:
             return None
-        return Progress(**saved["progress"])
+        return AttackProgress(**saved["progress"])
 
-    def save(self, progress: Progress) -> None:
+    def save(self, progress: AttackProgress) -> None:
         body = {"schema": CHECKPOINT_SCHEMA, "cell_id": self.cell_id, "config": self.config,
                 "progress": progress.__dict__}
         atomic_write(self.path, lambda tmp: torch.save(body, tmp))
@@ -102,8 +102,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def run_resumable(attack: Any, view: Any, generator: torch.Generator, progress: Progress, trial: int,
-                  save: Callable[[Progress], None]) -> Any:
+def run_resumable(attack: Any, view: Any, generator: torch.Generator, progress: AttackProgress, trial: int,
+                  save: Callable[[AttackProgress], None]) -> Any:
     """Run one trial of a :class:`SteppedAttack` to its end, from ``progress`` when it holds this
     trial's state; when a stop is requested, save the progress and raise :class:`Interrupted`."""
     if progress.state is not None and progress.trial == trial:
@@ -125,7 +125,7 @@ def run_resumable(attack: Any, view: Any, generator: torch.Generator, progress: 
     return attack.result(view, state)
 
 
-def stop_between_trials(progress: Progress, next_trial: int, save: Callable[[Progress], None]) -> None:
+def stop_between_trials(progress: AttackProgress, next_trial: int, save: Callable[[AttackProgress], None]) -> None:
     """At a trial boundary: when a stop was requested, save the finished trials and stop."""
     signum = stop_requested()
     if signum is not None:

@@ -22,9 +22,9 @@ from pathlib import Path
 from evalgrid.errors import UserError
 from evalgrid.executors.base import CellTask, ExecutorSettings
 from evalgrid.grid.sections import SlurmOptions
-from evalgrid.slurm.ledger import (JobRecord, Submission, TaskRecord, latest_assignments, new_submission,
+from evalgrid.executors.slurm.ledger import (JobRecord, Submission, TaskRecord, latest_assignments, new_submission,
                                    read_submissions, write_submission)
-from evalgrid.slurm.resources import submitit_parameters
+from evalgrid.executors.slurm.resources import submitit_parameters
 from evalgrid.store.layout import OutputDir
 
 DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize
@@ -69,9 +69,9 @@ class SlurmScheduler:
                        job_name: str) -> list[str]:
         """Submit the missing stage trainings; the job ids cells must wait for."""
         from evalgrid.fl.stage import stage_requests
-        from evalgrid.fl.stage_cache import planned_trainings
-        from evalgrid.slurm.cells import task_states
-        from evalgrid.slurm.tasks import StageTraining
+        from evalgrid.fl.stage import planned_trainings
+        from evalgrid.executors.slurm.cells import task_states
+        from evalgrid.executors.slurm.tasks import StageTraining
 
         requests = [r for cell in cells for r in stage_requests(cell)]
         missing = [request for request, cached in planned_trainings(requests, context.stages) if not cached]
@@ -102,7 +102,7 @@ class SlurmScheduler:
 
     def _submit_cells(self, executor, submission: Submission, out: OutputDir, cells, context,
                       stage_jobs: list[str], job_name: str) -> None:
-        from evalgrid.slurm.tasks import CellPack
+        from evalgrid.executors.slurm.tasks import CellPack
 
         options = self.options
         packs = pack_cells(cells, options.cells_per_job)

@@ -4,7 +4,7 @@ A :class:`CellPack` runs its cells one after another in one process, so they sha
 start-up (Python, torch, CUDA context, datasets, LPIPS weights). Cells already done are
 skipped, so a requeued task picks up where it stopped. On SIGUSR2 (the time limit is near)
 or SIGTERM (preemption, ``scontrol requeue``, ``scancel``) the running attack checkpoints at
-its next step (evalgrid.resume); after SIGUSR2 submitit's handler requeues the task
+its next step (evalgrid.evaluation.checkpoint); after SIGUSR2 submitit's handler requeues the task
 (``Checkpointable``), after SIGTERM Slurm decides: a requeued task resumes from the checkpoint.
 """
 
@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 import submitit
 
-from evalgrid.cell import CellConfig
-from evalgrid.evaluate import CellContext, execute_cell, record_failure, resolve_device
-from evalgrid.resume import Interrupted, request_stop, stop_requested
+from evalgrid.grid.cell import CellConfig
+from evalgrid.evaluation.pipeline import CellContext, execute_cell, record_failure, resolve_device
+from evalgrid.evaluation.checkpoint import Interrupted, request_stop, stop_requested
 from evalgrid.store.layout import OutputDir
 
 STOP_SIGNALS = (signal.SIGUSR2, signal.SIGTERM)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from evalgrid.cell import Choice
+from evalgrid.grid.cell import Choice
 
 # Independent random streams per purpose, so that changing one part leaves the others alone.
 MODEL_STREAM, BATCH_STREAM, ATTACK_STREAM, STAGE_STREAM, DEFENSE_STREAM, CLIENT_STREAM, IGSA_STREAM = range(7)

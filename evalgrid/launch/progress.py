@@ -1,4 +1,4 @@
-"""Progress of a run: a bar on a terminal, one line per finished cell otherwise (logs, CI)."""
+"""RunProgress of a run: a bar on a terminal, one line per finished cell otherwise (logs, CI)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # the launcher's progress line imports no torch
-    from evalgrid.evaluate import CellSummary
+    from evalgrid.evaluation.pipeline import CellSummary
 
 BAR_WIDTH = 24
 
@@ -22,7 +22,7 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else (f"{minutes}m{secs:02d}s" if minutes else f"{secs}s")
 
 
-class Progress:
+class RunProgress:
     def __init__(self, total: int, stream: TextIO | None = None):
         self.total, self.done, self.failed = total, 0, 0
         self.stream = stream or sys.stderr
