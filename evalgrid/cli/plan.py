@@ -64,11 +64,12 @@ def _plan(grid_file: Path, out_dir: Path | None, fmt: str, max_cells: int, check
     else:
         click.echo(_table(columns, rows, done))
     count = f"{len(rows)} cells" + (f", {sum(row[0] in done for row in rows)} already done" if out_dir else "")
-    if not check:
-        count += " (files and models not checked: add --check, or `run` checks them before dispatch)"
+
     stages = _stage_line(grid, out_dir)
     if stages:
         click.echo(stages, err=fmt != "table")
+    if not check and sys.stderr.isatty():  # a hint for a person; scripts read the rows and the count
+        click.echo("files and models not checked: add --check (`run` checks them before dispatch)", err=True)
     click.echo(count, err=fmt != "table")
 
 

@@ -53,7 +53,7 @@ def profile_dirs() -> list[Path]:
     dirs = [Path(d) for d in os.environ.get(PROFILE_DIRS_ENV, "").split(os.pathsep) if d]
     config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
     dirs.append(config_home / "evalgrid" / "slurm")
-    dirs.append(Path(__file__).resolve().parents[2] / "slurm" / "profiles")  # the source tree's
+    dirs.append(Path(__file__).resolve().parents[3] / "slurm" / "profiles")  # the source tree's
     return dirs
 
 
