@@ -1,6 +1,7 @@
 """The commands people run on a cluster's login node start without torch: `--help`, `status`,
-`collect`, `cancel`, `table`, `components` and `plan` (validation and expansion; `plan --check`
-builds models) (each in a fresh interpreter, on a real output directory)."""
+`collect`, `cancel`, `table`, `components`, `plan` (validation and expansion; `plan --check`
+builds models) and `retry` (each in a fresh interpreter, on a real output directory; retry's
+resubmission to Slurm is checked on the real cluster in test_slurm_cluster.py)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def ran(tmp_path_factory):
     (["--help"], 0), (["status", "{out}"], 0), (["collect", "{out}"], 0), (["cancel", "{out}"], 2),
     (["table", "--list"], 0), (["run", "--help"], 0), (["status", "{out}", "--cell", "000000000000"], 2),
     (["components"], 0), (["plan", "{grid}"], 0), (["plan", "{grid}", "--out", "{out}", "--format", "json"], 0),
+    (["retry", "{out}"], 0),
 ])
 def test_the_command_imports_no_torch(ran, args, code):
     argv = [arg.format(out=ran, grid=ran.parent / "grid.toml") for arg in args]

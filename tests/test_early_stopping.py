@@ -252,7 +252,8 @@ seed = [0]
 
 def test_a_cell_stopped_and_resumed_stops_early_where_an_uninterrupted_one_does(write_grid, tmp_path, monkeypatch):
     from evalgrid.attacks.inverting_gradients import InvertingGradients
-    from evalgrid.evaluation.pipeline import CellContext, execute_cell
+    from evalgrid.evaluation.context import CellContext
+    from evalgrid.evaluation.pipeline import execute_cell
     from evalgrid.launch.provenance import current_provenance
     from evalgrid.evaluation.checkpoint import Interrupted, clear_stop, request_stop
     from evalgrid.store.layout import OutputDir

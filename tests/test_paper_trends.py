@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from evalgrid.evaluation.pipeline import CellContext, evaluate
+from evalgrid.evaluation.context import CellContext
+
+from evalgrid.evaluation.pipeline import evaluate
 from evalgrid.grid import load_grid
 from evalgrid.launch.provenance import current_provenance
 

@@ -10,7 +10,9 @@ import threading
 import pyarrow.parquet as pq
 import pytest
 
-from evalgrid.evaluation.pipeline import CellContext, execute_cell
+from evalgrid.evaluation.context import CellContext
+
+from evalgrid.evaluation.pipeline import execute_cell
 from evalgrid.grid import load_grid
 from evalgrid.launch.provenance import current_provenance
 from evalgrid.evaluation.checkpoint import Interrupted, clear_stop, request_stop

@@ -76,6 +76,12 @@ def env(monkeypatch):
     return {**os.environ, "EVALGRID_SACCT_INTERVAL_S": "1"}
 
 
+# The CLI in this process, then whether it imported torch (as the last line of stdout).
+WITHOUT_TORCH = ("import sys\nfrom evalgrid.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as end:\n"
+                 "    code = end.code\nprint('torch imported' if 'torch' in sys.modules else 'torch not imported')\n"
+                 "sys.exit(code)\n")
+
+
 def evalgrid_cli(env, *args, timeout=600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "evalgrid", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=env)
@@ -208,8 +214,10 @@ def test_a_cancelled_cell_is_lost_then_retried_from_its_checkpoint(cluster, env,
     wait_until(lambda: f"{cell_id} lost" in evalgrid_cli(env, "status", out).stdout, what="the cell to show as lost")
     assert "CANCELLED" in evalgrid_cli(env, "status", out).stdout
     assert OutputDir(out).checkpoint(cell_id).is_file()  # SIGTERM: the attack saved its state first
-    retried = evalgrid_cli(env, "retry", out, "--wait")
-    assert retried.returncode == 0, retried.stderr
+    # on the login node, resubmitting and following the jobs import no torch (the tasks do, on the nodes)
+    retried = subprocess.run([sys.executable, "-c", WITHOUT_TORCH, "retry", str(out), "--wait"], capture_output=True,
+                             text=True, timeout=600, env=env)
+    assert retried.returncode == 0 and retried.stdout.splitlines()[-1] == "torch not imported", retried.stderr
     row = one_result_each(out, 1).loc[cell_id]
     assert len(row["resumed_at_iteration"]) == 1 and 0 < row["resumed_at_iteration"][0] < 2500
     assert row["attack_iterations"] == 2500

@@ -130,7 +130,8 @@ def test_sacct_output_maps_slurm_states_to_phases():
 def test_cell_states_come_from_results_first_then_the_task(tmp_path, write_grid):
     """Done beats any task state; a task that ended leaves its cells without results lost,
     or failed when this attempt wrote the failure."""
-    from evalgrid.evaluation.pipeline import CellContext, record_failure
+    from evalgrid.evaluation.context import CellContext
+    from evalgrid.evaluation.pipeline import record_failure
     from evalgrid.launch.provenance import current_provenance
     from evalgrid.executors.slurm.cells import cell_states
     from evalgrid.executors.slurm.ledger import JobRecord, TaskRecord, new_submission, write_submission
@@ -194,7 +195,7 @@ def test_a_task_requeued_more_than_max_requeues_fails_its_cells_and_skips_the_do
 
     import pyarrow.parquet as pq
 
-    from evalgrid.evaluation.pipeline import CellContext
+    from evalgrid.evaluation.context import CellContext
     from evalgrid.launch.provenance import current_provenance
     from evalgrid.executors.slurm.tasks import CellPack
     from evalgrid.store.layout import OutputDir

@@ -15,7 +15,8 @@ import torch
 from evalgrid.attacks.inverting_gradients import InvertingGradientsOptions
 from evalgrid.attacks.lanes import NotStackable
 from evalgrid.attacks.stacked import StackedInvertingGradients
-from evalgrid.evaluation.pipeline import CellContext, execute_cell
+from evalgrid.evaluation.context import CellContext
+from evalgrid.evaluation.pipeline import execute_cell
 from evalgrid.catalogue import LOCAL_TRAININGS
 from evalgrid.grid import load_grid
 from evalgrid.catalogue import MODELS

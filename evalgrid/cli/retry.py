@@ -17,7 +17,9 @@ from evalgrid.store.layout import OutputDir
 def command(ctx: click.Context, out_dir: Path, wait: bool) -> None:
     """Run the cells of DIR that have no result (failed, lost or never run), the way DIR was
     last run: with the grid file and Slurm profile of its last submission, else locally from
-    DIR/grid.toml. Cells a queued or running task holds are left to it.
+    DIR/grid.toml. Cells a queued or running task holds are left to it. The checks `run` makes
+    before dispatch are skipped (they passed when DIR was first run), so resubmitting to Slurm
+    imports no torch on the login node.
 
     \b
     Example:
@@ -31,11 +33,11 @@ def command(ctx: click.Context, out_dir: Path, wait: bool) -> None:
         raise UserError(f"{out_dir}: not an evalgrid output directory (no grid.toml).")
     submissions = read_submissions(out)
     if not submissions:
-        ctx.invoke(run.command, grid_file=out.grid_toml, out_dir=out_dir)
+        ctx.invoke(run.command, grid_file=out.grid_toml, out_dir=out_dir, check=False)
         return
     resources = submissions[-1].resources
     grid_file = Path(resources.get("grid_file") or out.grid_toml)
     if not grid_file.is_file():
         grid_file = out.grid_toml
     ctx.invoke(run.command, grid_file=grid_file, out_dir=out_dir, executor="slurm",
-               profile=resources.get("profile") or None, wait=wait, alongside=True)
+               profile=resources.get("profile") or None, wait=wait, alongside=True, check=False)

@@ -37,9 +37,12 @@ if TYPE_CHECKING:  # the rest is imported when the command runs: `evalgrid --hel
               help="Refuse a grid whose factor lists give more cells, before making any.")
 @click.option("--alongside", is_flag=True,
               help="Go on although Slurm tasks of DIR are queued or running; their cells are left to them.")
+@click.option("--no-check", "check", flag_value=False, default=True,
+              help="Skip the checks of data, weights, models and implementations before dispatch (retry does: "
+                   "DIR's grid was checked when it was first run). A missing file then fails its cells instead.")
 def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int | None, device: str | None,
             threads: int | None, stack_trials: int | None, speedups: str | None, profile: str | None, wait: bool,
-            max_cells: int, alongside: bool) -> None:
+            max_cells: int, alongside: bool, check: bool) -> None:
     """Run every cell of GRID that has no result in DIR yet, then collect DIR/results.parquet.
 
     A failing cell is recorded (status failed, with its error) and the others go on. Exit code 0
@@ -70,7 +73,8 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
                            threads_per_worker=grid.run.threads_per_worker if threads is None else threads,
                            slurm=slurm, alongside=alongside,
                            stack_trials=grid.run.stack_trials if stack_trials is None else stack_trials,
-                           speedups=parse_speedups(grid.run.speedups if speedups is None else speedups))
+                           speedups=parse_speedups(grid.run.speedups if speedups is None else speedups),
+                           check=check)
     progress: RunProgress | None = None
 
     def started(pending: int, skipped: int) -> None:

@@ -13,7 +13,6 @@ import platform
 import time
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,50 +21,14 @@ import torch
 from evalgrid.grid.cell import CellConfig
 from evalgrid.errors import OutputFull, storage_full
 from evalgrid.metrics.scoring import ModelMetricInputs, Scores, score
-from evalgrid.launch.provenance import Provenance
 from evalgrid.evaluation.building import load_dataset
 from evalgrid.store.atomic import atomic_write_bytes, atomic_write_text
 from evalgrid.store.layout import OutputDir
 from evalgrid.store.results import empty_row, write_result
-from evalgrid.evaluation.checkpoint import CellCheckpoint, AttackProgress
+from evalgrid.evaluation.checkpoint import AttackProgress, CellCheckpoint
+from evalgrid.evaluation.context import CellContext, CellSummary, resolve_device
 from evalgrid.fl.threat_model import ClientData, Reconstruction
 from evalgrid.evaluation.trials import run_trials
-
-
-@dataclass(frozen=True)
-class CellContext:
-    """What every cell of a run shares; picklable, sent to worker processes."""
-
-    out_root: Path
-    grid_name: str
-    data_root: Path | None
-    device: str  # "auto", "cpu" or "cuda"
-    provenance: Provenance
-    stage_cache: Path | None = None  # trained stage models; None: out_root/stages
-    train_stages: bool = True  # False: stage models come from their own jobs; a missing one fails the cell
-    stack_trials: int = 1  # trials of a cell run together as stacked lanes (evalgrid/evaluation/trials.py); 1: one by one
-    speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/evaluation/speedups.py)
-
-    @property
-    def stages(self) -> Path:
-        return self.stage_cache or OutputDir(self.out_root).stages
-
-
-@dataclass(frozen=True)
-class CellSummary:
-    """What a worker reports back to the launcher (the full row is on disk)."""
-
-    cell_id: str
-    status: str
-    wall_s: float
-    error: str = ""
-    psnr: float = float("nan")
-
-
-def resolve_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
 
 
 def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], dict[str, bytes]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from evalgrid.grid.cell import CellConfig
-from evalgrid.evaluation.pipeline import CellContext, CellSummary
+from evalgrid.evaluation.context import CellContext, CellSummary
 from evalgrid.store.layout import OutputDir
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 
 from evalgrid.errors import OutputFull
-from evalgrid.evaluation.pipeline import CellSummary, execute_cell, record_failure
+from evalgrid.evaluation.context import CellSummary
 from evalgrid.executors.base import CellTask, ExecutorSettings, Report
 
 _PR_SET_PDEATHSIG = 1
@@ -95,6 +95,8 @@ def _poll(worker: _Worker) -> tuple[CellSummary, bool] | None:
     code = worker.process.exitcode
     how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
     task = worker.task
+    from evalgrid.evaluation.pipeline import record_failure  # a worker died: the launcher records it
+
     return record_failure(task.cell, task.context, "WorkerDied", f"the worker process running this cell {how}"), False
 
 
@@ -102,6 +104,8 @@ def _worker_main(conn: Connection, threads: int) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the launcher decides
     import torch
+
+    from evalgrid.evaluation.pipeline import execute_cell  # in the worker: the launcher needs no torch
 
     torch.set_num_threads(threads)
     while True:

@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # the launcher's progress line imports no torch
-    from evalgrid.evaluation.pipeline import CellSummary
+    from evalgrid.evaluation.context import CellSummary
 
 BAR_WIDTH = 24
 

@@ -13,12 +13,11 @@ from pathlib import Path
 import tomli_w
 
 from evalgrid.errors import UserError
-from evalgrid.evaluation.pipeline import CellContext, CellSummary
+from evalgrid.evaluation.context import CellContext, CellSummary
 from evalgrid.executors import EXECUTORS
 from evalgrid.executors.base import CellTask, ExecutorSettings, Report, Scheduler
 from evalgrid.grid import Grid
 from evalgrid.grid.sections import SlurmOptions
-from evalgrid.launch.preflight import check_ready
 from evalgrid.launch.provenance import current_provenance
 from evalgrid.store.atomic import sweep_temporaries, write_if_changed
 from evalgrid.store.heal import damaged_results, quarantine
@@ -36,6 +35,7 @@ class RunSettings:
     alongside: bool = False  # run even though Slurm tasks of this directory are queued or running
     stack_trials: int = 1  # a cell's trials run together as stacked lanes, at most this many (evalgrid/evaluation/trials.py)
     speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/evaluation/speedups.py)
+    check: bool = True  # the preflight (files, models); retry skips it: DIR's grid was checked when first run
 
     def executor_settings(self) -> ExecutorSettings:
         threads = self.threads_per_worker or max(1, (os.cpu_count() or 1) // self.workers)
@@ -59,9 +59,11 @@ def check_speedups(names: tuple[str, ...]) -> None:
 
 
 def check_device(device: str) -> None:
+    if device != "cuda":
+        return
     import torch
 
-    if device == "cuda" and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise UserError("device 'cuda' was asked for (--device or [run] device) but torch sees no CUDA GPU "
                         f"here (torch {torch.__version__}); use --device cpu, or auto to take a GPU when present.")
 
@@ -156,10 +158,14 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
     """Run every cell of ``grid`` that has no result in ``out_root`` yet. Damaged result files
     are moved to DIR/quarantine/ first (``say`` gets a line for each) and their cells run again."""
     make_executor = EXECUTORS[settings.executor]  # an unknown name raises, listing the valid ones
-    check_device(settings.device)
-    check_speedups(settings.speedups)
-    check_ready(grid)  # all before anything is written
     executor = make_executor(settings.executor_settings())
+    if not isinstance(executor, Scheduler):  # a scheduler's cells meet their device on their own nodes
+        check_device(settings.device)
+    check_speedups(settings.speedups)
+    if settings.check:  # all before anything is written
+        from evalgrid.launch.preflight import check_ready
+
+        check_ready(grid)
     job_name = f"evalgrid-{grid.name}"
     out = OutputDir(Path(out_root))
     pending, held = cells_to_run(grid, out, settings.alongside, fresh=False)

@@ -17,10 +17,12 @@ from collections.abc import Sequence
 
 import submitit
 
+from evalgrid.evaluation.context import CellContext, resolve_device
 from evalgrid.grid.cell import CellConfig
-from evalgrid.evaluation.pipeline import CellContext, execute_cell, record_failure, resolve_device
-from evalgrid.evaluation.checkpoint import Interrupted, request_stop, stop_requested
 from evalgrid.store.layout import OutputDir
+
+# The cell pipeline (and torch) is imported on the compute node, when a task starts: the
+# launcher pickles these classes by reference without importing it.
 
 STOP_SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
 
@@ -48,6 +50,9 @@ class CellPack(submitit.helpers.Checkpointable):
                 signal.signal(sig, handler)
 
     def _run(self, cells: Sequence[CellConfig], submitit_handlers: dict) -> dict[str, str]:
+        from evalgrid.evaluation.checkpoint import Interrupted, stop_requested
+        from evalgrid.evaluation.pipeline import execute_cell, record_failure
+
         out = OutputDir(self.context.out_root)
         outcome: dict[str, str] = {}
         for number, cell in enumerate(cells, 1):
@@ -91,6 +96,8 @@ class StageTraining(submitit.helpers.Checkpointable):
 
 def _ask_to_stop(signum, frame) -> None:
     print(f"evalgrid: {signal.Signals(signum).name} received: checkpointing at the next attack step", flush=True)
+    from evalgrid.evaluation.checkpoint import request_stop
+
     request_stop(signum)
 
 

@@ -1,0 +1,54 @@
+"""What the launcher hands every cell of a run (:class:`CellContext`) and what it gets back
+(:class:`CellSummary`). Torch-free: the launcher and the Slurm submission import it; only the
+processes that run cells import torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from evalgrid.launch.provenance import Provenance
+from evalgrid.store.layout import OutputDir
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class CellContext:
+    """What every cell of a run shares; picklable, sent to worker processes."""
+
+    out_root: Path
+    grid_name: str
+    data_root: Path | None
+    device: str  # "auto", "cpu" or "cuda"
+    provenance: Provenance
+    stage_cache: Path | None = None  # trained stage models; None: out_root/stages
+    train_stages: bool = True  # False: stage models come from their own jobs; a missing one fails the cell
+    stack_trials: int = 1  # trials of a cell run together as stacked lanes (evalgrid/evaluation/trials.py); 1: one by one
+    speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/evaluation/speedups.py)
+
+    @property
+    def stages(self) -> Path:
+        return self.stage_cache or OutputDir(self.out_root).stages
+
+
+@dataclass(frozen=True)
+class CellSummary:
+    """What a worker reports back to the launcher (the full row is on disk)."""
+
+    cell_id: str
+    status: str
+    wall_s: float
+    error: str = ""
+    psnr: float = float("nan")
+
+
+def resolve_device(requested: str) -> torch.device:
+    """The device a cell runs on ("auto": a GPU when this process sees one)."""
+    import torch
+
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
