@@ -141,7 +141,7 @@ def main() -> None:
              f"`evalgrid run` with the local executor, {args.workers} workers of 1 thread; LeNet on digits at "
              "16×16, a 2-round FedAvg of 2 clients per stage, 2 attack iterations per cell. " + together +
              "Trainings are counted from the event file that each training writes into the stage cache "
-             "(`evalgrid.fl.stage.training_events`), not from the stage files. The wall time includes the "
+             "(`evalgrid.fl.stage_cache.training_events`), not from the stage files. The wall time includes the "
              f"CLI's start-up, the workers' imports and the stage trainings (1-minute load average "
              f"{load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end). Runs in {root}.")
     print(section("stage_reuse.py: cells sharing a stage model train it once",

@@ -1,6 +1,5 @@
 """evalgrid: declarative, resumable sweeps of gradient inversion attacks against federated learning."""
 
-from evalgrid._version import __version__
 
 
 def load(directory, stale: bool = False):
@@ -10,5 +9,13 @@ def load(directory, stale: bool = False):
     from evalgrid.store.load import load as _load
 
     return _load(directory, stale=stale)
+
+def __getattr__(name: str):
+    if name == "__version__":  # read from the package's metadata on first use
+        from evalgrid._version import evalgrid_version
+
+        return evalgrid_version()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["__version__", "load"]

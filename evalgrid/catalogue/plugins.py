@@ -38,9 +38,9 @@ class PluginError(UserError):
 
 def load_entries(builtin_modules: Iterable[str], registries: Mapping[type[Entry], Registry]) -> None:
     """Register the built-in entries (each module's ENTRIES), then every plugin's."""
-    from evalgrid._version import __version__
+    from evalgrid._version import evalgrid_version
 
-    builtin = Origin("evalgrid", __version__)
+    builtin = Origin("evalgrid", evalgrid_version())
     for module in builtin_modules:
         _register(importlib.import_module(module).ENTRIES, builtin, registries, where=module)
     for point in sorted(metadata.entry_points(group=GROUP), key=lambda p: (p.name, p.value)):

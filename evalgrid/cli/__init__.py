@@ -10,7 +10,6 @@ import warnings
 
 import click
 
-from evalgrid._version import __version__
 from evalgrid.errors import UserError
 
 
@@ -67,7 +66,7 @@ def _show_note(message, category, filename, lineno, file=None, line=None) -> Non
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="evalgrid")
+@click.version_option(package_name="evalgrid", prog_name="evalgrid")  # the version is read when asked for
 def main() -> None:
     """Evaluate gradient inversion attacks against federated learning over a grid of settings.
 

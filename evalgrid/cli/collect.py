@@ -8,7 +8,6 @@ import click
 
 from evalgrid.errors import UserError
 from evalgrid.store.layout import OutputDir
-from evalgrid.store.results import collect
 
 
 @click.command("collect")
@@ -28,6 +27,8 @@ def command(out_dir: Path) -> None:
 
     def order() -> list[str] | None:
         return out.cell_ids() if out.grid_toml.is_file() else None
+
+    from evalgrid.store.results import collect  # here: `evalgrid --help` lists this command without Arrow
 
     path, rows = collect(out, order, say=lambda line: click.echo(f"note: {line}", err=True))
     click.echo(f"{rows} rows -> {path}")

@@ -86,10 +86,12 @@ def _rows(cells: tuple, varied: tuple[str, ...]) -> list[tuple[Any, ...]]:
 
 def _stage_line(grid, out_dir: Path | None) -> str:
     """How many FedAvg trainings the grid needs (each trained once, shared by its cells)."""
-    from evalgrid.fl.stage import stage_requests
-    from evalgrid.fl.stage import planned_trainings
+    from evalgrid.catalogue import STAGES
+    from evalgrid.fl.stage import planned_trainings, stage_requests
     from evalgrid.store.layout import OutputDir
 
+    if not any(STAGES[stage.name].trains for stage in grid.values["stage"]):
+        return ""  # no stage of the grid trains: no need to look at its cells one by one
     requests = [request for cell in grid.cells for request in stage_requests(cell)]
     if not requests:
         return ""

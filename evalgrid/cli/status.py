@@ -6,8 +6,6 @@ import shutil
 from pathlib import Path
 
 import click
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from evalgrid.errors import UserError
 from evalgrid.store.layout import OutputDir
@@ -86,6 +84,9 @@ def _one_cell(out: OutputDir, cell_id: str, ids: list[str], on_slurm: bool, refr
 
 
 def _failure(out: OutputDir, cell_id: str) -> str:
+    import pyarrow as pa  # here: `evalgrid --help` lists this command without loading Arrow
+    import pyarrow.parquet as pq
+
     try:
         row = pq.read_table(out.failed_result(cell_id), columns=["error_type", "error_message"]).to_pylist()[0]
     except (pa.ArrowException, OSError, IndexError, KeyError) as error:

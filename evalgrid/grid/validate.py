@@ -14,7 +14,7 @@ from typing import Any
 
 from evalgrid.grid.cell import FACTOR_NAMES, CellConfig, Choice
 from evalgrid.errors import GridError, UserError, choices_sentence, did_you_mean
-from evalgrid.grid.compatibility import incompatibility
+from evalgrid.grid.compatibility import first_incompatibility
 from evalgrid.grid.expand import combinations, expand_cells
 from evalgrid.grid.factors import FACTORS, REQUIRED, ChainFactor, ComponentFactor
 from evalgrid.grid.sections import DataOptions, RunOptions, SlurmOptions
@@ -152,10 +152,9 @@ class _Validator:
         cells = expand_cells(values, groups, excludes, metrics, metric_options, varied)
         if not cells:
             raise self.fail(("exclude",), "every combination is excluded: the grid has no cells.")
-        for cell in cells:
-            problem = incompatibility(cell)
-            if problem:
-                raise self.fail(("factors",), problem)
+        problem = first_incompatibility(cells, values)
+        if problem:
+            raise self.fail(("factors",), problem)
         return Grid(name=name, description=description, source=self.merged.files[-1], metrics=metrics,
                     varied=varied, values=values, cells=cells, run=sections["run"], slurm=sections["slurm"],
                     data_root=self.data_root(sections["data"]),

@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from evalgrid._version import __version__
+from evalgrid._version import evalgrid_version
 
 
 @dataclass(frozen=True)
@@ -35,4 +35,4 @@ def current_provenance() -> Provenance:
     if commit is not None:
         status = _git("status", "--porcelain", "--untracked-files=no")
         dirty = bool(status) if status is not None else None
-    return Provenance(__version__, commit, dirty, socket.gethostname())
+    return Provenance(evalgrid_version(), commit, dirty, socket.gethostname())
