@@ -120,6 +120,34 @@ def test_components_lists_the_plugin_with_its_origin_and_options(site):
     assert without.returncode == 0 and "linear_leak" not in without.stdout
 
 
+def test_the_plugin_attack_refuses_a_model_it_cannot_leak_through_before_anything_runs(site, tmp_path):
+    env = environment(site)
+    grid = tmp_path / "lenet.toml"
+    grid.write_text(GRID.format(extra="").replace('model = ["mlp"]', 'model = ["mlp", "lenet"]'))
+    assert evalgrid_cli(env, "plan", grid, timeout=120).returncode == 0  # plain plan imports no implementation
+    checked = evalgrid_cli(env, "plan", grid, "--check", timeout=300)
+    assert checked.returncode == 2 and "Traceback" not in checked.stderr, checked.stderr
+    assert "factors.attack: linear_leak needs a model whose first trainable layer is an nn.Linear" in checked.stderr
+    refused = evalgrid_cli(env, "run", grid, "--out", tmp_path / "out", timeout=300)
+    assert refused.returncode == 2 and not (tmp_path / "out").exists(), refused.stderr
+
+
+def test_a_misspelt_implementation_stops_run_naming_the_package(tmp_path):
+    broken = tmp_path / "misspelt"
+    shutil.copytree(PLUGIN, broken, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    entries = broken / "src" / "evalgrid_example_plugin" / "entries.py"
+    entries.write_text(entries.read_text().replace("evalgrid_example_plugin.defense:build",
+                                                   "evalgrid_example_plugin.defense:buildd"))
+    env = environment(install(broken, tmp_path / "site"))
+    grid = tmp_path / "grid.toml"
+    grid.write_text(GRID.format(extra=""))
+    done = evalgrid_cli(env, "run", grid, "--out", tmp_path / "out", timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert (f"defense 'laplace' (from {ORIGIN}) names build = 'evalgrid_example_plugin.defense:buildd', which "
+            f"cannot be imported: AttributeError") in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_a_grid_of_plugin_components_runs_locally_and_in_the_debug_executor(site, grid, tmp_path):
     env = environment(site)

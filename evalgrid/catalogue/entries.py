@@ -103,6 +103,9 @@ class AttackEntry(Entry):
     :class:`~evalgrid.fl.threat_model.ServerView` (see :mod:`evalgrid.attacks.base`)."""
 
     kind = "attack"
+    # (options, model, info: DatasetInfo) -> None, raising UserError when the attack cannot attack
+    # this model (built on the meta device) and data: run and plan --check call it before dispatch.
+    preflight: Implementation | None = implementation()
     # The stacked form, (options, views, trials_per_view) -> attack running several trials as
     # lanes at once, with a ``supports(options)`` classmethod; None: trials run one by one.
     stacked: Implementation | None = implementation()

@@ -48,7 +48,7 @@ def _check_implementations(grid: Grid, cells: list[CellConfig]) -> None:
                 continue
             value = getattr(cell, name)
             for choice in getattr(value, "steps", (value,)):
-                used.setdefault((name, choice.name), factor.registry[choice.name])
+                used.setdefault((f"factors.{name}", choice.name), factor.registry[choice.name])
     for name in grid.metrics:
         used.setdefault(("metrics", name), METRICS[name])
     for (key, name), entry in used.items():
@@ -211,6 +211,26 @@ def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
                 parameter_selection(network, source)
             except UserError as err:
                 raise UserError(f"{grid.source}: factors.gradient_source: {err}") from None
+    _check_attacks(grid, cells, infos)
+
+
+def _check_attacks(grid: Grid, cells: list[CellConfig], infos: dict) -> None:
+    """Each attack whose catalogue entry has a preflight, against every model and data it meets
+    (the model built on the meta device): an attack that needs, say, a linear first layer
+    refuses the grid here instead of failing each such cell."""
+    from evalgrid.catalogue import ATTACKS
+
+    networks: dict = {}
+    for dataset, resolution, model, attack in dict.fromkeys(
+            (cell.dataset, cell.resolution, cell.model, cell.attack) for cell in cells):
+        check = ATTACKS[attack.name].preflight
+        if check is None:
+            continue
+        info = infos[(dataset, resolution)]
+        if (dataset, resolution, model) not in networks:
+            networks[(dataset, resolution, model)] = _meta_model(grid, model, info)
+        with naming(grid, "factors.attack"):
+            check(attack.options, networks[(dataset, resolution, model)], info)
 
 
 # Parameters a model may have: ViT-L/16 has 0.3 billion; 4 billion float32 weights take 16 GB

@@ -3,7 +3,6 @@ by the launcher (a cell's own process records its host and the plugin packages i
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,6 @@ class Provenance:
     evalgrid_version: str
     git_commit: str | None  # None when evalgrid is not run from a git checkout
     git_dirty: bool | None
-    host: str
 
 
 def _git(*args: str) -> str | None:
@@ -35,4 +33,4 @@ def current_provenance() -> Provenance:
     if commit is not None:
         status = _git("status", "--porcelain", "--untracked-files=no")
         dirty = bool(status) if status is not None else None
-    return Provenance(evalgrid_version(), commit, dirty, socket.gethostname())
+    return Provenance(evalgrid_version(), commit, dirty)

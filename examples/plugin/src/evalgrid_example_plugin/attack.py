@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from evalgrid.attacks.base import SteppedAttack, model_gradients, shared_gradients
 from evalgrid.attacks.labels import fixed_labels
 from evalgrid.attacks.losses import squared_l2_distance
+from evalgrid.errors import UserError
 from evalgrid.fl.threat_model import Reconstruction, ServerView
 from evalgrid_example_plugin.options import LinearLeakOptions
 
@@ -54,25 +55,42 @@ class LinearLeakState:
     units: Tensor  # (B,) the first-layer units the images were read from (-1 before the step)
 
 
+def first_layer_problem(model: nn.Module, data_shape: tuple[int, ...]) -> str | None:
+    """Why ``model`` cannot be attacked: its first trainable layer must be a Linear with a
+    trainable bias on the flattened input. None when it can."""
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    if not trainable:
+        return "linear_leak: the model has no trainable parameter"
+    module_name = trainable[0].rpartition(".")[0]
+    layer = model.get_submodule(module_name) if module_name else model
+    inputs = data_shape[0] * data_shape[1] * data_shape[2]
+    where = f"{module_name or 'the model'} ({type(layer).__name__})"
+    if not isinstance(layer, nn.Linear):
+        return (f"linear_leak needs a model whose first trainable layer is an nn.Linear on the flattened input "
+                f"(e.g. model 'mlp'); this model's is {where}")
+    if layer.bias is None or not layer.bias.requires_grad:
+        return f"linear_leak needs a bias in the first layer: x = dL/dW_i / dL/db_i; {where} has no trainable bias"
+    if layer.in_features != inputs:
+        return (f"linear_leak needs the first layer to take the flattened input ({inputs} features); {where} "
+                f"takes {layer.in_features}")
+    return None
+
+
+def preflight(options: LinearLeakOptions, model: nn.Module, info) -> None:
+    """Before dispatch (``run``, ``plan --check``): refuse a model the attack cannot leak through."""
+    problem = first_layer_problem(model, (info.channels, info.resolution, info.resolution))
+    if problem is not None:
+        raise UserError(problem)
+
+
 def first_linear_layer(view: ServerView) -> tuple[int, int]:
     """Indices, into the shared update, of the first trainable layer's weight and bias
     gradients; raises :class:`NotALinearFirstLayer` unless it is a Linear with bias on the input."""
+    problem = first_layer_problem(view.model, view.data_shape)
+    if problem is not None:
+        raise NotALinearFirstLayer(problem)
     trainable = [name for name, p in view.model.named_parameters() if p.requires_grad]
-    if not trainable:
-        raise NotALinearFirstLayer("linear_leak: the model has no trainable parameter")
     module_name = trainable[0].rpartition(".")[0]
-    layer = view.model.get_submodule(module_name) if module_name else view.model
-    inputs = view.data_shape[0] * view.data_shape[1] * view.data_shape[2]
-    where = f"{module_name or 'the model'} ({type(layer).__name__})"
-    if not isinstance(layer, nn.Linear):
-        raise NotALinearFirstLayer(f"linear_leak needs a model whose first trainable layer is an nn.Linear on the "
-                                   f"flattened input (e.g. model 'mlp'); this model's is {where}")
-    if layer.bias is None or not layer.bias.requires_grad:
-        raise NotALinearFirstLayer(f"linear_leak needs a bias in the first layer: x = dL/dW_i / dL/db_i; "
-                                   f"{where} has no trainable bias")
-    if layer.in_features != inputs:
-        raise NotALinearFirstLayer(f"linear_leak needs the first layer to take the flattened input "
-                                   f"({inputs} features); {where} takes {layer.in_features}")
     prefix = f"{module_name}." if module_name else ""
     weight, bias = trainable.index(prefix + "weight"), trainable.index(prefix + "bias")
     if view.gradient_selection is not None and not {weight, bias} <= set(view.gradient_selection):

@@ -9,6 +9,7 @@ from evalgrid_example_plugin.options import LaplaceOptions, LinearLeakOptions, M
 ENTRIES = (
     AttackEntry(
         name="linear_leak", options=LinearLeakOptions, build="evalgrid_example_plugin.attack:build",
+        preflight="evalgrid_example_plugin.attack:preflight",
         summary="analytic leak through a first Linear layer with bias (Phong et al. 2018): x = dL/dW_i / dL/db_i; "
                 "exact for one sample, a mix of the batch for B > 1"),
     DefenseEntry(
