@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 
-from evalgrid.data.root import DATA_ROOT_ENV, resolve_data_root
+from evalgrid.data.root import DATA_ROOT_ENV, resolve_data_root  # noqa: F401 - re-exported for readers
 from evalgrid.errors import UserError
 from evalgrid.fl.threat_model import Normalization
 

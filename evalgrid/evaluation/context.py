@@ -26,7 +26,7 @@ class CellContext:
     provenance: Provenance
     stage_cache: Path | None = None  # trained stage models; None: out_root/stages
     train_stages: bool = True  # False: stage models come from their own jobs; a missing one fails the cell
-    stack_trials: int = 1  # trials of a cell run together as stacked lanes (evalgrid/evaluation/trials.py); 1: one by one
+    stack_trials: int = 1  # trials of a cell run together as stacked lanes (evaluation/trials.py); 1: one by one
     speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/evaluation/speedups.py)
 
     @property

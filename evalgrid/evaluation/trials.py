@@ -49,7 +49,8 @@ def stackable_model(model: nn.Module) -> bool:
 
 
 def run_trials(attack_name: str, options: Any, view: ServerView, seed: int, trials: int, progress: AttackProgress,
-               save: Callable[[AttackProgress], None], stack: int, switches: tuple[str, ...] = ()) -> list[Reconstruction]:
+               save: Callable[[AttackProgress], None], stack: int,
+               switches: tuple[str, ...] = ()) -> list[Reconstruction]:
     """Every trial's reconstruction, finished ones from ``progress``; new ones are appended to
     ``progress.finished`` (tensors on the CPU) as they end. ``stack``: at most this many trials
     at once; ``switches``: :mod:`evalgrid.evaluation.speedups`."""

@@ -1,7 +1,7 @@
 """Grid files: read (with ``extends``), validate and expand into cells.
 
-Validation needs the component registries (and so torch): ``Grid``, ``shown`` and the
-validator are imported on first use, so that ``evalgrid.grid.order`` reads a grid without them.
+Validation reads the catalogue (torch-free): ``Grid``, ``shown`` and the validator are
+imported on first use, so that ``evalgrid.grid.order`` reads a grid without them.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class RunSettings:
     threads_per_worker: int  # 0: the machine's cores divided among the workers
     slurm: SlurmOptions | None = None  # resolved (profile and grid), for the slurm executor
     alongside: bool = False  # run even though Slurm tasks of this directory are queued or running
-    stack_trials: int = 1  # a cell's trials run together as stacked lanes, at most this many (evalgrid/evaluation/trials.py)
+    stack_trials: int = 1  # a cell's trials run together as stacked lanes, at most this many (evaluation/trials.py)
     speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/evaluation/speedups.py)
     check: bool = True  # the preflight (files, models); retry skips it: DIR's grid was checked when first run
 

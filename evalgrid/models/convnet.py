@@ -30,7 +30,7 @@ from torch import nn
 
 from evalgrid.data.base import DatasetInfo
 from evalgrid.errors import UserError
-from evalgrid.models.options import ConvNetOptions, ConvNetSoKOptions
+from evalgrid.models.options import ConvNetOptions, ConvNetSoKOptions  # noqa: F401 - the second, re-exported
 
 # Output channels of conv0..conv7 as multiples of the width; max-pools follow conv5 and conv7.
 _MULTIPLES = (1, 2, 2, 4, 4, 4, 4, 4)

@@ -60,7 +60,7 @@ def cell_samples(artifacts: Path, row: Mapping[str, Any]) -> CellSamples:
 
 
 def display_size(height: int, width: int) -> tuple[int, int]:
-    """(width, height) in CSS pixels: shrunk to MAX_SIDE, then upscaled by evalgrid.evaluation.artifacts' whole factor."""
+    """(width, height) in CSS pixels: shrunk to MAX_SIDE, then upscaled by evaluation/artifacts.py's whole factor."""
     from evalgrid.evaluation.artifacts import tile_scale
 
     shrink = min(1.0, MAX_SIDE / max(height, width))

@@ -16,7 +16,8 @@ RESULT_SUFFIX = ".parquet"
 class OutputDir:
     """DIR/grid.toml, DIR/cell_ids.txt (its cells' ids), DIR/cells/<id>.parquet (done),
     DIR/failed/<id>.parquet (last failure), DIR/artifacts/<id>/, DIR/logs/<id>.log,
-    DIR/checkpoints/<id>.pt (a stopped cell's progress), DIR/slurm/ (what was submitted: evalgrid.executors.slurm), DIR/results.parquet (made by ``collect``),
+    DIR/checkpoints/<id>.pt (a stopped cell's progress), DIR/slurm/ (what was submitted:
+    evalgrid.executors.slurm), DIR/results.parquet (made by ``collect``),
     DIR/stages/ (trained stage models, unless the grid names a shared cache), DIR/quarantine/
     (damaged result files moved aside: evalgrid.store.heal)."""
 
@@ -47,7 +48,7 @@ class OutputDir:
 
     def cell_ids(self) -> list[str]:
         """The ids of grid.toml's cells in grid order: from :attr:`cell_ids_file`, or, in a
-        directory without a valid one, by expanding grid.toml (which imports torch)."""
+        directory without a valid one, by expanding grid.toml (which reads the catalogue, not torch)."""
         listed = self.listed_cell_ids()
         return listed if listed is not None else self._expanded_ids()
 
