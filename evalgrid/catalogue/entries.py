@@ -99,8 +99,9 @@ def implementation(default: Any = None) -> Any:
 
 @dataclass(frozen=True, kw_only=True)
 class AttackEntry(Entry):
-    """``build(options)`` returns an attack whose ``reconstruct(view, generator)`` sees only the
-    :class:`~evalgrid.fl.threat_model.ServerView` (see :mod:`evalgrid.attacks.base`)."""
+    """``build(options)`` returns a :class:`~evalgrid.attacks.base.SteppedAttack` (``start``,
+    ``step``, ``done``, ``result``, ``planned_iterations``: run, checkpointed and resumed step by
+    step), which sees only the :class:`~evalgrid.fl.threat_model.ServerView`."""
 
     kind = "attack"
     # (options, model, info: DatasetInfo) -> None, raising UserError when the attack cannot attack
