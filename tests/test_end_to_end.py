@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import evalgrid
-from evalgrid.store.results import RESULT_SCHEMA
+from evalgrid.store.results import result_schema
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,7 @@ def test_run_writes_every_cell_and_a_tidy_table(write_grid, tmp_path):
     assert frame.loc[known, "label_acc"].isna().all() and frame.loc[~known, "label_acc"].between(0, 1).all()
     assert all(len(v) == t and all(len(trial) == b for trial in v)
                for v, t, b in zip(frame["psnr_per_sample"], frame["trials"], frame["batch_size"]))
-    assert pq.read_schema(out / "results.parquet").equals(RESULT_SCHEMA, check_metadata=False)
+    assert pq.read_schema(out / "results.parquet").equals(result_schema(), check_metadata=False)
     row = frame.iloc[0]
     assert row["torch_version"] and row["evalgrid_version"] == evalgrid.__version__ and row["wall_s"] > 0
     assert json.loads(row["config"])["attack"]["name"] in {"idlg", "ig"}

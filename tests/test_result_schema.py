@@ -7,18 +7,18 @@ import pytest
 from evalgrid.grid.cell import FACTOR_NAMES
 from evalgrid.catalogue import METRICS
 from evalgrid.store.layout import OutputDir
-from evalgrid.store.results import METRIC_COLUMNS, PER_SAMPLE_METRICS, RESULT_SCHEMA, empty_row, write_result
+from evalgrid.store.results import empty_row, metric_columns, per_sample_metrics, result_schema, write_result
 
 
 def test_every_registered_metric_has_its_columns():
-    assert set(METRIC_COLUMNS) == set(METRICS.names())
-    assert set(PER_SAMPLE_METRICS) == {name for name in METRICS.names() if METRICS[name].per_sample}
-    for name in PER_SAMPLE_METRICS:
-        assert f"{name}_per_sample" in RESULT_SCHEMA.names
+    assert set(metric_columns()) == set(METRICS.names())
+    assert set(per_sample_metrics()) == {name for name in METRICS.names() if METRICS[name].per_sample}
+    for name in per_sample_metrics():
+        assert f"{name}_per_sample" in result_schema().names
 
 
 def test_every_factor_has_a_column():
-    assert set(FACTOR_NAMES) <= set(RESULT_SCHEMA.names)
+    assert set(FACTOR_NAMES) <= set(result_schema().names)
 
 
 def test_a_row_with_an_unknown_column_is_refused(tmp_path):

@@ -24,7 +24,7 @@ from evalgrid.grid import load_grid
 from evalgrid.grid.order import factor_order
 from evalgrid.launch.preflight import check_ready, distinct_setups
 from evalgrid.store.layout import OutputDir
-from evalgrid.store.results import RESULT_SCHEMA, collect, empty_row, read_rows, write_result
+from evalgrid.store.results import collect, empty_row, read_rows, result_schema, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 GRID_FILES = sorted((REPO / "grids").rglob("*.toml"))
@@ -151,9 +151,9 @@ def test_reading_many_files_equals_reading_each_through_the_schema(tmp_path, wri
     table = read_rows(out.result_files()[:1]).drop_columns(["final_loss"])
     pq.write_table(table.set_column(0, "cell_id", pa.array(["0123456789ab"])), older)
     files = out.result_files()
-    expected = pa.concat_tables([pq.read_table(path, schema=RESULT_SCHEMA) for path in files])
+    expected = pa.concat_tables([pq.read_table(path, schema=result_schema()) for path in files])
     got = read_rows(files)
-    assert got.schema.equals(RESULT_SCHEMA, check_metadata=True)
+    assert got.schema.equals(result_schema(), check_metadata=True)
     assert str(got.to_pylist()) == str(expected.to_pylist())  # str: NaN == NaN
     assert got.column("final_loss").null_count == 1
 

@@ -211,7 +211,3 @@ class MetricEntry(Entry):
             raise TypeError(f"metric {self.name!r}: column_type must be one of {COLUMN_TYPES}")
         if self.per_sample and self.metric_kind != "reconstruction":
             raise TypeError(f"metric {self.name!r}: only reconstruction metrics have per-sample values")
-
-
-KINDS: tuple[type[Entry], ...] = (DatasetEntry, ModelEntry, InitEntry, StageEntry, LocalTrainingEntry,
-                                  DefenseEntry, AttackEntry, LabelRuleEntry, MetricEntry)

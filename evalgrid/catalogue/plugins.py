@@ -64,7 +64,7 @@ def _register(entries: Iterable[Any], origin: Origin, registries: Mapping[type[E
             kinds = ", ".join(kind.__name__ for kind in registries)
             raise PluginError(f"{where} declares {entry!r}, which is not a catalogue entry: use one of {kinds} "
                               f"(from evalgrid.catalogue).")
-        if entry.name in registry._filled():
+        if entry.name in registry:  # while the catalogue loads, lookups see what is registered so far
             first = registry[entry.name].origin
             raise PluginError(f"{where} declares {entry.kind} {entry.name!r}, which {first} already declares: "
                               f"give it another name.")

@@ -3,22 +3,21 @@
 A factor value is parsed from TOML into the typed value a :class:`CellConfig` field holds.
 Parsers raise :class:`InvalidOption` with a key relative to the value; the grid validator
 prefixes the file and key path. A factor's ``label`` of a TOML value is the label its parsed
-value shows (``str``), read without the catalogue, which loads on first use. A factor's
+value shows (``str``), read without filling the catalogue, which loads on first lookup. A factor's
 ``dtype`` is the type of its result column and of its ``load`` column.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
-from evalgrid.grid.cell import Choice, ChoiceChain
-from evalgrid.errors import choices_sentence, did_you_mean
+from evalgrid.catalogue import ATTACKS, DATASETS, DEFENSES, INITS, LOCAL_TRAININGS, MODELS, STAGES
 from evalgrid.catalogue.options import InvalidOption, parse_options
 from evalgrid.catalogue.registry import Registry
+from evalgrid.errors import choices_sentence, did_you_mean
+from evalgrid.grid.cell import Choice, ChoiceChain
 
 REQUIRED = object()
 Bases = Mapping[str, Any]  # component name → its options after the grid's [attacks.NAME] overrides
@@ -31,15 +30,10 @@ class ComponentFactor:
 
     name: str
     summary: str
-    registry_path: str  # "module:NAME" of its Registry, imported on first use
+    registry: Registry  # the catalogue's registry of this kind (filled on its first lookup)
     overrides_section: str  # top-level table of per-component overrides, e.g. "attacks"
     default: Any = REQUIRED
     dtype: str = "category"
-
-    @cached_property
-    def registry(self) -> Registry:
-        module, name = self.registry_path.split(":")
-        return getattr(importlib.import_module(module), name)
 
     def parse(self, raw: Any, bases: Bases) -> Choice:
         name, written = self._split(raw)
@@ -220,25 +214,25 @@ def _build_factors() -> Registry[Factor]:
 
     factors: Registry[Factor] = Registry("factor")
     for factor in (
-        ComponentFactor("dataset", "the victim's data", "evalgrid.catalogue:DATASETS", "datasets"),
+        ComponentFactor("dataset", "the victim's data", DATASETS, "datasets"),
         IntegerFactor("resolution", "image side the data is resized to (SoK Fig. 4); 0: the dataset's own",
                       minimum=0, default=0, maximum=4096,
                       maximum_reason="a batch of 64 colour images of that side already takes 12 GB"),
-        ComponentFactor("model", "the global model's architecture", "evalgrid.catalogue:MODELS", "models"),
-        ComponentFactor("init", "the global model's initial weights", "evalgrid.catalogue:INITS", "inits",
+        ComponentFactor("model", "the global model's architecture", MODELS, "models"),
+        ComponentFactor("init", "the global model's initial weights", INITS, "inits",
                         default="default"),
-        ComponentFactor("stage", "the FL training stage the model is attacked at", "evalgrid.catalogue:STAGES",
+        ComponentFactor("stage", "the FL training stage the model is attacked at", STAGES,
                         "stages", default="initial"),
         ComponentFactor("local_training", "the victim's local training: FedSGD or FedAvg",
-                        "evalgrid.catalogue:LOCAL_TRAININGS", "local_trainings", default="fedsgd"),
+                        LOCAL_TRAININGS, "local_trainings", default="fedsgd"),
         BoolFactor("knows_local_config", "the attacker knows the local training (SoK WST) or assumes one "
                                          "full-batch step (BST)", default=True),
         IntegerFactor("batch_size", "the victim's private samples (N; FedSGD's batch B)", minimum=1, default=1,
                       maximum=100_000, maximum_reason="the papers attack at most a few hundred samples"),
         ChainFactor("defense", "post-processing of the update, DP-SGD or secure aggregation; a list composes",
-                    ComponentFactor("defense", "", "evalgrid.catalogue:DEFENSES", "defenses"), check_defenses,
+                    ComponentFactor("defense", "", DEFENSES, "defenses"), check_defenses,
                     default="none"),
-        ComponentFactor("attack", "the gradient inversion attack and its options", "evalgrid.catalogue:ATTACKS",
+        ComponentFactor("attack", "the gradient inversion attack and its options", ATTACKS,
                         "attacks"),
         NameFactor("gradient_source", "the module whose gradients the attack matches (SoK Table 3); all",
                    default="all"),

@@ -192,6 +192,7 @@ def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
     from evalgrid.evaluation.building import describe_dataset
 
     infos = {}
+    networks = {}  # (dataset, resolution, model) -> the model on the meta device, built once
     for key in dict.fromkeys((cell.dataset, cell.resolution, cell.model, cell.gradient_source,
                               _smallest_training_batch(cell), cell.init) for cell in cells):
         dataset, resolution, model, source, smallest, init = key
@@ -199,8 +200,10 @@ def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
         if info is None:
             with naming(grid, "factors.dataset"):
                 info = infos[(dataset, resolution)] = describe_dataset(dataset, resolution, grid.data_root)
-        with naming(grid, "factors.model"):
-            network = _meta_model(grid, model, info)
+        network = networks.get((dataset, resolution, model))
+        if network is None:
+            with naming(grid, "factors.model"):
+                network = networks[(dataset, resolution, model)] = _meta_model(grid, model, info)
         with naming(grid, "factors.init"):
             _check_init(grid, init, model, network)
         if smallest:
@@ -211,26 +214,21 @@ def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
                 parameter_selection(network, source)
             except UserError as err:
                 raise UserError(f"{grid.source}: factors.gradient_source: {err}") from None
-    _check_attacks(grid, cells, infos)
+    _check_attacks(grid, cells, infos, networks)
 
 
-def _check_attacks(grid: Grid, cells: list[CellConfig], infos: dict) -> None:
+def _check_attacks(grid: Grid, cells: list[CellConfig], infos: dict, networks: dict) -> None:
     """Each attack whose catalogue entry has a preflight, against every model and data it meets
-    (the model built on the meta device): an attack that needs, say, a linear first layer
-    refuses the grid here instead of failing each such cell."""
+    (``networks``: the models :func:`_check_models` built on the meta device): an attack that
+    needs, say, a linear first layer refuses the grid here instead of failing each such cell."""
     from evalgrid.catalogue import ATTACKS
 
-    networks: dict = {}
     for dataset, resolution, model, attack in dict.fromkeys(
             (cell.dataset, cell.resolution, cell.model, cell.attack) for cell in cells):
         check = ATTACKS[attack.name].preflight
-        if check is None:
-            continue
-        info = infos[(dataset, resolution)]
-        if (dataset, resolution, model) not in networks:
-            networks[(dataset, resolution, model)] = _meta_model(grid, model, info)
-        with naming(grid, "factors.attack"):
-            check(attack.options, networks[(dataset, resolution, model)], info)
+        if check is not None:
+            with naming(grid, "factors.attack"):
+                check(attack.options, networks[(dataset, resolution, model)], infos[(dataset, resolution)])
 
 
 # Parameters a model may have: ViT-L/16 has 0.3 billion; 4 billion float32 weights take 16 GB

@@ -97,16 +97,6 @@ RUN_FIELDS = [
 ]
 
 
-def __getattr__(name: str):  # the schema follows the catalogue, which loads on first use
-    if name == "RESULT_SCHEMA":
-        return result_schema()
-    if name == "METRIC_COLUMNS":
-        return metric_columns()
-    if name == "PER_SAMPLE_METRICS":
-        return per_sample_metrics()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 STATUSES = ("done", "failed")
 # Rows per row group of a collected results file: one group of a million rows is read by one
 # thread and decoded in 700 MB chunks (3.7 s here); groups of 2^17 rows read in 0.6 s.
@@ -144,12 +134,12 @@ def write_result(out: OutputDir, row: dict[str, Any]) -> Path:
 
 
 def read_result_file(path: Path) -> pa.Table:
-    """One result file (of any size) as RESULT_SCHEMA."""
+    """One result file (of any size) as the result schema."""
     return _as_result_schema([read_stored(path)])
 
 
 def read_stored(path: Path) -> pa.Table:
-    """One result file (of any size) as stored: RESULT_SCHEMA but for the names of list items,
+    """One result file (of any size) as stored: the result schema but for the names of list items,
     which pandas ignores (casting a million rows' lists to rename them costs ~0.4 s). The file
     is read ahead in large coalesced blocks (a collected file is compressed ~15x)."""
     return _read_stored(path, use_threads=True, pre_buffer=True)
@@ -163,7 +153,7 @@ MAX_READ_PROCESSES = 8
 
 class PendingRows:
     """Result files being read (by worker processes for many files) while the caller goes on;
-    ``result()`` gives their rows, in the files' order, as RESULT_SCHEMA, leaving out each file
+    ``result()`` gives their rows, in the files' order, as the result schema, leaving out each file
     that fails the full check (it does not decode, lacks the result columns, or holds another
     cell's row); those are in ``damaged`` once ``result()`` returned."""
 
@@ -196,7 +186,7 @@ class PendingRows:
 
 
 def read_rows(files: Iterable[Path]) -> pa.Table:
-    """The rows of many small result files, in the given order, as RESULT_SCHEMA."""
+    """The rows of many small result files, in the given order, as the result schema."""
     return PendingRows(files).result()
 
 
@@ -237,7 +227,7 @@ def _checked_result(path: Path) -> tuple[pa.Table | None, str | None]:
 
 @functools.cache
 def _stored_schema() -> pa.Schema:
-    """RESULT_SCHEMA as a Parquet file gives it back (list items named "element", not "item")."""
+    """the result schema as a Parquet file gives it back (list items named "element", not "item")."""
     buffer = io.BytesIO()
     pq.write_table(result_schema().empty_table(), buffer)
     return pq.read_schema(pa.BufferReader(buffer.getvalue()))
@@ -245,7 +235,7 @@ def _stored_schema() -> pa.Schema:
 
 def _read_stored(path: Path, use_threads: bool, pre_buffer: bool = False) -> pa.Table:
     """A result file with the stored schema; a file of another one (an older evalgrid's) is read
-    through RESULT_SCHEMA, a column it lacks coming back null. Without ``pre_buffer``, pages are
+    through the result schema, a column it lacks coming back null. Without ``pre_buffer``, pages are
     read as they are decoded (for small files: no read-ahead buffers to set up)."""
     with pq.ParquetFile(path, pre_buffer=pre_buffer, page_checksum_verification=True) as file:
         table = file.read(use_threads=use_threads)
