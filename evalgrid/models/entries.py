@@ -2,18 +2,20 @@
 with their builders named by string so that listing them imports no torch (see
 :mod:`evalgrid.catalogue`).
 
-A model's ``build(options, info)`` returns an ``nn.Module`` sized to the dataset; the ResNets
-and torchvision's architectures share one builder per family, told which architecture to build
-(their names and summaries are the tables of :mod:`evalgrid.models.options`). An init's
-``build(options)`` returns the :class:`~evalgrid.models.init.Initializer` that sets the built
-model's weights, and its ``preflight`` checks the files it reads before anything runs.
+A model's ``build(options, info)`` returns an ``nn.Module`` sized to the dataset; the ResNets,
+Ju et al.'s DenseNets and torchvision's architectures share one builder per family, told which
+architecture to build (their names and summaries are the tables of
+:mod:`evalgrid.models.options`). An init's ``build(options)`` returns the
+:class:`~evalgrid.models.init.Initializer` that sets the built model's weights, and its
+``preflight`` checks the files it reads before anything runs.
 """
 
 from __future__ import annotations
 
 from evalgrid.catalogue.entries import InitEntry, ModelEntry, ref
-from evalgrid.models.options import (RESNETS, ZOO_MODELS, CheckpointOptions, ConvNetOptions, ConvNetSoKOptions,
-                                     LeNetOptions, NoOptions, ResNetOptions, WideUniformOptions)
+from evalgrid.models.options import (DENSENETS, RESNETS, ZOO_MODELS, CheckpointOptions, ConvNetOptions,
+                                     ConvNetSoKOptions, DenseNetOptions, FullyConnectedOptions, LeNetOptions,
+                                     NoOptions, ResNetOptions, WideUniformOptions)
 
 MODEL_ENTRIES = (
     ModelEntry(name="lenet", options=LeNetOptions, build="evalgrid.models.lenet:build",
@@ -24,9 +26,15 @@ MODEL_ENTRIES = (
                build=ref("evalgrid.models.convnet:build", name="convnet_sok"),
                summary="the SoK's base ConvNet (Table 4): Geiping's ConvNet with one dropout layer; "
                        "micro-design options"),
+    ModelEntry(name="fc3", options=FullyConnectedOptions, build="evalgrid.models.fc:build",
+               summary="FedLeak's fully connected ReLU network (Sec. 3, Table 11): three hidden layers of 1024 "
+                       "units (Inverting Gradients' MLP)"),
     *(ModelEntry(name=name, options=ResNetOptions, summary=architecture.summary,
                  build=ref("evalgrid.models.resnet:build", architecture=name))
       for name, architecture in RESNETS.items()),
+    *(ModelEntry(name=name, options=DenseNetOptions, summary=architecture.summary,
+                 build=ref("evalgrid.models.densenet:build", architecture=name))
+      for name, architecture in DENSENETS.items()),
     *(ModelEntry(name=name, options=listed.options, summary=listed.summary,
                  build=ref("evalgrid.models.zoo:build", name=name))
       for name, listed in ZOO_MODELS.items()),

@@ -1,7 +1,7 @@
-"""The options of every built-in model and init, and the torch-free facts of the two model
-families declared in tables (the ResNets' block counts, the torchvision zoo's summaries), apart
-from the torch code that builds them, so that the catalogue lists and validates them without
-importing torch.
+"""The options of every built-in model and init, and the torch-free facts of the model
+families declared in tables (the ResNets' and DenseNets' block counts, the torchvision zoo's
+summaries), apart from the torch code that builds them, so that the catalogue lists and
+validates them without importing torch.
 
 A cell's id hashes the option fields (names, defaults and values), so they change only with
 the components they describe. The implementation modules import their classes from here.
@@ -73,6 +73,48 @@ RESNETS: dict[str, Architecture] = {
     "resnet10": Architecture((1, 1, 1, 1), "FedLeak's ResNet10: one basic block per stage; width 3/5 = ResNet10_x3/x5"),
     "resnet18": Architecture((2, 2, 2, 2), "ResNet-18 in torchvision's layout; 'cifar' (default) or 'imagenet' stem"),
     "resnet34": Architecture((3, 4, 6, 3), "ResNet-34 in torchvision's layout; 'cifar' (default) or 'imagenet' stem"),
+}
+
+
+# fc3 (evalgrid.models.fc) ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FullyConnectedOptions:
+    """FedLeak's fully connected ReLU network (Sec. 3, App. A, Table 11); the widths are Inverting
+    Gradients' ``MLP`` (inversefed/nn/models.py), FedLeak gives none."""
+
+    width: int = option(1024, minimum=1, doc="units of every hidden layer; inversefed's MLP: 1024 (FedLeak gives none)")
+    hidden_layers: int = option(3, minimum=1, doc="hidden Linear+ReLU layers before the output layer; FedLeak "
+                                                  "Sec. 3: three ('three-layer' in App. A read as the same net)")
+
+
+# densenet43, densenet53 (evalgrid.models.densenet) ---------------------------------------------
+
+@dataclass(frozen=True)
+class DenseNetOptions:
+    """The DenseNets of Ju et al. 2022 (the SoK's ref. [43]) that the SoK's Fig. 10 attacks."""
+
+    connections: Literal["all", "shortnet1", "shortnet2"] = option(
+        "all", doc="which concatenations each dense block keeps: 'all' (the baseline, every earlier layer), "
+                   "'shortnet1' or 'shortnet2' (Ju et al.'s reduced patterns; the SoK's variants-1 and -2)")
+    growth_rate: int = option(32, minimum=1, doc="k, the channels each 3×3 convolution adds; the stem has 2k and "
+                                                 "the last transition 4k (ShortNet2: 2k). Ju et al.: 32")
+
+
+@dataclass(frozen=True)
+class DenseArchitecture:
+    """One DenseNet of Ju et al.'s reference code: what :mod:`evalgrid.models.densenet` builds."""
+
+    blocks: tuple[int, ...]  # 3×3 convolutions in each dense block
+    summary: str
+
+
+# Each is a model of the catalogue under its name, built by evalgrid.models.densenet.build.
+DENSENETS: dict[str, DenseArchitecture] = {
+    "densenet43": DenseArchitecture((8, 10, 12, 8), "Ju et al.'s DenseNet-43 (SoK Fig. 10): dense blocks of 8, 10, "
+                                                    "12, 8 layers; connections 'all' or fewer (shortnet1/2)"),
+    "densenet53": DenseArchitecture((10, 12, 16, 8), "Ju et al.'s DenseNet-53 (SoK Fig. 10): dense blocks of 10, "
+                                                     "12, 16, 8 layers; connections 'all' or fewer (shortnet1/2)"),
 }
 
 
