@@ -366,10 +366,10 @@ def test_knowing_the_local_training_matters_under_fedavg_only(outcome):
 # --------------------------------------------------------------------------- defenses
 
 
-def test_only_dpsgd_reports_an_epsilon(outcome):
+def test_only_the_dp_defenses_report_an_epsilon(outcome):
     frame = outcome("defenses.toml").done()
-    with_dpsgd = frame["defense"].astype(str).str.contains("dpsgd")
-    assert with_dpsgd.sum() == 2
+    with_dpsgd = frame["defense"].astype(str).str.contains("dpsgd|adaptive_dp")
+    assert with_dpsgd.sum() == 3
     assert np.isfinite(frame.loc[with_dpsgd, "epsilon"]).all() and (frame.loc[with_dpsgd, "epsilon"] > 0).all()
     assert frame.loc[~with_dpsgd, "epsilon"].isna().all()
 

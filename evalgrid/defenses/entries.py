@@ -5,8 +5,9 @@ cell first builds the defense."""
 from __future__ import annotations
 
 from evalgrid.catalogue.entries import DefenseEntry
-from evalgrid.defenses.options import (ClippingOptions, DPSGDOptions, GaussianOptions, OutpostOptions, QSGDOptions,
-                                       SecureAggregationOptions, SignSGDOptions, SoteriaOptions, TopKOptions)
+from evalgrid.defenses.options import (AdaptiveDPOptions, ClippingOptions, DPSGDOptions, GaussianOptions,
+                                       OutpostOptions, QSGDOptions, SecureAggregationOptions, SignSGDOptions,
+                                       SoteriaOptions, TopKOptions)
 
 ENTRIES = (
     DefenseEntry(
@@ -30,6 +31,10 @@ ENTRIES = (
         name="dpsgd", options=DPSGDOptions, build="evalgrid.defenses.dpsgd:build",
         summary="DP-SGD (Abadi et al. 2016) in the local training: per-sample clipping and Gaussian noise; "
                 "RDP epsilon"),
+    DefenseEntry(
+        name="adaptive_dp", options=AdaptiveDPOptions, build="evalgrid.defenses.adaptive_dp:build",
+        summary="adaptive DP (Adap DP-FL, Fu et al. 2022): DP-SGD in the local training with a per-round clip bound "
+                "and a noise multiplier decayed by beta per round, sigma_0*beta^d; RDP epsilon of the round"),
     DefenseEntry(
         name="soteria", options=SoteriaOptions, build="evalgrid.defenses.soteria:build",
         summary="Soteria (Sun et al. 2021): prune the last layer's weight-gradient columns of the most revealing "

@@ -59,6 +59,22 @@ class DPSGDOptions:
 
 
 @dataclass(frozen=True)
+class AdaptiveDPOptions:
+    """Adap DP-FL's schedule, at the victim's round: one cell simulates one round, so where the
+    round stands in the schedule (how often σ has decayed, this round's clip bound) is given."""
+
+    noise_multiplier: float = option(1.0, minimum=0.0, doc="σ_0: the first round's noise multiplier, before any decay")
+    decay_rate: float = option(0.999, positive=True, maximum=1.0,
+                               doc="β: the server sets σ ← β·σ after each round its model's validation loss fell")
+    decayed_rounds: int = option(0, minimum=0,
+                                 doc="d: how many earlier rounds decayed σ, so the victim's σ_t = σ_0·β^d (0: none)")
+    clip_norm: float = option(1.0, positive=True,
+                              doc="C_t: this round's per-sample clip bound (the paper: the mean L2 norm of the "
+                                  "client's noisy gradients of its previous round; C_0 in the first)")
+    delta: float = option(1e-5, positive=True, maximum=0.1, doc="δ of the reported (ε, δ) guarantee (≪ 1/N)")
+
+
+@dataclass(frozen=True)
 class SoteriaOptions:
     prune_ratio: float = option(0.5, minimum=0.0, maximum=1.0,
                                 doc="fraction of representation features pruned (FedLeak: 0.5)")
