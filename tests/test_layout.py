@@ -10,9 +10,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "evalgrid"
 # The pipeline, in order, and the component rooms; errors.py and _version.py are shared by all of them.
 ROOMS = {"grid", "catalogue", "launch", "executors", "evaluation", "fl", "store", "tables", "report", "cli",
-         "attacks", "defenses", "models", "data", "metrics"}
+         "attacks", "defenses", "priors", "models", "data", "metrics"}
 ROOT_MODULES = {"__init__.py", "__main__.py", "_version.py", "errors.py"}
-COMPONENT_ROOMS = ("attacks", "defenses", "models", "data", "fl", "metrics")
+COMPONENT_ROOMS = ("attacks", "defenses", "priors", "models", "data", "fl", "metrics")
 
 
 def _modules() -> dict[str, Path]:

@@ -293,3 +293,24 @@ def _log(out: Path, job_id: str, stream: str = "stdout") -> str:
     submission = read_submissions(OutputDir(out))[0]
     path = task_logs(submission.folder, job_id)[stream]
     return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def test_a_prior_is_trained_by_its_own_job_that_the_cells_wait_for(cluster, env, write_grid, tmp_path):
+    from test_priors import GRID as PRIOR_GRID
+
+    from evalgrid.priors.cache import prior_trainings
+
+    text = PRIOR_GRID + '\n[slurm]\nprofile = "local-test"\ncells_per_job = 2\n'
+    out = tmp_path / "out"
+    submitted = evalgrid_cli(env, "run", write_grid(text), "--out", out, "--executor", "slurm")
+    assert submitted.returncode == 0, submitted.stderr
+    [submission] = read_submissions(OutputDir(out))
+    training, cells = submission.jobs
+    assert (training.kind, cells.kind) == ("stages", "cells") and cells.depends_on == (training.job_id,)
+    [task] = training.tasks
+    assert len(task.items) == 1 and task.items[0].startswith("priors/")
+    waited = evalgrid_cli(env, "run", write_grid(text), "--out", out, "--executor", "slurm", "--wait", "--alongside")
+    assert waited.returncode == 0, waited.stderr
+    frame = one_result_each(out, 2)
+    assert (frame["status"] == "done").all() and len(prior_trainings(out / "stages")) == 1
+    assert frame["prior_key"].tolist().count(task.items[0]) == 1

@@ -17,6 +17,7 @@ import torch
 
 import evalgrid.fl.fedavg as fedavg_training
 import evalgrid.fl.stage_cache as stage
+import evalgrid.store.lock as lock
 from evalgrid.grid.cell import Choice, ChoiceChain
 from evalgrid.data.digits import DigitsOptions
 from evalgrid.errors import UserError
@@ -340,11 +341,11 @@ def test_two_processes_asking_for_the_same_stage_train_it_once(tmp_path):
         worker.start()
     folder = tmp_path / wanted.setup_key()
     folder.mkdir(parents=True)
-    with open(folder / stage.LOCK_NAME, "a+") as lock:  # hold the setup's lock: both must queue behind it
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with open(folder / lock.LOCK_NAME, "a+") as held:  # hold the setup's lock: both must queue behind it
+        fcntl.flock(held, fcntl.LOCK_EX)
         start.wait(timeout=120)
         time.sleep(0.5)
-        fcntl.flock(lock, fcntl.LOCK_UN)
+        fcntl.flock(held, fcntl.LOCK_UN)
     outcomes = [results.get(timeout=120) for _ in workers]
     for worker in workers:
         worker.join(timeout=60)
@@ -360,7 +361,7 @@ def test_a_stage_cache_on_a_filesystem_without_locks_is_refused_with_the_reason(
     def no_locks(handle, operation):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(stage.fcntl, "flock", no_locks)
+    monkeypatch.setattr(lock.fcntl, "flock", no_locks)
     with pytest.raises(UserError, match="filesystem with file locks"):
         global_model(request(), None, tmp_path, "cpu")
     assert stage.training_events(tmp_path) == []

@@ -3,7 +3,7 @@ preset), summary, facts, and the implementation imported when a cell runs."""
 
 from __future__ import annotations
 
-from evalgrid.attacks.options import (DLGOptions, FedLeakOptions, GradInversionOptions, IDLGOptions,
+from evalgrid.attacks.options import (DLGOptions, FedLeakOptions, GIALOptions, GradInversionOptions, IDLGOptions,
                                       InvertingGradientsOptions)
 from evalgrid.catalogue.entries import AttackEntry, LabelRuleEntry
 
@@ -30,6 +30,10 @@ ENTRIES = (
         name="fedleak", options=FedLeakOptions, build="evalgrid.attacks.fedleak:build",
         summary="FedLeak (Fan et al. 2025): Adam on L1 + cosine over the top-50% update elements, TV, activation "
                 "L1, look-ahead gradient blending"),
+    AttackEntry(
+        name="gia_l", options=GIALOptions, build="evalgrid.attacks.gia_l:build", prior="generator",
+        summary="GIA-L (Jeon et al. 2021, GIAS): Adam on a generator's latent z, then on per-image copies of the "
+                "generator's weights; cosine + TV"),
     LabelRuleEntry(
         name="idlg", build="evalgrid.attacks.labels:idlg",
         summary="iDLG (Zhao et al. 2020): the argmin of the last layer's weight-gradient row sums (B > 1: "

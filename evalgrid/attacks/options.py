@@ -112,3 +112,18 @@ class FedLeakOptions:
     label_inference: str = label_rule_option("fedleak")
     early_stop_window: int = window_option("objective L(x') (at x', not at the look-ahead point)")
     early_stop_tolerance: float = tolerance_option()
+
+
+@dataclass(frozen=True)
+class GIALOptions:
+    latent_iterations: int = option(400, minimum=1, doc="Adam steps on the latent vectors z, every restart in "
+                                                       "lock-step (SoK App. B: 400)")
+    generator_iterations: int = option(6000, minimum=0, doc="then Adam steps on the generator's parameters, one "
+                                                            "copy per image (SoK App. B: 6,000); 0: latent search only")
+    lr: float = option(3e-2, positive=True, doc="Adam step size on z (GIAS's scripts: 3e-2)")
+    generator_lr: float = option(1e-3, positive=True, doc="Adam step size on the generators' parameters (GIAS: 1e-3)")
+    tv: float = option(1e-6, minimum=0, doc="weight of the total variation of the generated images (GIAS: 1e-6)")
+    restarts: int = option(3, minimum=1, doc="independent z searched together; the best gradient match goes on to "
+                                             "the generator stage (GIAS: 3)")
+    lr_decay: bool = option(True, doc="each stage's step size ×0.1 at 3/8, 5/8 and 7/8 of its iterations (GIAS)")
+    label_inference: str = label_rule_option("idlg")

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from evalgrid.catalogue.entries import (AttackEntry, DatasetEntry, DefenseEntry, Entry, InitEntry,
                                         LabelRuleEntry, LocalTrainingEntry, MetricEntry, ModelEntry, NoOptions,
-                                        Origin, Ref, StageEntry, ref)
+                                        Origin, PriorEntry, Ref, StageEntry, ref)
 from evalgrid.catalogue.registry import Registry, UnknownName
 
 # The modules whose ENTRIES declare the built-in components, in the order `components` lists them.
 BUILTIN_ENTRIES = ("evalgrid.data.entries", "evalgrid.models.entries", "evalgrid.fl.entries",
-                   "evalgrid.defenses.entries", "evalgrid.attacks.entries", "evalgrid.metrics.entries")
+                   "evalgrid.defenses.entries", "evalgrid.priors.entries", "evalgrid.attacks.entries",
+                   "evalgrid.metrics.entries")
 
 
 def _load() -> None:
@@ -41,16 +42,17 @@ INITS: Registry[InitEntry] = Registry("init", _load)
 STAGES: Registry[StageEntry] = Registry("stage", _load)
 LOCAL_TRAININGS: Registry[LocalTrainingEntry] = Registry("local training", _load)
 DEFENSES: Registry[DefenseEntry] = Registry("defense", _load)
+PRIORS: Registry[PriorEntry] = Registry("prior", _load)
 ATTACKS: Registry[AttackEntry] = Registry("attack", _load)
 LABEL_RULES: Registry[LabelRuleEntry] = Registry("label inference rule", _load)
 METRICS: Registry[MetricEntry] = Registry("metric", _load)
 REGISTRIES: dict[type[Entry], Registry] = {
     DatasetEntry: DATASETS, ModelEntry: MODELS, InitEntry: INITS, StageEntry: STAGES,
-    LocalTrainingEntry: LOCAL_TRAININGS, DefenseEntry: DEFENSES, AttackEntry: ATTACKS,
+    LocalTrainingEntry: LOCAL_TRAININGS, DefenseEntry: DEFENSES, PriorEntry: PRIORS, AttackEntry: ATTACKS,
     LabelRuleEntry: LABEL_RULES, MetricEntry: METRICS}
 
 
 __all__ = ["ATTACKS", "AttackEntry", "DATASETS", "DEFENSES", "DatasetEntry", "DefenseEntry", "Entry", "INITS",
            "InitEntry", "LABEL_RULES", "LOCAL_TRAININGS", "LabelRuleEntry", "LocalTrainingEntry", "METRICS",
-           "MODELS", "MetricEntry", "ModelEntry", "NoOptions", "Origin", "REGISTRIES", "Ref", "Registry",
-           "STAGES", "StageEntry", "UnknownName", "ref"]
+           "MODELS", "MetricEntry", "ModelEntry", "NoOptions", "Origin", "PRIORS", "PriorEntry", "REGISTRIES",
+           "Ref", "Registry", "STAGES", "StageEntry", "UnknownName", "ref"]

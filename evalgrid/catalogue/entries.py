@@ -111,6 +111,32 @@ class AttackEntry(Entry):
     # lanes at once, with a ``supports(options)`` classmethod; None: trials run one by one.
     stacked: Implementation | None = implementation()
     needs_shared_bn_statistics: bool = False  # the update must carry the victim batch's BN statistics
+    # The kind of adversary prior the attack optimises through (a PriorEntry's ``provides``, e.g.
+    # "generator"); None: it takes no prior, and a cell giving it one is refused.
+    prior: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PriorEntry(Entry):
+    """The adversary's generative prior, a network the attacks of its kind optimise through.
+    ``build(options, info: DatasetInfo)`` returns it untrained, shaped for the victims' images;
+    ``train(options, network, images, state)`` fits it on the auxiliary images ([0, 1], the
+    victims' shape) in resumable chunks (see :mod:`evalgrid.priors.cache`); a prior without
+    ``train`` is loaded instead, by ``load(options, network)`` (a checkpoint: ``preflight(options,
+    info)`` checks its file before dispatch)."""
+
+    kind = "prior"
+    provides: str  # what the network is, as an attack's ``prior`` names it: "generator", "autoencoder"
+    train: Implementation | None = implementation()
+    load: Implementation | None = implementation()
+    preflight: Implementation | None = implementation()
+    path_options: tuple[str, ...] = ()  # options holding paths, relative to the grid file that sets them
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.train is None) == (self.load is None):
+            raise TypeError(f"prior {self.name!r}: give exactly one of train (trained by evalgrid) and load "
+                            f"(read from a file)")
 
 
 @dataclass(frozen=True, kw_only=True)

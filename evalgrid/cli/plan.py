@@ -65,9 +65,9 @@ def _plan(grid_file: Path, out_dir: Path | None, fmt: str, max_cells: int, check
         click.echo(_table(columns, rows, done))
     count = f"{len(rows)} cells" + (f", {sum(row[0] in done for row in rows)} already done" if out_dir else "")
 
-    stages = _stage_line(grid, out_dir)
-    if stages:
-        click.echo(stages, err=fmt != "table")
+    for lines in (_stage_line(grid, out_dir), _prior_lines(grid, out_dir)):
+        if lines:
+            click.echo(lines, err=fmt != "table")
     if not check and sys.stderr.isatty():  # a hint for a person; scripts read the rows and the count
         click.echo("files and models not checked: add --check (`run` checks them before dispatch)", err=True)
     click.echo(count, err=fmt != "table")
@@ -104,6 +104,23 @@ def _stage_line(grid, out_dir: Path | None) -> str:
              f"{f', defense {ChoiceChain(tuple(request.defense))}' if request.defense else ''}"
              for request, is_cached in planned]
     return "\n".join([*lines, f"{len(planned)} stage trainings, {cached} cached{where}"])
+
+
+def _prior_lines(grid, out_dir: Path | None) -> str:
+    """The adversary priors the grid trains (each once, shared by its cells)."""
+    from evalgrid.priors.request import planned_priors, prior_request
+    from evalgrid.store.layout import OutputDir
+
+    if all(prior is None for prior in grid.values["prior"]):
+        return ""
+    cache = grid.stage_cache or (OutputDir(out_dir).stages if out_dir else None)
+    planned = planned_priors([prior_request(cell) for cell in grid.cells], cache)
+    if not planned:
+        return ""
+    cached = sum(is_cached for _, is_cached in planned)
+    where = f" in {cache}" if cache else " (no cache given: pass --out DIR to count those in DIR/stages)"
+    lines = [f"  {'cached ' if is_cached else 'to train'}  {request.describe()}" for request, is_cached in planned]
+    return "\n".join([*lines, f"{len(planned)} prior trainings, {cached} cached{where}"])
 
 
 def _table(columns: list[str], rows: list[tuple[Any, ...]], done: set[str]) -> str:

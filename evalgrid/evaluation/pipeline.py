@@ -44,7 +44,8 @@ def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], di
     model, stage = global_model(request, context.data_root, context.stages, device,
                                 initial_accuracy=_measures_test_split(cell), train=context.train_stages)
     round_ = simulate_round(cell, model.to(device), dataset, device)
-    view = round_.server_view(cell, info)
+    prior, prior_key = adversary_prior(cell, context, device)
+    view = round_.server_view(cell, info, prior)
 
     checkpoint = cell_checkpoint(cell, context)
     progress = checkpoint.load() or AttackProgress()
@@ -65,6 +66,7 @@ def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], di
         "input_dimension": int(round_.private.images.numel()),
         "local_steps": round_.training.steps,
         "stage_round": stage.round,
+        "prior_key": prior_key,
         "epsilon": round_.epsilon,
         "true_labels": round_.private.labels.cpu().tolist(),
         "resumed_at_iteration": progress.resumed_at,
@@ -79,6 +81,19 @@ class Trial:
     reconstruction: Reconstruction
     pixels: torch.Tensor  # the reconstruction in [0, 1], in the attack's order
     scores: Scores
+
+
+def adversary_prior(cell: CellConfig, context: CellContext, device: torch.device) -> tuple[Any, str]:
+    """The cell's prior network and its cache key ("" when loaded from the user's file), or
+    (None, "") without one."""
+    from evalgrid.priors.cache import prior_network
+    from evalgrid.priors.request import prior_request
+
+    request = prior_request(cell)
+    if request is None:
+        return None, ""
+    network, record = prior_network(request, context.data_root, context.stages, device, train=context.train_stages)
+    return network, record.key
 
 
 def cell_checkpoint(cell: CellConfig, context: CellContext) -> CellCheckpoint:

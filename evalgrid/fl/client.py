@@ -32,9 +32,10 @@ class SimulatedRound:
     server_model: nn.Module  # W_0 exactly as the server sent it (untouched by the clients)
     epsilon: float  # DP-SGD's ε for this round, NaN without DP-SGD
 
-    def server_view(self, cell: CellConfig, info: DatasetInfo) -> ServerView:
-        """What the attacker gets: its own copy of W_0, the update, public facts, and the labels
-        and the local training configuration only where the cell's threat model grants them."""
+    def server_view(self, cell: CellConfig, info: DatasetInfo, prior: nn.Module | None = None) -> ServerView:
+        """What the attacker gets: its own copy of W_0, the update, public facts, the labels
+        and the local training configuration only where the cell's threat model grants them,
+        and its own prior."""
         from evalgrid.models.gradient_source import parameter_selection
 
         model = copy.deepcopy(self.server_model)
@@ -45,7 +46,7 @@ class SimulatedRound:
         return ServerView(model=model, update=self.update, data_shape=(info.channels, info.resolution, info.resolution),
                           num_classes=info.num_classes, normalization=info.normalization,
                           known_labels=self.private.labels.clone() if cell.labels == "known" else None,
-                          local_training=believed, gradient_selection=selection)
+                          local_training=believed, gradient_selection=selection, prior=prior)
 
 
 def client_update(model: nn.Module, data: ClientData, normalization: Normalization, training: LocalTraining,

@@ -22,30 +22,26 @@ actually ran, including any that a broken lock would let run twice for the same 
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import math
 import os
 import secrets
 import socket
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from evalgrid.errors import UserError
 from evalgrid.fl.fedavg import initial_model
 from evalgrid.fl.stage import STAGE_SCHEMA, StageNotTrained, StageRecord, StageRequest, cached_rounds
 from evalgrid.metrics.utility import test_accuracy
 from evalgrid.evaluation.building import load_dataset
 from evalgrid.store.atomic import atomic_write, atomic_write_text, remove_stale_temporaries
+from evalgrid.store.lock import exclusive
 
-LOCK_NAME = ".lock"
 TRAININGS_DIR = "trainings"  # in a setup's folder: one event file per completed training
 
 
@@ -66,7 +62,7 @@ def global_model(request: StageRequest, data_root: Path | None, cache_dir: Path,
         return model, StageRecord(0, accuracy, stage.test_samples, request.key(), False, 0,
                                   time.monotonic() - started, 0.0)
     folder = Path(cache_dir) / request.setup_key()
-    with _exclusive(folder) as waited:
+    with exclusive(folder) as waited:
         started += waited
         remove_stale_temporaries(folder)  # a crashed writer's; only the lock holder writes here
         cached = cached_rounds(folder)
@@ -113,31 +109,6 @@ def train_stages(requests: Iterable[StageRequest], data_root: Path | None, cache
         for round_ in sorted(rounds):
             records.append(global_model(rounds[round_], data_root, cache_dir, device)[1])
     return records
-
-
-@contextmanager
-def _exclusive(folder: Path) -> Iterator[float]:
-    """Hold an exclusive flock on the setup's lock file; yields the seconds spent waiting."""
-    folder.mkdir(parents=True, exist_ok=True)
-    asked = time.monotonic()
-    with open(folder / LOCK_NAME, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except OSError as error:
-            if error.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-                raise
-            raise UserError(f"cannot lock {folder / LOCK_NAME} ({error.strerror}): the stage cache must be on a "
-                            f"filesystem with file locks (on Lustre, mounted with -o flock); point [run] "
-                            f"stage_cache at one.") from None
-        waited = time.monotonic() - asked
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}\n")
-        handle.flush()
-        try:
-            yield waited
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _record_training(request: StageRequest, folder: Path, resumed_from: int, rounds_written: list[int],

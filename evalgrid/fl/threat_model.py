@@ -108,6 +108,9 @@ class ServerView:
     # Indices (into the trainable parameters) of the gradients the attack may match; None = all.
     # The SoK's Table 3 restricts the attacker to one inception block's gradients.
     gradient_selection: tuple[int, ...] | None = None
+    # The adversary's own generative prior (GIA-L's generator, ...), trained on auxiliary data
+    # disjoint from the victims (evalgrid/priors); None for the attacks that take none.
+    prior: nn.Module | None = None
 
     @property
     def batch_size(self) -> int:

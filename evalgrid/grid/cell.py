@@ -56,7 +56,9 @@ class ChoiceChain:
 @dataclass(frozen=True)
 class CellConfig:
     """Everything that determines what a cell computes. Adding a factor = adding a field here
-    and an entry in :data:`evalgrid.grid.factors.FACTORS`."""
+    and an entry in :data:`evalgrid.grid.factors.FACTORS`. A field holding None (a factor that
+    is absent, e.g. no prior) is left out of the canonical config, so that the cells of grids
+    from before a factor was added keep their ids."""
 
     dataset: Choice
     resolution: int  # image side the dataset is resized to; 0: its own
@@ -68,6 +70,7 @@ class CellConfig:
     batch_size: int  # N, the victim's private samples
     defense: ChoiceChain
     attack: Choice
+    prior: Choice | None  # the adversary's generative prior, for the attacks that optimise through one
     gradient_source: str  # the module whose gradients the attack matches; "all"
     labels: Literal["known", "inferred"]
     trials: int  # independent attack initialisations on the same victim update
@@ -84,7 +87,9 @@ class CellConfig:
         # expansion serialises every value once for all its cells (canonical_field).
         body: dict[str, Any] = {"schema": CONFIG_SCHEMA}
         for f in fields(self):
-            body[f.name] = _field_body(f.name, getattr(self, f.name), self.metrics, component, metric_options)
+            value = getattr(self, f.name)
+            if value is not None:
+                body[f.name] = _field_body(f.name, value, self.metrics, component, metric_options)
         return body
 
     def canonical_json(self) -> str:
@@ -112,8 +117,14 @@ class CellConfig:
         return {name: factor_label(getattr(self, name)) for name in FACTOR_NAMES}
 
 
+ABSENT_LABEL = "none"  # how tables show an absent factor (a None field)
+
+
 def factor_label(value: Any) -> Any:
-    """A factor value as tables show it: a component's label, else the plain int, bool or string."""
+    """A factor value as tables show it: a component's label, "none" when absent, else the
+    plain int, bool or string."""
+    if value is None:
+        return ABSENT_LABEL
     return str(value) if isinstance(value, (Choice, ChoiceChain)) else value
 
 
@@ -127,7 +138,10 @@ def canonical_field(name: str, value: Any, metrics: tuple[str, ...]) -> str:
 
     ``json.dumps(sort_keys=True)`` writes a dict as its ``"key":value`` items in key order joined
     by commas, so a cell's canonical JSON is ``"{" + ",".join(fragments) + "}"`` with the fields'
-    fragments (and :data:`SCHEMA_FIELD`) in :data:`CANONICAL_KEYS` order."""
+    fragments (and :data:`SCHEMA_FIELD`) in :data:`CANONICAL_KEYS` order, the empty fragment of an
+    absent field (None) left out."""
+    if value is None:
+        return ""
     return _dumps({name: _field_body(name, value, metrics, _shared_canonical, _shared_metric_options)})[1:-1]
 
 

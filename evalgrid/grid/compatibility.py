@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from evalgrid.catalogue import ATTACKS, METRICS, STAGES
+from evalgrid.catalogue import ATTACKS, METRICS, PRIORS, STAGES
 from evalgrid.grid.cell import CellConfig
 
 
@@ -34,11 +34,43 @@ def _trains_defended_without_stage(cell: CellConfig) -> str | None:
     return next((name for name in cell.metrics if METRICS[name].needs_defended_training), None)
 
 
+def _prior_problem(cell: CellConfig) -> str | None:
+    """Why the cell's prior does not fit its attack: missing, of another kind, or not taken."""
+    wanted = ATTACKS[cell.attack.name].prior
+    if wanted is None and cell.prior is not None:
+        return (f"attack {cell.attack.name!r} takes no prior, but the cell gives it prior {str(cell.prior)!r}: "
+                f"exclude those cells with an [[exclude]] rule (attack = {cell.attack.name!r}, prior = "
+                f"{cell.prior.name!r}), or give them prior = \"none\".")
+    if wanted is None:
+        return None
+    fitting = [name for name in PRIORS if PRIORS[name].provides == wanted]
+    if cell.prior is None:
+        return (f"attack {cell.attack.name!r} optimises through a {wanted} prior, but the cell has none: "
+                f"add one to the prior factor ({', '.join(map(repr, fitting))}), or exclude the cells with "
+                f"prior = \"none\" for this attack.")
+    if PRIORS[cell.prior.name].provides != wanted:
+        return (f"attack {cell.attack.name!r} optimises through a {wanted} prior, but prior {cell.prior.name!r} "
+                f"is a {PRIORS[cell.prior.name].provides}: use one of {', '.join(map(repr, fitting))}, or "
+                f"exclude the pair with an [[exclude]] rule.")
+    return None
+
+
+def _prior_sees_victims(cell: CellConfig) -> bool:
+    """The prior would train on the victims' dataset by name (its train split, where the victims may be)."""
+    return cell.prior is not None and getattr(cell.prior.options, "data", None) == cell.dataset.name
+
+
 def _training_stages() -> list[str]:
     return [name for name in STAGES if STAGES[name].trains]
 
 
 RULES: tuple[Rule, ...] = (
+    Rule(("attack", "prior"), lambda cell: _prior_problem(cell) is not None,
+         lambda cell: _prior_problem(cell) or ""),
+    Rule(("prior", "dataset"), _prior_sees_victims,
+         lambda cell: f"prior {str(cell.prior)!r} names the victims' dataset {cell.dataset.name!r} as its data, "
+                      f"so it could train on the victims' own images: write data = \"victim\" (the split the "
+                      f"victims are not drawn from, disjoint by construction) or another dataset."),
     Rule(("attack", "local_training"), _needs_bn_statistics,
          lambda cell: f"attack {cell.attack.name!r} needs the BatchNorm statistics of the victim's batch, but local "
                       f"training {cell.local_training} does not share them: set "
@@ -77,4 +109,5 @@ def _problem(rule: Rule, cell: CellConfig) -> str:
 
 def _describe(cell: CellConfig) -> str:
     labels = cell.factor_labels()
-    return ", ".join(f"{name}={labels[name]}" for name in ("model", "attack", "local_training", "defense", "stage"))
+    return ", ".join(f"{name}={labels[name]}" for name in ("model", "attack", "prior", "local_training", "defense",
+                                                          "stage"))

@@ -57,7 +57,7 @@ def expand_cells(values: dict[str, tuple[Any, ...]], zip_groups: Sequence[tuple[
             for row in combination:
                 for index, fragment in row.fragments:
                     parts[index] = fragment
-            cell = CellConfig.from_fields(assignment, config_id("{" + ",".join(parts) + "}"))
+            cell = CellConfig.from_fields(assignment, config_id("{" + ",".join(filter(None, parts)) + "}"))
             clash = cells.get(cell.cell_id)
             if clash is not None and clash != cell:  # a 48-bit hash collision: astronomically rare, never silent
                 raise UserError(f"cell id {cell.cell_id} is shared by two different configurations; "

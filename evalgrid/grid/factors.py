@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from evalgrid.catalogue import ATTACKS, DATASETS, DEFENSES, INITS, LOCAL_TRAININGS, MODELS, STAGES
+from evalgrid.catalogue import ATTACKS, DATASETS, DEFENSES, INITS, LOCAL_TRAININGS, MODELS, PRIORS, STAGES
 from evalgrid.catalogue.options import InvalidOption, parse_options
 from evalgrid.catalogue.registry import Registry
 from evalgrid.errors import choices_sentence, did_you_mean
-from evalgrid.grid.cell import Choice, ChoiceChain
+from evalgrid.grid.cell import ABSENT_LABEL, Choice, ChoiceChain
 
 REQUIRED = object()
 Bases = Mapping[str, Any]  # component name → its options after the grid's [attacks.NAME] overrides
@@ -75,6 +75,26 @@ class ComponentFactor:
         article = "an" if self.name[0] in "aeiou" else "a"
         raise InvalidOption("", f"expected {article} {self.name} name or an inline table {{ name = ..., "
                                 f"option = ... }}, got {raw!r}. {choices_sentence(self.registry.names())}")
+
+
+@dataclass(frozen=True)
+class OptionalComponentFactor(ComponentFactor):
+    """A component factor that may be absent: ``"none"`` (its default) is None, which leaves the
+    factor out of the cell id (so grids from before the factor keep their ids)."""
+
+    default: Any = ABSENT_LABEL
+
+    def parse(self, raw: Any, bases: Bases) -> Choice | None:
+        return None if raw == ABSENT_LABEL else super().parse(raw, bases)
+
+    def label(self, raw: Any) -> str:
+        return ABSENT_LABEL if raw == ABSENT_LABEL else super().label(raw)
+
+    def pattern(self, raw: Any, bases: Bases) -> Matcher:
+        if raw == ABSENT_LABEL:
+            return lambda value: value is None
+        matches = super().pattern(raw, bases)
+        return lambda value: value is not None and matches(value)
 
 
 class MatchesEqualValues:
@@ -201,7 +221,8 @@ class ChainFactor:
         return lambda value: value == wanted
 
 
-Factor = ComponentFactor | IntegerFactor | ChoiceFactor | BoolFactor | NameFactor | ChainFactor
+Factor = (ComponentFactor | OptionalComponentFactor | IntegerFactor | ChoiceFactor | BoolFactor | NameFactor
+          | ChainFactor)
 
 
 def _build_factors() -> Registry[Factor]:
@@ -234,6 +255,9 @@ def _build_factors() -> Registry[Factor]:
                     default="none"),
         ComponentFactor("attack", "the gradient inversion attack and its options", ATTACKS,
                         "attacks"),
+        OptionalComponentFactor("prior", "the adversary's generative prior (GIA-L, GGL, ROG), trained on data "
+                                         "disjoint from the victims or loaded; none for the other attacks",
+                                PRIORS, "priors"),
         NameFactor("gradient_source", "the module whose gradients the attack matches (SoK Table 3); all",
                    default="all"),
         ChoiceFactor("labels", "whether the attacker is given the true labels", ("known", "inferred"),

@@ -47,6 +47,8 @@ def _check_implementations(grid: Grid, cells: list[CellConfig]) -> None:
             if getattr(factor, "registry", None) is None:
                 continue
             value = getattr(cell, name)
+            if value is None:  # an absent factor (no prior)
+                continue
             for choice in getattr(value, "steps", (value,)):
                 used.setdefault((f"factors.{name}", choice.name), factor.registry[choice.name])
     for name in grid.metrics:
@@ -215,6 +217,26 @@ def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
             except UserError as err:
                 raise UserError(f"{grid.source}: factors.gradient_source: {err}") from None
     _check_attacks(grid, cells, infos, networks)
+    _check_priors(grid, cells, infos)
+
+
+def _check_priors(grid: Grid, cells: list[CellConfig], infos: dict) -> None:
+    """Each prior fits the victims' images (its preflight: a generator's side, a checkpoint's
+    file and shapes), and a trained prior's auxiliary split has images."""
+    from evalgrid.catalogue import DATASETS, PRIORS
+    from evalgrid.priors.request import is_trained, prior_request
+
+    for request in dict.fromkeys(filter(None, map(prior_request, cells))):
+        entry = PRIORS[request.prior.name]
+        with naming(grid, "factors.prior"):
+            if entry.preflight is not None:
+                entry.preflight(request.prior.options, infos[(request.victims, request.resolution)])
+            if is_trained(request):
+                auxiliary = DATASETS[request.auxiliary.name]
+                size = (auxiliary.preflight(request.auxiliary.options, grid.data_root) if auxiliary.preflight
+                        else len(auxiliary.build(request.auxiliary.options, grid.data_root)))
+                if size < 1:
+                    raise UserError(f"prior {request.prior} would train on {request.auxiliary}, which has no images.")
 
 
 def _check_attacks(grid: Grid, cells: list[CellConfig], infos: dict, networks: dict) -> None:

@@ -268,28 +268,30 @@ def preflight_checkpoint(options: CheckpointOptions, model_name: str, model_opti
         fitting_state(path, network, model_name)
 
 
-def _require_checkpoint_file(path: Path) -> None:
+def _require_checkpoint_file(path: Path, who: str = "init 'checkpoint'") -> None:
     if not path.is_file():
-        raise UserError(f"init 'checkpoint': {path} is a directory, not a file." if path.is_dir()
-                        else f"init 'checkpoint': the file {path} does not exist.")
+        raise UserError(f"{who}: {path} is a directory, not a file." if path.is_dir()
+                        else f"{who}: the file {path} does not exist.")
 
 
-def fitting_state(path: Path, model: nn.Module, model_name: str) -> Mapping[str, torch.Tensor]:
+def fitting_state(path: Path, model: nn.Module, model_name: str,
+                  who: str = "init 'checkpoint'") -> Mapping[str, torch.Tensor]:
     """The state dict saved in ``path`` (plain or under 'state_dict'), read with
-    ``weights_only=True``, after checking that every key and shape is ``model``'s."""
-    _require_checkpoint_file(path)
+    ``weights_only=True``, after checking that every key and shape is ``model``'s. ``who``
+    (the component reading it) and ``model_name`` are named in the errors."""
+    _require_checkpoint_file(path, who)
     try:
         with warnings.catch_warnings():  # a damaged file's odd protocol number is reported below, not warned
             warnings.simplefilter("ignore")
             state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as error:  # noqa: BLE001 - torch.load raises many types on foreign or damaged files
-        raise UserError(f"init 'checkpoint': cannot read {path} as a torch state dict "
+        raise UserError(f"{who}: cannot read {path} as a torch state dict "
                         f"({type(error).__name__}: {_first_line(error)}).") from None
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     if not (isinstance(state, Mapping) and all(isinstance(key, str) and isinstance(value, torch.Tensor)
                                                for key, value in state.items())):
-        raise UserError(f"init 'checkpoint': {path} holds no state dict (a mapping of names to tensors, "
+        raise UserError(f"{who}: {path} holds no state dict (a mapping of names to tensors, "
                         f"plain or under 'state_dict').")
     expected = model.state_dict()
     problems = [
@@ -303,7 +305,7 @@ def fitting_state(path: Path, model: nn.Module, model_name: str) -> Mapping[str,
     ]
     found = [f"{what}: {_shown(keys)}" for what, keys in problems if keys]
     if found:
-        raise UserError(f"init 'checkpoint': {path} does not fit model {model_name!r}: {'; '.join(found)}.")
+        raise UserError(f"{who}: {path} does not fit model {model_name!r}: {'; '.join(found)}.")
     return state
 
 

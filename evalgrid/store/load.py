@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from evalgrid.grid.cell import FACTOR_NAMES
 from evalgrid.errors import UserError
 from evalgrid.store.layout import OutputDir, result_id
-from evalgrid.grid.factors import FACTORS
+from evalgrid.grid.factors import FACTORS, REQUIRED
 from evalgrid.store.results import PendingRows, collected_is_fresh, read_stored, warn_user
 
 
@@ -48,7 +48,10 @@ def load(directory: str | Path, stale: bool = False) -> pd.DataFrame:
     for name in FACTOR_NAMES:
         dtype = FACTORS[name].dtype  # the factor's declaration says how its labels are read
         if dtype == "category":
-            frame[name] = _categorical(table.column(name), order.get(name, []))
+            column = table.column(name)
+            if column.null_count and FACTORS[name].default is not REQUIRED:  # rows from before the factor existed
+                column = pc.fill_null(column, str(FACTORS[name].label(FACTORS[name].default)))
+            frame[name] = _categorical(column, order.get(name, []))
         else:
             frame[name] = frame[name].astype(dtype)
     return _current_or_marked(frame, is_stale, current, stale, out, files)

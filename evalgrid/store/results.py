@@ -79,6 +79,7 @@ RUN_FIELDS = [
     pa.field("input_dimension", pa.int64()),  # B × D = B × C × H × W (K·B under secure aggregation)
     pa.field("local_steps", pa.int64()),  # U, the victim's local SGD steps
     pa.field("stage_round", pa.int64()),  # the FedAvg round of the attacked global model
+    pa.field("prior_key", pa.string()),  # the cache key of the adversary's trained prior ("" for none or a file)
     pa.field("epsilon", pa.float64()),  # DP-SGD's ε for the victim's round (δ in the defense); NaN without
     pa.field("resumed_at_iteration", pa.list_(pa.int64())),  # attack iterations done at each resume
     pa.field("trials_stacked", pa.int64()),  # the most trials run together as lanes (1: one by one)

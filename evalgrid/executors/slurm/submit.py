@@ -67,14 +67,16 @@ class SlurmScheduler:
 
     def _submit_stages(self, executor, submission: Submission, out: OutputDir, cells, context,
                        job_name: str) -> list[str]:
-        """Submit the missing stage trainings; the job ids cells must wait for."""
-        from evalgrid.fl.stage import stage_requests
-        from evalgrid.fl.stage import planned_trainings
+        """Submit the missing stage and prior trainings; the job ids cells must wait for."""
+        from evalgrid.fl.stage import planned_trainings, stage_requests
+        from evalgrid.priors.request import planned_priors, prior_request
         from evalgrid.executors.slurm.cells import task_states
         from evalgrid.executors.slurm.tasks import StageTraining
 
         requests = [r for cell in cells for r in stage_requests(cell)]
         missing = [request for request, cached in planned_trainings(requests, context.stages) if not cached]
+        missing += [request for request, cached in planned_priors(list(map(prior_request, cells)), context.stages)
+                    if not cached]
         if not missing:
             return []
         earlier = latest_assignments(read_submissions(out), kind="stages")

@@ -77,8 +77,9 @@ class CellPack(submitit.helpers.Checkpointable):
 
 
 class StageTraining(submitit.helpers.Checkpointable):
-    """Train the stage models of some setups into the cache (once each: evalgrid.fl.stage).
-    Requeued on the time limit by submitit; training resumes from the largest cached round."""
+    """Train the stage models of some setups, or a prior, into the cache (once each:
+    evalgrid.fl.stage_cache, evalgrid.priors.cache). Requeued on the time limit by submitit;
+    training resumes from the largest cached round, or from the prior's saved progress."""
 
     def __init__(self, context: CellContext, threads: int):
         self.context, self.threads = context, threads
@@ -87,11 +88,17 @@ class StageTraining(submitit.helpers.Checkpointable):
         import torch
 
         from evalgrid.fl.stage_cache import train_stages
+        from evalgrid.priors.cache import train_priors
+        from evalgrid.priors.request import PriorRequest
 
         torch.set_num_threads(self.threads)
-        records = train_stages(requests, self.context.data_root, self.context.stages,
-                               resolve_device(self.context.device))
-        return [f"{r.key}: round {r.round}, accuracy {r.test_accuracy:.3f}" for r in records]
+        device = resolve_device(self.context.device)
+        priors = [r for r in requests if isinstance(r, PriorRequest)]
+        stages = [r for r in requests if not isinstance(r, PriorRequest)]
+        records = train_stages(stages, self.context.data_root, self.context.stages, device)
+        trained = train_priors(priors, self.context.data_root, self.context.stages, device)
+        return ([f"{r.key}: round {r.round}, accuracy {r.test_accuracy:.3f}" for r in records]
+                + [f"{r.key}: trained in {r.train_seconds:.0f} s" for r in trained])
 
 
 def _ask_to_stop(signum, frame) -> None:
