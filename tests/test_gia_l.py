@@ -132,3 +132,26 @@ def test_a_run_resumed_across_the_stage_boundary_ends_exactly_where_an_uninterru
     result = second.result(view, resumed)
     torch.testing.assert_close(result.images, uninterrupted.images, rtol=0, atol=0)
     assert result.final_loss == uninterrupted.final_loss
+
+
+def test_an_early_stopped_latent_search_goes_on_to_the_generator_stage_and_resumes_alike(tmp_path):
+    view = with_prior(victim(seed=0)[0])
+    options = {"latent_iterations": 30, "generator_iterations": 30, "restarts": 1, "lr": 1e-9,
+               "generator_lr": 1e-9, "early_stop_window": 2}  # no step improves: each stage stops after 3
+    gial = attack("gia_l", **options)
+    state = gial.start(view, torch.Generator().manual_seed(0))
+    for _ in range(3):
+        gial.step(view, state)
+    assert not gial.in_latent_search(state) and state.latent_steps == 3
+    assert not torch.equal(state.chosen, torch.zeros_like(state.chosen))  # the best z was kept
+    gial.step(view, state)
+    torch.save(gial.snapshot(state), tmp_path / "state.pt")
+    resumed = gial.restore(view, torch.Generator().manual_seed(0), torch.load(tmp_path / "state.pt",
+                                                                              weights_only=True))
+    while not gial.done(resumed):
+        gial.step(view, resumed)
+    result = gial.result(view, resumed)
+    assert (resumed.latent_steps, resumed.generator_steps, result.iterations) == (3, 3, 6)
+    assert result.iterations < gial.planned_iterations() == 60
+    straight = run(view, **options)
+    torch.testing.assert_close(result.images, straight.images, rtol=0, atol=0)

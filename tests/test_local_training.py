@@ -119,11 +119,14 @@ def test_shared_bn_statistics_are_the_batch_moments_at_each_layer():
 def test_every_attack_runs_against_a_multi_step_update():
     from evalgrid.fl.threat_model import Normalization, ServerView, SharedUpdate
 
-    model, (x, y) = small_model(), batch(4)
+    torch.manual_seed(0)  # 16x16 images: the side of the smallest prior (ROG's refiner)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 16 * 16, 5))
+    x, y = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 1, 2, 3])
     training = fedavg(2, 2)
     update = SharedUpdate(shared_pseudo_gradient(model, local_update(model, x, y, training), training), 4,
                           client_bn_statistics(model, x))
-    view = ServerView(model=copy.deepcopy(model), update=update, data_shape=(1, 8, 8), num_classes=5,
+    view = ServerView(model=copy.deepcopy(model), update=update, data_shape=(1, 16, 16), num_classes=5,
                       normalization=Normalization((0.0,), (1.0,)), known_labels=y, local_training=training)
     for name in ATTACKS.names():
         options = ATTACKS[name].options

@@ -6,8 +6,8 @@ exist (the datasets' files, torchvision's ImageNet checkpoints, the LPIPS weight
 machine has none, so they are stubbed here and nothing else is. What is left is what a grid file
 can get wrong by itself: every model builds for its data (on the meta device), every gradient
 source names real parameters, every metric fits the images (LPIPS needs 31x31, so it cannot
-measure MNIST's 28x28). Lung-Colon is an image folder whose classes are read from disk: a tiny
-fake copy with the real five class folders stands in (tests/fakedata.py)."""
+measure MNIST's 28x28). Lung-Colon, HAM10000 and the folders of SoK Figs. 5-6 are image folders
+whose classes are read from disk: tiny fake copies stand in (tests/fakedata.py)."""
 
 from __future__ import annotations
 
@@ -24,12 +24,18 @@ pytestmark = pytest.mark.slow  # the paper grids expand to up to 1,890 cells eac
 GRIDS = Path(__file__).resolve().parents[1] / "grids"
 PAPER_GRIDS = sorted((GRIDS / "sok").rglob("*.toml")) + sorted((GRIDS / "fedleak").rglob("*.toml"))
 LUNG_COLON_CLASSES = ("colon_aca", "colon_n", "lung_aca", "lung_n", "lung_scc")  # grids/fedleak/lung_colon.toml
+HAM10000_CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")  # FedLeak Table 4's skin lesions
+# The folders of SoK Figs. 5 and 6 (images with semantic details; the OOD sets): any classes will do.
+OTHER_FOLDERS = ("semantic_details", "places", "textures", "objects", "styles")
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data")
     fakedata.write_image_folder(root / "lung_colon", classes=LUNG_COLON_CLASSES, per_class=5, size=8)
+    fakedata.write_image_folder(root / "ham10000", classes=HAM10000_CLASSES, per_class=5, size=8)
+    for folder in OTHER_FOLDERS:
+        fakedata.write_image_folder(root / folder, classes=("a", "b"), per_class=5, size=8)
     return root
 
 

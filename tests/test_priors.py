@@ -217,3 +217,31 @@ def test_rows_written_before_the_prior_factor_existed_load_with_no_prior(tmp_pat
     pq.write_table(read_rows([older]).drop_columns(["prior"]), older)
     frame = evalgrid.load(out.root)
     assert sorted(frame["prior"].astype(str)) == ["dcgan(epochs=2, latent=8, width=4)", "none"]
+
+
+def test_a_killed_trainings_progress_in_the_cache_is_resumed_from(tmp_path, monkeypatch):
+    import json
+
+    from evalgrid.priors.request import META_FILE, PROGRESS_FILE
+
+    wanted = request(epochs=3)
+    uninterrupted, _ = prior_network(wanted, None, tmp_path / "whole", "cpu")
+
+    class Killed(Exception):
+        pass
+
+    def killed_after_one_epoch(state):
+        torch.save(state, wanted.folder(tmp_path / "cache") / PROGRESS_FILE)
+        raise Killed
+
+    original = dcgan.train
+    monkeypatch.setattr(dcgan, "SAVE_EVERY_S", 0.0)
+    monkeypatch.setattr(dcgan, "train", lambda *args: original(*args[:4], killed_after_one_epoch, args[5]))
+    with pytest.raises(Killed):
+        prior_network(wanted, None, tmp_path / "cache", "cpu")
+    monkeypatch.setattr(dcgan, "train", original)
+    resumed, record = prior_network(wanted, None, tmp_path / "cache", "cpu")
+    folder = wanted.folder(tmp_path / "cache")
+    assert record.trained_now and json.loads((folder / META_FILE).read_text())["resumed"]
+    assert not (folder / PROGRESS_FILE).exists()
+    assert all(torch.equal(a, b) for a, b in zip(uninterrupted.state_dict().values(), resumed.state_dict().values()))

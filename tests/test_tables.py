@@ -455,3 +455,49 @@ def test_a_key_named_like_an_output_column_is_refused(analysis, run):
     name = analysis(definition, published_csv("psnr", {1: 20.0, 2: 15.0, 4: 10.0}))
     result = invoke("table", name, run)
     assert result.exit_code == 2 and "keys.measure: a name the table's output uses for itself" in result.output
+
+
+def test_a_claim_about_some_series_judges_only_those():
+    # SoK Fig. 4: GIA-L beats GIA-O on high-dimensional data; below 2,048 values nothing is claimed.
+    from types import SimpleNamespace
+
+    from evalgrid.tables.compare import Compared
+    from evalgrid.tables.definition import Value
+    from evalgrid.tables.measure import MeasuredValue
+    from evalgrid.tables.verdicts import verdicts
+
+    trend = Trend("psnr", "attack", "reference", reference="G_L", expect="lower", expect_source="Sec. 4.2.1",
+                  claimed_from=(("dimension", 2048.0),))
+    definition = SimpleNamespace(key_names=("attack", "dimension"))
+    rows = [Compared((attack, dimension), "psnr", math.nan, psnr, 0.0, 3, 3)
+            for dimension, (gl, go) in {"256": (9.0, 12.0), "2048": (12.0, 10.0), "4096": (11.0, 9.5)}.items()
+            for attack, psnr in (("G_L", gl), ("G_O", go))]
+    columns = {"psnr": MeasuredValue(Value("psnr", "psnr"), "psnr")}
+    judged = verdicts(definition, trend, rows, columns)
+    assert [verdict.series_text for verdict in judged] == ["dimension = 2048", "dimension = 4096"]
+    assert all(verdict.outcome == "agrees" for verdict in judged)  # G_O below G_L at both; 256 not claimed
+
+
+def test_a_picture_lists_each_cells_reconstruction_panel(analysis, run):
+    definition = steps_table().replace("[trend]\nalong = \"local_updates\"\n", "").replace(
+        'paper = "A paper, Table 1"', 'paper = "A paper, Figure 2"\nkind = "picture"')
+    name = analysis(definition)
+    listed = invoke("table", "--list")
+    assert "picture only: reconstructions beside the originals" in listed.output
+    shown = invoke("table", name, run)
+    assert shown.exit_code == 0, shown.output
+    panels = [line for line in shown.output.splitlines() if line.startswith("- ") and "](" in line]
+    assert len(panels) == 6  # one per done cell: 3 U x 2 seeds
+    assert panels[0].startswith("- dataset = cifar10, attack = O, local_updates = ")
+    path = Path(panels[0].rsplit("](", 1)[1].rstrip(")"))
+    assert path.name == "reconstruction.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("kind", ["not an experiment", "not reproduced yet"])
+def test_a_table_without_a_grid_is_listed_with_its_reason_and_not_regenerated(analysis, run, kind):
+    name = analysis(f'title = "A survey"\npaper = "A paper, Table 9"\nkind = "{kind}"\n'
+                    f'reason = "a summary of the literature; nothing was measured."\n', name="survey")
+    listed = invoke("table", "--list")
+    assert f"survey: A survey\n    {kind}: a summary of the literature" in listed.output
+    refused = invoke("table", name, run)
+    assert refused.exit_code == 2 and kind in refused.output and "Traceback" not in refused.output

@@ -3,8 +3,8 @@ preset), summary, facts, and the implementation imported when a cell runs."""
 
 from __future__ import annotations
 
-from evalgrid.attacks.options import (DLGOptions, FedLeakOptions, GIALOptions, GradInversionOptions, IDLGOptions,
-                                      InvertingGradientsOptions)
+from evalgrid.attacks.options import (BayesOptions, DLGOptions, FedLeakOptions, GIALOptions, GradInversionOptions,
+                                      IDLGOptions, InvertingGradientsOptions, ROGOptions)
 from evalgrid.catalogue.entries import AttackEntry, LabelRuleEntry
 
 ENTRIES = (
@@ -34,6 +34,14 @@ ENTRIES = (
         name="gia_l", options=GIALOptions, build="evalgrid.attacks.gia_l:build", prior="generator",
         summary="GIA-L (Jeon et al. 2021, GIAS): Adam on a generator's latent z, then on per-image copies of the "
                 "generator's weights; cosine + TV"),
+    AttackEntry(
+        name="bayes", options=BayesOptions, build="evalgrid.attacks.bayes:build",
+        summary="BayesAttack (Balunovic et al. 2022): Adam on the annealed Gaussian (l2) or Laplacian (l1) "
+                "negative log-likelihood of the update + a squared-TV prior; restarts, optional warm restarts"),
+    AttackEntry(
+        name="rog", options=ROGOptions, build="evalgrid.attacks.rog:build", prior="refiner",
+        summary="ROG (Yue et al. 2023; FedLeak's ROGS): Adam on a x4 lower-resolution representation decoded "
+                "bicubically, squared L2 gradient distance, then a refiner network's post-processing"),
     LabelRuleEntry(
         name="idlg", build="evalgrid.attacks.labels:idlg",
         summary="iDLG (Zhao et al. 2020): the argmin of the last layer's weight-gradient row sums (B > 1: "

@@ -22,7 +22,8 @@ Departures from GIAS's code (``inversefed/reconstruction_algorithms.py``, ``gias
   same result each time; it runs once here;
 - its milestones are ⌊n/2.667⌋, ⌊n/1.6⌋, ⌊n/1.142⌋, ours ⌊3n/8⌋, ⌊5n/8⌋, ⌊7n/8⌋ (as our IG);
 - unknown labels come from a label rule (``label_inference``), as for our other attacks;
-- no early stopping option yet.
+- optional early stopping (off by default), per stage: a latent search that stops early goes on
+  to the parameter search, as a finished one does.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from evalgrid.attacks.inverting_gradients import LR_MILESTONES
 from evalgrid.attacks.labels import fixed_labels
 from evalgrid.attacks.losses import cosine_distance, flatten, total_variation
 from evalgrid.attacks.options import GIALOptions
+from evalgrid.attacks.stopping import EarlyStopping
 from evalgrid.fl.threat_model import Reconstruction, ServerView
 
 
@@ -47,7 +49,11 @@ from evalgrid.fl.threat_model import Reconstruction, ServerView
 class GIALState:
     """Everything a GIA-L run changes, step by step."""
 
-    iteration: int  # steps taken: latent steps first, then generator steps
+    iteration: int  # the schedule's position: latent steps first, then generator steps
+    latent_steps: int  # latent steps taken (fewer than latent_iterations when stopped early)
+    generator_steps: int  # generator steps taken
+    best_loss: float  # the running stage's best loss, for early stopping (inf at a stage's start)
+    since_best: int  # the running stage's steps since that best
     latents: Tensor  # (restarts, B, latent): the latent search's z (a leaf)
     latent_optimizer: torch.optim.Adam
     latent_scheduler: torch.optim.lr_scheduler.MultiStepLR | None
@@ -78,6 +84,7 @@ class GIAL(SteppedAttack[GIALState]):
 
     def __init__(self, options: GIALOptions):
         self.options = options
+        self.stopping = EarlyStopping(options.early_stop_window, options.early_stop_tolerance)
 
     def start(self, view: ServerView, generator: torch.Generator) -> GIALState:
         prior = require_generator(view)
@@ -88,7 +95,7 @@ class GIAL(SteppedAttack[GIALState]):
         copies = nn.ModuleList(copy.deepcopy(prior).eval().requires_grad_(True) for _ in range(batch))
         generator_optimizer = torch.optim.Adam(copies.parameters(), lr=options.generator_lr)
         return GIALState(
-            iteration=0, latents=latents, latent_optimizer=latent_optimizer,
+            iteration=0, latent_steps=0, generator_steps=0, best_loss=math.inf, since_best=0, latents=latents, latent_optimizer=latent_optimizer,
             latent_scheduler=_schedule(latent_optimizer, options.latent_iterations, options.lr_decay),
             chosen=torch.zeros_like(latents[0]).detach(), generators=copies,
             generator_optimizer=generator_optimizer,
@@ -133,11 +140,22 @@ class GIAL(SteppedAttack[GIALState]):
         check_finite(loss, state.iteration)
         if not state.first_terms:
             state.first_terms = term_values(per_restart[0])
+        stop = self._stops(state, loss)
         loss.backward(inputs=[state.latents])
         _advance(state.latent_optimizer, state.latent_scheduler)
         state.iteration += 1
+        state.latent_steps += 1
+        if stop:  # on to the parameter search, as at the end of the latent iterations
+            state.iteration = self.options.latent_iterations
         if not self.in_latent_search(state):
             self._choose_latents(view, state)
+            state.best_loss, state.since_best = math.inf, 0
+
+    def _stops(self, state: GIALState, loss: torch.Tensor) -> bool:
+        if not self.stopping.enabled:
+            return False
+        state.best_loss, state.since_best, stop = self.stopping.update(state.best_loss, state.since_best, loss.item())
+        return stop
 
     def _choose_latents(self, view: ServerView, state: GIALState) -> None:
         """Keep the restart whose images match the gradient best (cosine distance, no TV)."""
@@ -157,9 +175,13 @@ class GIAL(SteppedAttack[GIALState]):
         terms = self.objective_terms(view, state, images)
         loss = sum(terms.values())
         check_finite(loss, state.iteration)
+        stop = self._stops(state, loss)
         loss.backward(inputs=list(state.generators.parameters()))
         _advance(state.generator_optimizer, state.generator_scheduler)
         state.iteration += 1
+        state.generator_steps += 1
+        if stop:
+            state.iteration = self.options.latent_iterations + self.options.generator_iterations
 
     def done(self, state: GIALState) -> bool:
         return state.iteration >= self.options.latent_iterations + self.options.generator_iterations
@@ -169,8 +191,7 @@ class GIAL(SteppedAttack[GIALState]):
         with torch.no_grad():
             images = self.generated_images(view, state)
         terms = self.objective_terms(view, state, images, create_graph=False)
-        steps = state.iteration - min(state.iteration, self.options.latent_iterations)
-        iterations = min(state.iteration, self.options.latent_iterations) * self.options.restarts + steps
+        iterations = state.latent_steps * self.options.restarts + state.generator_steps
         return Reconstruction(images=images.detach(), labels=state.labels.clone(), iterations=iterations,
                               final_loss=float(terms["cosine"]), loss_terms=first_and_last(state.first_terms, terms))
 

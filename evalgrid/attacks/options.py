@@ -127,3 +127,53 @@ class GIALOptions:
                                              "the generator stage (GIAS: 3)")
     lr_decay: bool = option(True, doc="each stage's step size ×0.1 at 3/8, 5/8 and 7/8 of its iterations (GIAS)")
     label_inference: str = label_rule_option("idlg")
+    early_stop_window: int = window_option("stage's loss (cosine + TV, summed over the restarts in the latent "
+                                           "search); a stopped latent search goes on to the generator stage")
+    early_stop_tolerance: float = tolerance_option()
+
+
+Likelihood = Literal["gaussian", "laplacian"]  # BayesAttack's assumed noise on the shared update
+Schedule = Literal["exponential", "warm_restarts"]  # BayesAttack's step-size schedule
+
+
+@dataclass(frozen=True)
+class BayesOptions:
+    iterations: int = option(200, minimum=1, doc="Adam steps per restart (reference code: 2 x att_epochs = 200)")
+    lr: float = option(0.5, positive=True, doc="Adam step size (reference scripts: att_lr 0.5)")
+    schedule: Schedule = option(
+        "exponential", doc="'exponential': lr·decay^t (reference code); 'warm_restarts': cosine annealing from lr "
+                           "to 0 over restart_period steps, then back to lr (SGDR; FedLeak App. A's variant)")
+    decay: float = option(0.94, positive=True, maximum=1.0,
+                          doc="per-step factor of the 'exponential' schedule (reference scripts: 0.94; 1: constant)")
+    restart_period: int = option(1000, minimum=1, doc="steps between warm restarts of the 'warm_restarts' schedule "
+                                                      "(FedLeak App. A: 1000)")
+    likelihood: Likelihood = option(
+        "gaussian", doc="assumed noise on the shared update: 'gaussian' (-log p = ||g - ∇W'||²/(2σ²), an l2 "
+                        "distance) or 'laplacian' (||g - ∇W'||_1/σ)")
+    sigma: float = option(0.1, positive=True, doc="σ, the noise's standard deviation (gaussian) or scale "
+                                                  "(laplacian) (reference scripts' defenses: 0.1)")
+    anneal_iterations: int = option(100, minimum=0, doc="steps over which the likelihood's weight grows "
+                                                        "geometrically to 1 (reference: att_epochs 100); 0: weight 1")
+    anneal_start: float = option(0.1, positive=True, doc="c: the weight starts at min(c·σ², 1) (reference: "
+                                                         "att_fac_start, default 0.1)")
+    tv: float = option(1.0, minimum=0, doc="weight of the squared total-variation prior -log p(x) (reference "
+                                           "scripts: 1.0)")
+    restarts: int = option(1, minimum=1, doc="independent trials; the best gradient match is returned (FedLeak "
+                                             "App. A's 'multiple start')")
+    init: Init = option("randn", doc="dummy data: 'randn' N(0, 1) in input space (reference), 'rand' uniform pixels")
+    label_inference: str = label_rule_option("idlg")
+    early_stop_window: int = window_option("loss (weighted likelihood + TV)")
+    early_stop_tolerance: float = tolerance_option()
+
+
+@dataclass(frozen=True)
+class ROGOptions:
+    iterations: int = option(100, minimum=1, doc="Adam steps on the low-resolution representation (ROG's config: "
+                                                 "T_max = 100)")
+    lr: float = option(0.05, positive=True, doc="Adam step size (ROG's rog_lr), cosine-annealed to a tenth of it")
+    downsample: int = option(4, minimum=1, doc="the representation's side is the image side over this (ROG: sf = 4)")
+    refine: bool = option(True, doc="post-process the decoded images with the refiner prior (ROG's joint "
+                                    "post-processing); false: return the decoded representation")
+    label_inference: str = label_rule_option("idlg")
+    early_stop_window: int = window_option("squared L2 gradient distance")
+    early_stop_tolerance: float = tolerance_option()

@@ -10,9 +10,9 @@ installed packages add theirs through the ``evalgrid.components`` entry-point gr
 
 from __future__ import annotations
 
-from evalgrid.catalogue.entries import (AttackEntry, DatasetEntry, DefenseEntry, Entry, InitEntry,
-                                        LabelRuleEntry, LocalTrainingEntry, MetricEntry, ModelEntry, NoOptions,
-                                        Origin, PriorEntry, Ref, StageEntry, ref)
+from evalgrid.catalogue.entries import (AttackEntry, DatasetEntry, DefenseEntry, Entry, HeterogeneityEntry,
+                                        InitEntry, LabelRuleEntry, LocalTrainingEntry, MetricEntry, ModelEntry,
+                                        NoOptions, Origin, PriorEntry, Ref, StageEntry, ref)
 from evalgrid.catalogue.registry import Registry, UnknownName
 
 # The modules whose ENTRIES declare the built-in components, in the order `components` lists them.
@@ -41,6 +41,7 @@ MODELS: Registry[ModelEntry] = Registry("model", _load)
 INITS: Registry[InitEntry] = Registry("init", _load)
 STAGES: Registry[StageEntry] = Registry("stage", _load)
 LOCAL_TRAININGS: Registry[LocalTrainingEntry] = Registry("local training", _load)
+HETEROGENEITIES: Registry[HeterogeneityEntry] = Registry("heterogeneity", _load)
 DEFENSES: Registry[DefenseEntry] = Registry("defense", _load)
 PRIORS: Registry[PriorEntry] = Registry("prior", _load)
 ATTACKS: Registry[AttackEntry] = Registry("attack", _load)
@@ -48,11 +49,12 @@ LABEL_RULES: Registry[LabelRuleEntry] = Registry("label inference rule", _load)
 METRICS: Registry[MetricEntry] = Registry("metric", _load)
 REGISTRIES: dict[type[Entry], Registry] = {
     DatasetEntry: DATASETS, ModelEntry: MODELS, InitEntry: INITS, StageEntry: STAGES,
-    LocalTrainingEntry: LOCAL_TRAININGS, DefenseEntry: DEFENSES, PriorEntry: PRIORS, AttackEntry: ATTACKS,
-    LabelRuleEntry: LABEL_RULES, MetricEntry: METRICS}
+    LocalTrainingEntry: LOCAL_TRAININGS, HeterogeneityEntry: HETEROGENEITIES, DefenseEntry: DEFENSES,
+    PriorEntry: PRIORS, AttackEntry: ATTACKS, LabelRuleEntry: LABEL_RULES, MetricEntry: METRICS}
 
 
-__all__ = ["ATTACKS", "AttackEntry", "DATASETS", "DEFENSES", "DatasetEntry", "DefenseEntry", "Entry", "INITS",
-           "InitEntry", "LABEL_RULES", "LOCAL_TRAININGS", "LabelRuleEntry", "LocalTrainingEntry", "METRICS",
-           "MODELS", "MetricEntry", "ModelEntry", "NoOptions", "Origin", "PRIORS", "PriorEntry", "REGISTRIES",
-           "Ref", "Registry", "STAGES", "StageEntry", "UnknownName", "ref"]
+__all__ = ["ATTACKS", "AttackEntry", "DATASETS", "DEFENSES", "DatasetEntry", "DefenseEntry", "Entry",
+           "HETEROGENEITIES", "HeterogeneityEntry", "INITS", "InitEntry", "LABEL_RULES", "LOCAL_TRAININGS",
+           "LabelRuleEntry", "LocalTrainingEntry", "METRICS", "MODELS", "MetricEntry", "ModelEntry", "NoOptions",
+           "Origin", "PRIORS", "PriorEntry", "REGISTRIES", "Ref", "Registry", "STAGES", "StageEntry", "UnknownName",
+           "ref"]

@@ -185,6 +185,19 @@ class StageEntry(Entry):
 
 
 @dataclass(frozen=True, kw_only=True)
+class HeterogeneityEntry(Entry):
+    """How the victim's local dataset is drawn from the victims' split when clients are not
+    IID (absent: the batch is drawn from the whole split). ``build(options)`` returns an object
+    whose ``shards(dataset, participants, batch_size, rng)`` gives the disjoint local datasets
+    (index arrays) of the victim and its secure-aggregation peers, the victim's first; each
+    one's batch is drawn from its shard. ``preflight(options, split_size, participants,
+    batch_size)`` raises UserError when no shard could hold the batch (before dispatch)."""
+
+    kind = "heterogeneity"
+    preflight: Implementation | None = implementation()
+
+
+@dataclass(frozen=True, kw_only=True)
 class LocalTrainingEntry(Entry):
     """``build(options, num_samples)`` returns the victim's
     :class:`~evalgrid.fl.threat_model.LocalTraining`."""

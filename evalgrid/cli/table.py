@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from evalgrid.errors import UserError
+from evalgrid.tables.definition import LISTED_ONLY
 
 FORMATS = ("markdown", "latex", "csv")
 
@@ -38,17 +39,18 @@ def command(name: str | None, out_dir: Path | None, format_: str, out_file: Path
         if name or out_dir:
             raise UserError("evalgrid table --list takes no NAME or DIR.")
         for table_name in table_names():
-            definition = load_definition(table_name)
-            smoke = f", smoke {_shown(definition.smoke)}" if definition.smoke else ""
-            published = "published values" if definition.published else "a figure: the paper's stated trend"
-            click.echo(f"{table_name}: {definition.title}\n    grid {_shown(definition.grid)}{smoke}; {published}")
+            click.echo(_listed(table_name, load_definition(table_name)))
         return
     if not name or out_dir is None:
         raise UserError("usage: evalgrid table NAME DIR [--format markdown|latex|csv], or evalgrid table --list.")
     from evalgrid.tables import regenerate
     from evalgrid.tables.render import FORMATS as RENDERERS
 
-    text = RENDERERS[format_](regenerate(load_definition(name), out_dir))
+    definition = load_definition(name)
+    if definition.kind in LISTED_ONLY:
+        raise UserError(f"{name} ({definition.title}) is {definition.kind}: {definition.reason} Nothing to "
+                        f"regenerate.")
+    text = RENDERERS[format_](regenerate(definition, out_dir))
     if out_file is None:
         click.echo(text, nl=False)
         return
@@ -56,6 +58,18 @@ def command(name: str | None, out_dir: Path | None, format_: str, out_file: Path
 
     atomic_write_text(out_file, text)
     click.echo(f"{name} -> {out_file}")
+
+
+SHOWN_KIND = {"numbers": "published values", "figure": "a figure: the paper's stated trend",
+              "picture": "picture only: reconstructions beside the originals, per-image values under each"}
+
+
+def _listed(name: str, definition) -> str:
+    """Two lines of ``table --list``: the title, then the grids and what the paper publishes."""
+    if definition.kind in LISTED_ONLY:
+        return f"{name}: {definition.title}\n    {definition.kind}: {definition.reason}"
+    smoke = f", smoke {_shown(definition.smoke)}" if definition.smoke else ""
+    return f"{name}: {definition.title}\n    grid {_shown(definition.grid)}{smoke}; {SHOWN_KIND[definition.kind]}"
 
 
 def _shown(path: Path) -> str:

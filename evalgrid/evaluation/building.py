@@ -17,6 +17,7 @@ from evalgrid.grid.cell import Choice
 
 # Independent random streams per purpose, so that changing one part leaves the others alone.
 MODEL_STREAM, BATCH_STREAM, ATTACK_STREAM, STAGE_STREAM, DEFENSE_STREAM, CLIENT_STREAM, IGSA_STREAM = range(7)
+PARTITION_STREAM = 7  # the victim's (and its peers') shards under a heterogeneity (fl/client.py client_batches)
 
 
 def stream_seed(seed: int, *stream: int) -> int:

@@ -15,10 +15,10 @@ from evalgrid.grid.cell import CellConfig
 from evalgrid.data.base import DatasetInfo, ImageDataset
 from evalgrid.defenses.base import ClientSide
 from evalgrid.defenses.chain import DefenseChain
-from evalgrid.catalogue import LOCAL_TRAININGS
+from evalgrid.catalogue import HETEROGENEITIES, LOCAL_TRAININGS
 from evalgrid.fl.local_training import client_bn_statistics, local_update, set_bn_mode, shared_pseudo_gradient
 from evalgrid.fl.threat_model import LocalTraining
-from evalgrid.evaluation.building import BATCH_STREAM, CLIENT_STREAM, DEFENSE_STREAM, stream_seed
+from evalgrid.evaluation.building import BATCH_STREAM, CLIENT_STREAM, DEFENSE_STREAM, PARTITION_STREAM, stream_seed
 from evalgrid.fl.threat_model import ClientData, Normalization, ServerView, SharedUpdate
 
 
@@ -80,22 +80,14 @@ class NonFiniteUpdate(ValueError):
 
 
 def simulate_round(cell: CellConfig, model: nn.Module, dataset: ImageDataset, device: torch.device) -> SimulatedRound:
-    """The victim (and its secure-aggregation peers) train on distinct samples drawn from the
-    seed's batch stream; the server receives the (mean) update."""
-    import numpy as np
-
+    """The victim (and its secure-aggregation peers) train on distinct samples
+    (:func:`client_batches`); the server receives the (mean) update."""
     defenses = DefenseChain.from_choices(cell.defense.steps)
     clients = defenses.aggregated_clients
     training = LOCAL_TRAININGS[cell.local_training.name].build(cell.local_training.options, cell.batch_size)
-    count = cell.batch_size * clients
-    if count > len(dataset):
-        raise ValueError(f"the cell needs {count} images ({clients} client(s) × {cell.batch_size}) but the "
-                         f"dataset split has {len(dataset)}")
-    order = np.random.default_rng(stream_seed(cell.seed, BATCH_STREAM)).choice(len(dataset), size=count, replace=False)
     normalization = dataset.info.normalization
     updates, parts = [], []
-    for client in range(clients):
-        indices = sorted(order[client * cell.batch_size:(client + 1) * cell.batch_size].tolist())
+    for client, indices in enumerate(client_batches(cell, dataset, clients)):
         images, labels = dataset.batch(indices)
         data = ClientData(images.to(device), labels.to(device))
         generator = torch.Generator().manual_seed(stream_seed(cell.seed, DEFENSE_STREAM, CLIENT_STREAM, client))
@@ -105,6 +97,34 @@ def simulate_round(cell: CellConfig, model: nn.Module, dataset: ImageDataset, de
     epsilon = defenses.epsilon(training, cell.batch_size)
     return SimulatedRound(private=private, update=aggregate(updates), training=training, server_model=model,
                           epsilon=math.nan if epsilon is None else float(epsilon))
+
+
+def client_batches(cell: CellConfig, dataset: ImageDataset, clients: int) -> list[list[int]]:
+    """Each participant's batch of ``cell.batch_size`` distinct images (sorted indices into the
+    victims' split), the victim's first, disjoint across participants. IID (no heterogeneity):
+    drawn from the whole split by the seed's batch stream. Under a heterogeneity: each
+    participant's local dataset is its shard of the heterogeneity's partition (the seed's
+    partition stream), and its batch is drawn from that shard by the batch stream."""
+    import numpy as np
+
+    if cell.heterogeneity is None:
+        count = cell.batch_size * clients
+        if count > len(dataset):
+            raise ValueError(f"the cell needs {count} images ({clients} client(s) × {cell.batch_size}) but the "
+                             f"dataset split has {len(dataset)}")
+        order = np.random.default_rng(stream_seed(cell.seed, BATCH_STREAM)).choice(len(dataset), size=count,
+                                                                                    replace=False)
+        return [sorted(order[client * cell.batch_size:(client + 1) * cell.batch_size].tolist())
+                for client in range(clients)]
+    heterogeneity = HETEROGENEITIES[cell.heterogeneity.name].build(cell.heterogeneity.options)
+    shards = heterogeneity.shards(dataset, clients, cell.batch_size,
+                                  np.random.default_rng(stream_seed(cell.seed, PARTITION_STREAM)))
+    draw = np.random.default_rng(stream_seed(cell.seed, BATCH_STREAM))
+    for shard in shards:
+        if len(shard) < cell.batch_size:
+            raise ValueError(f"heterogeneity {cell.heterogeneity}: a client's local dataset holds {len(shard)} "
+                             f"images, fewer than the batch of {cell.batch_size} drawn from it")
+    return [sorted(shard[draw.choice(len(shard), size=cell.batch_size, replace=False)].tolist()) for shard in shards]
 
 
 def aggregate(updates: list[SharedUpdate]) -> SharedUpdate:

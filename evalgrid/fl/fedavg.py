@@ -24,7 +24,8 @@ from torch import Tensor, nn
 from evalgrid.defenses.base import ClientSide
 from evalgrid.evaluation.building import STAGE_STREAM, build_model, describe_dataset, load_dataset, stream_seed
 from evalgrid.fl.local_training import local_update, shared_pseudo_gradient, trainable
-from evalgrid.fl.partition import dirichlet_partition, iid_partition
+from evalgrid.fl.options import DirichletOptions
+from evalgrid.fl.partition import dirichlet_partition, iid_partition, pfllib_dirichlet_partition
 from evalgrid.fl.threat_model import ClientData, LocalTraining, SharedUpdate
 from evalgrid.grid.cell import Choice
 
@@ -43,6 +44,9 @@ def client_shards(request: StageRequest, train) -> list[np.ndarray]:
     rng = np.random.default_rng(stream_seed(request.seed, STAGE_STREAM, 0, 1))
     if federation.split == "iid":
         return iid_partition(len(train), federation.clients, federation.samples_per_client, rng)
+    if federation.split == "dirichlet_pfllib":  # the heterogeneity 'dirichlet' at its default least_samples
+        return pfllib_dirichlet_partition(np.asarray(train.labels), federation.clients, federation.alpha,
+                                          DirichletOptions().least_samples, rng)
     return dirichlet_partition(np.asarray(train.labels), federation.clients, federation.samples_per_client,
                                federation.alpha, rng)
 

@@ -43,9 +43,13 @@ class FedAvgStageOptions:
     batch_size: int = option(128, minimum=1, doc="client mini-batch size (SoK App. B: 128); above the "
                                                   "shard size: the whole shard")
     lr: float = option(0.01, positive=True, doc="client learning rate (SoK App. B: 0.01)")
-    split: Literal["iid", "dirichlet"] = option("iid", doc="IID shards, or label skew with Dir(alpha) proportions")
+    split: Literal["iid", "dirichlet", "dirichlet_pfllib"] = option(
+        "iid", doc="iid: equal IID shards; dirichlet: equal shards, each client's class proportions ~ Dir(alpha) "
+                   "(Hsu et al.); dirichlet_pfllib: PFLlib's partition of the whole split, per class client "
+                   "proportions ~ Dir(alpha), unequal shards (FedLeak Table 6; the heterogeneity 'dirichlet')")
     alpha: float = option(0.5, positive=True, doc="Dirichlet concentration; smaller is more skewed (FedLeak Table 6)")
-    samples_per_client: int = option(0, minimum=0, doc="shard size; 0: the train split shared evenly by the clients")
+    samples_per_client: int = option(0, minimum=0, doc="shard size; 0: the train split shared evenly by the clients "
+                                                       "(dirichlet_pfllib: must be 0, shard sizes are drawn)")
     test_samples: int = option(1000, minimum=0, doc="test images (the first of the test split) the accuracy "
                                                     "is measured on; 0: all")
 
@@ -75,3 +79,43 @@ class FedAvgOptions:
     lr: float = option(1e-4, positive=True, doc="local learning rate η (inversefed's multi-step setting)")
     bn_mode: BatchNormMode = option("eval", doc=BN_MODE_DOC)
     share_bn_statistics: bool = option(False, doc="the update carries each BN layer's batch mean and variance")
+
+
+# The victim's local data under heterogeneity (the `heterogeneity` factor; evalgrid.fl.partition).
+# FedLeak Sec. 6.3 (Table 5): label, quantity and feature skew; Table 6: Dirichlet label skew.
+LOCAL_DATASET_DOC = "images in each client's local dataset (FedLeak Sec. 6.3: 200 of Lung-Colon's 20,000 per client)"
+TotalVariationBand = Literal["0-20", "20-40", "40-60", "60-80", "80-100"]
+
+
+@dataclass(frozen=True)
+class LabelSkewOptions:
+    classes: int = option(1, minimum=1, doc="c: the distinct classes each client's local dataset holds, drawn at "
+                                            "random (FedLeak Table 5: 1-5 of Lung-Colon's 5)")
+    samples: int = option(200, minimum=1, doc=LOCAL_DATASET_DOC + "; shared evenly by its c classes")
+
+
+@dataclass(frozen=True)
+class QuantitySkewOptions:
+    samples: int = option(200, minimum=1, doc="images in the client's local dataset, drawn uniformly from the "
+                                              "split (FedLeak Table 5: 50, 100, 150, 200, 250)")
+
+
+@dataclass(frozen=True)
+class FeatureSkewOptions:
+    band: TotalVariationBand = option("0-20", doc="the percentile range of total variation that every image of the "
+                                                  "client lies in (FedLeak Table 5's five groups; 0-20: the "
+                                                  "simplest images)")
+    samples: int = option(200, minimum=1, doc=LOCAL_DATASET_DOC)
+
+
+@dataclass(frozen=True)
+class DirichletOptions:
+    """PFLlib's ``separate_data(partition="dir")`` (FedLeak Table 6's footnote): per class,
+    client proportions ~ Dir(α·1_M), clients already holding N/M images excluded."""
+
+    alpha: float = option(0.1, positive=True, doc="α: smaller is more heterogeneous (PFLlib's default 0.1; FedLeak "
+                                                  "Table 6: 0.1, 0.5, 1, 5)")
+    clients: int = option(100, minimum=1, doc="M clients the victims' split is partitioned among (FedLeak Sec. 5: 100)")
+    least_samples: int = option(1, minimum=1, doc="the partition is redrawn until every client holds at least "
+                                                  "min(this, N/(2M)) images (PFLlib: 1 until March 2024; its later "
+                                                  "40 is out of reach at M = 100, alpha = 0.1 on 5 classes)")

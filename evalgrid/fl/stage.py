@@ -41,6 +41,9 @@ def fedavg_stage(options: FedAvgStageOptions) -> Stage:
     if options.clients_per_round > options.clients:
         raise UserError(f"stage 'fedavg': clients_per_round = {options.clients_per_round} exceeds "
                         f"clients = {options.clients}.")
+    if options.split == "dirichlet_pfllib" and options.samples_per_client:
+        raise UserError(f"stage 'fedavg': split = 'dirichlet_pfllib' partitions the whole training split into shards "
+                        f"of drawn sizes; remove samples_per_client = {options.samples_per_client}.")
     return Stage(options.round, options.test_samples, options)
 
 

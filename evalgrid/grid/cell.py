@@ -68,6 +68,7 @@ class CellConfig:
     local_training: Choice  # the victim's local training (FedSGD or FedAvg)
     knows_local_config: bool  # the attacker knows the local training (SoK WST) or not (BST)
     batch_size: int  # N, the victim's private samples
+    heterogeneity: Choice | None  # how the victim's local dataset is drawn (non-IID); None: batch from the whole split
     defense: ChoiceChain
     attack: Choice
     prior: Choice | None  # the adversary's generative prior, for the attacks that optimise through one

@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from evalgrid.catalogue import ATTACKS, DATASETS, DEFENSES, INITS, LOCAL_TRAININGS, MODELS, PRIORS, STAGES
+from evalgrid.catalogue import (ATTACKS, DATASETS, DEFENSES, HETEROGENEITIES, INITS, LOCAL_TRAININGS, MODELS, PRIORS,
+                                STAGES)
 from evalgrid.catalogue.options import InvalidOption, parse_options
 from evalgrid.catalogue.registry import Registry
 from evalgrid.errors import choices_sentence, did_you_mean
@@ -250,6 +251,10 @@ def _build_factors() -> Registry[Factor]:
                                          "full-batch step (BST)", default=True),
         IntegerFactor("batch_size", "the victim's private samples (N; FedSGD's batch B)", minimum=1, default=1,
                       maximum=100_000, maximum_reason="the papers attack at most a few hundred samples"),
+        OptionalComponentFactor("heterogeneity", "non-IID clients: the victim's local dataset is a shard of a "
+                                                 "label, quantity, feature or Dirichlet skewed partition and its "
+                                                 "batch is drawn from it (FedLeak Tables 5-6); none: IID, the batch "
+                                                 "is drawn from the whole split", HETEROGENEITIES, "heterogeneity"),
         ChainFactor("defense", "post-processing of the update, DP-SGD or secure aggregation; a list composes",
                     ComponentFactor("defense", "", DEFENSES, "defenses"), check_defenses,
                     default="none"),

@@ -148,7 +148,24 @@ def _check_datasets(grid: Grid, cells: list[CellConfig]) -> None:
             for options in variants:
                 split_size(entry, options)
         _check_victims_fit(grid, cell, split_size(entry, choice.options))
+        _check_heterogeneity_fits(grid, cell, split_size(entry, choice.options))
         _check_federation_fits(grid, cell, lambda options: split_size(entry, options))
+        _check_prior_data(grid, cell, split_size)
+
+
+def _check_prior_data(grid: Grid, cell: CellConfig, split_size) -> None:
+    """A prior that evalgrid trains has images in its auxiliary split (the victims' other split,
+    or another dataset's)."""
+    from evalgrid.catalogue import DATASETS
+    from evalgrid.priors.request import is_trained, prior_request
+
+    request = prior_request(cell)
+    if request is None or not is_trained(request):
+        return
+    with naming(grid, "factors.prior"):
+        if split_size(DATASETS[request.auxiliary.name], request.auxiliary.options) < 1:
+            raise UserError(f"prior {request.prior} would train on {request.auxiliary.name} "
+                            f"({request.auxiliary_split_note()}), which has no images.")
 
 
 def _check_federation_fits(grid: Grid, cell: CellConfig, split_size) -> None:
@@ -182,6 +199,26 @@ def _check_victims_fit(grid: Grid, cell: CellConfig, size: int) -> None:
         raise UserError(f"{grid.source}: factors.batch_size: {cell.batch_size}{peers} needs {needed} distinct images, "
                         f"but dataset {choice} has {size} in the split the victims are drawn from; lower "
                         f"batch_size or pick a larger dataset or split.")
+
+
+def _check_heterogeneity_fits(grid: Grid, cell: CellConfig, size: int) -> None:
+    """Under a heterogeneity, each participant's batch is drawn from its local dataset: the
+    heterogeneity's preflight refuses a batch larger than that shard (and shards the victims'
+    split of ``size`` images cannot give)."""
+    from evalgrid.catalogue import HETEROGENEITIES
+    from evalgrid.defenses.chain import DefenseChain
+
+    if cell.heterogeneity is None:
+        return
+    check = HETEROGENEITIES[cell.heterogeneity.name].preflight
+    if check is None:
+        return
+    clients = DefenseChain.from_choices(cell.defense.steps).aggregated_clients
+    try:
+        check(cell.heterogeneity.options, size, clients, cell.batch_size)
+    except UserError as error:
+        raise UserError(f"{grid.source}: factors.heterogeneity: {cell.heterogeneity} with batch_size "
+                        f"{cell.batch_size} on dataset {cell.dataset}: {error}") from None
 
 
 def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
@@ -222,21 +259,15 @@ def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
 
 def _check_priors(grid: Grid, cells: list[CellConfig], infos: dict) -> None:
     """Each prior fits the victims' images (its preflight: a generator's side, a checkpoint's
-    file and shapes), and a trained prior's auxiliary split has images."""
-    from evalgrid.catalogue import DATASETS, PRIORS
-    from evalgrid.priors.request import is_trained, prior_request
+    file and shapes); its auxiliary data is one of the splits :func:`_check_datasets` checks."""
+    from evalgrid.catalogue import PRIORS
+    from evalgrid.priors.request import prior_request
 
     for request in dict.fromkeys(filter(None, map(prior_request, cells))):
         entry = PRIORS[request.prior.name]
-        with naming(grid, "factors.prior"):
-            if entry.preflight is not None:
+        if entry.preflight is not None:
+            with naming(grid, "factors.prior"):
                 entry.preflight(request.prior.options, infos[(request.victims, request.resolution)])
-            if is_trained(request):
-                auxiliary = DATASETS[request.auxiliary.name]
-                size = (auxiliary.preflight(request.auxiliary.options, grid.data_root) if auxiliary.preflight
-                        else len(auxiliary.build(request.auxiliary.options, grid.data_root)))
-                if size < 1:
-                    raise UserError(f"prior {request.prior} would train on {request.auxiliary}, which has no images.")
 
 
 def _check_attacks(grid: Grid, cells: list[CellConfig], infos: dict, networks: dict) -> None:

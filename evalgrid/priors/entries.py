@@ -4,7 +4,7 @@ or loaded from the user's file (the official pretrained weights, or their own)."
 from __future__ import annotations
 
 from evalgrid.catalogue.entries import PriorEntry
-from evalgrid.priors.options import DCGANCheckpointOptions, DCGANOptions
+from evalgrid.priors.options import DCGANCheckpointOptions, DCGANOptions, RefinerOptions
 
 ENTRIES = (
     PriorEntry(
@@ -17,4 +17,9 @@ ENTRIES = (
         build="evalgrid.priors.dcgan:build", load="evalgrid.priors.dcgan:load",
         preflight="evalgrid.priors.dcgan:preflight_checkpoint", path_options=("path",),
         summary="a DCGAN generator's saved state dict (e.g. GIAS's netG_epoch_199.pth), loaded strictly"),
+    PriorEntry(
+        name="rog_refiner", options=RefinerOptions, provides="refiner", build="evalgrid.priors.refiner:build",
+        train="evalgrid.priors.refiner:train", preflight="evalgrid.priors.refiner:preflight",
+        summary="ROG's post-processing U-Net (Yue et al. 2023's denoiser) trained by evalgrid to restore images "
+                "from ROG's bicubic x4 representation, on auxiliary data disjoint from the victims"),
 )

@@ -54,7 +54,11 @@ class PriorRequest:
         return Path(cache_dir) / self.key()
 
     def describe(self) -> str:
-        return f"prior {self.prior} on {self.auxiliary} ({self.auxiliary_split_note()})"
+        data = self.auxiliary
+        options = ", ".join(f"{k}={v!r}" for k, v in data.canonical()["options"].items() if k != "split")
+        shape = f" at {self.resolution}px" if self.resolution else ""
+        return (f"prior {self.prior} on {data.name}{f'({options})' if options else ''}{shape} "
+                f"({self.auxiliary_split_note()})")
 
     def auxiliary_split_note(self) -> str:
         if getattr(self.prior.options, "data", VICTIM_DATA) == VICTIM_DATA:
@@ -65,14 +69,14 @@ class PriorRequest:
 def auxiliary_data(prior: Choice, victims: Choice) -> Choice:
     """The data a prior trains on: with ``data = "victim"``, the victims' dataset with its other
     split (disjoint from every victim by construction: victims are drawn from their split only);
-    else the named dataset with its default options (train split)."""
+    else the named dataset with its default options and the prior's ``data_split``."""
     from evalgrid.catalogue import DATASETS
 
     data = getattr(prior.options, "data", VICTIM_DATA)
     if data == VICTIM_DATA:
         options = dataclasses.replace(victims.options, split=other_split(victims.options.split))
         return Choice(victims.name, options)
-    return Choice(data, DATASETS[data].options())
+    return Choice(data, dataclasses.replace(DATASETS[data].options(), split=prior.options.data_split))
 
 
 def prior_request(cell: Any) -> PriorRequest | None:

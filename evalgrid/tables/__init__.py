@@ -24,6 +24,9 @@ class RegeneratedTable:
     columns: dict[str, MeasuredValue]  # value name → the result column it was read from
     rows: list[Compared]
     verdicts: tuple[tuple[Trend, list[Verdict]], ...]  # per trend of the definition
+    # A picture (kind "picture"): each done cell's keys (as the paper labels them) and its
+    # reconstruction panel, originals above reconstructions, values under each.
+    pictures: tuple[tuple[str, Path], ...] = ()
 
 
 def grid_names(definition: TableDefinition) -> dict[str, bool]:
@@ -58,4 +61,22 @@ def regenerate(definition: TableDefinition, run: Path) -> RegeneratedTable:
     rows = compare(definition, read_published(definition), measured, columns)
     return RegeneratedTable(definition, Path(run), ran, names[ran], int((frame["status"] == "done").sum()),
                             int((frame["status"] == "failed").sum()), columns, rows,
-                            tuple((trend, verdicts(definition, trend, rows, columns)) for trend in definition.trends))
+                            tuple((trend, verdicts(definition, trend, rows, columns)) for trend in definition.trends),
+                            pictures(definition, frame, out) if definition.kind == "picture" else ())
+
+
+def pictures(definition: TableDefinition, frame, out) -> tuple[tuple[str, Path], ...]:
+    """Each done cell's reconstruction panel, labelled with the table's keys, in the run's order."""
+    import json
+
+    from evalgrid.tables.measure import key_value
+
+    keys = definition.keys
+    shown = []
+    for _, row in frame[frame["status"] == "done"].iterrows():
+        config = json.loads(row["config"])
+        label = ", ".join(f"{key.name} = {key_value(key, config, row)}" for key in keys)
+        path = out.artifacts(row["cell_id"]) / "reconstruction.png"
+        if path.is_file():
+            shown.append((f"{label}, seed {row['seed']}", path))
+    return tuple(shown)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from evalgrid.errors import UserError, choices_sentence, did_you_mean
-from evalgrid.tables.definition import TableDefinition, read_definition
+from evalgrid.tables.definition import ListedOnly, TableDefinition, read_definition
 
 ENVIRONMENT = "EVALGRID_ANALYSIS"
 
@@ -27,7 +27,7 @@ def table_names() -> list[str]:
     return sorted(path.stem for path in tables_folder().glob("*.toml"))
 
 
-def load_definition(name: str) -> TableDefinition:
+def load_definition(name: str) -> TableDefinition | ListedOnly:
     names = table_names()
     if name not in names:
         raise UserError(f"unknown table {name!r}.{did_you_mean(name, names)} {choices_sentence(names)} "

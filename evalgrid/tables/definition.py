@@ -13,11 +13,18 @@ from typing import Any
 
 from evalgrid.errors import UserError, choices_sentence, did_you_mean
 
-TOP_LEVEL = ("title", "paper", "grid", "smoke", "published", "published_where", "notes", "rows", "columns",
+TOP_LEVEL = ("title", "paper", "kind", "grid", "smoke", "published", "published_where", "notes", "rows", "columns",
              "keys", "values", "trend")
+# What a table or figure of a paper is: published numbers, a plot (its stated trend), a picture
+# (reconstructions beside the originals), or not an experiment (a survey, a diagram).
+KINDS = ("numbers", "figure", "picture", "not an experiment", "not reproduced yet")
+NOT_AN_EXPERIMENT = "not an experiment"
+NOT_REPRODUCED = "not reproduced yet"  # an experiment evalgrid cannot run yet: the reason says what is missing
+LISTED_ONLY = (NOT_AN_EXPERIMENT, NOT_REPRODUCED)
+LISTED_FIELDS = ("title", "paper", "kind", "reason")  # all a definition of something not measured has
 KEY_FIELDS = ("factor", "option", "column", "map", "match")
 VALUE_FIELDS = ("measured", "fallback", "per")
-TREND_FIELDS = ("value", "along", "kind", "reference", "expect", "expect_source", "unclaimed")
+TREND_FIELDS = ("value", "along", "kind", "reference", "expect", "expect_source", "unclaimed", "claimed_from")
 TREND_KINDS = ("monotone", "reference", "rank")
 # Columns of `evalgrid table --format csv` beside the keys: no key may take these names.
 OUTPUT_COLUMNS = ("measure", "measured_column", "measured_mean", "measured_std", "samples", "cells", "published",
@@ -64,6 +71,9 @@ class Trend:
     # Levels the stated claim (expect) does not cover, e.g. a defense the paper says has no
     # effect: never judged, rather than judged against a direction the paper does not give.
     unclaimed: tuple[str, ...] = ()
+    # Series the stated claim covers: those whose key (numeric) is at least the value, e.g.
+    # {"dimension": 2048} for a claim about high-dimensional data. The others are not judged.
+    claimed_from: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,7 @@ class TableDefinition:
     source: Path  # the definition file
     title: str
     paper: str
+    kind: str  # one of KINDS
     grid: Path
     smoke: Path | None
     published: Path | None
@@ -240,8 +251,18 @@ class _Reader:
                                                "unclaimed; published values give every level its own direction.")
         if not isinstance(unclaimed, list) or not all(isinstance(u, str) for u in unclaimed):
             raise self.fail(f"{where}.unclaimed", f"expected a list of level names, got {unclaimed!r}.")
+        claimed_from = raw.get("claimed_from", {})
+        if claimed_from and not expect:
+            raise self.fail(f"{where}.claimed_from", "only a stated claim (expect) covers some series; published "
+                                                  "values give every series its own direction.")
+        if not isinstance(claimed_from, dict) or not all(
+                name in keys and name != along and isinstance(bound, (int, float)) and not isinstance(bound, bool)
+                for name, bound in claimed_from.items()):
+            raise self.fail(f"{where}.claimed_from", f"expected {{ key = number }} with keys of the table other than "
+                                                  f"`along` ({', '.join(k for k in keys if k != along)}), got "
+                                                  f"{claimed_from!r}.")
         return Trend(value, along, kind, raw.get("reference"), expect, str(raw.get("expect_source", "")),
-                     tuple(unclaimed))
+                     tuple(unclaimed), tuple((name, float(bound)) for name, bound in claimed_from.items()))
 
     def definition(self, name: str) -> TableDefinition:
         self.check_names(self.data, TOP_LEVEL, "")
@@ -269,18 +290,41 @@ class _Reader:
             raise self.fail("notes", f"expected a list of strings, got {notes!r}.")
         values = tuple(self.value(n, raw) for n, raw in values_table.items())
         published = self.path_to("published", required=False)
+        kind = self.data.get("kind", "numbers" if published is not None else "figure")
+        if kind not in KINDS[:3]:
+            raise self.fail("kind", f"{kind!r}: a definition with a grid is one of {', '.join(KINDS[:3])}.")
+        if kind == "numbers" and published is None:
+            raise self.fail("published", "kind = \"numbers\" needs the CSV of the published numbers.")
         return TableDefinition(
-            name=name, source=self.path, title=self.text("title"), paper=self.text("paper"),
+            name=name, source=self.path, title=self.text("title"), paper=self.text("paper"), kind=kind,
             grid=self.path_to("grid", required=True), smoke=self.path_to("smoke", required=False),
             published=published, published_where=tuple(where.items()), notes=tuple(notes), rows=rows,
             columns=columns, keys=tuple(self.key(n, keys_table[n]) for n in wanted), values=values,
             trends=self.trends(wanted, values, published is not None))
 
 
-def read_definition(path: Path) -> TableDefinition:
+@dataclass(frozen=True)
+class ListedOnly:
+    """A table or figure of a paper without a grid: not an experiment (a survey of the
+    literature, a diagram), or an experiment evalgrid cannot run yet; listed with the reason."""
+
+    name: str
+    source: Path
+    title: str
+    paper: str
+    kind: str  # one of LISTED_ONLY
+    reason: str
+
+
+def read_definition(path: Path) -> TableDefinition | ListedOnly:
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{path}: invalid TOML: {error}.") from None
-    return _Reader(path, data).definition(path.stem)
+    reader = _Reader(path, data)
+    if data.get("kind") in LISTED_ONLY:
+        reader.check_names(data, LISTED_FIELDS, "")
+        return ListedOnly(path.stem, path, reader.text("title"), reader.text("paper"), data["kind"],
+                          reader.text("reason"))
+    return reader.definition(path.stem)

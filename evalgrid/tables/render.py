@@ -144,9 +144,14 @@ def markdown(table: RegeneratedTable) -> str:
     for trend, verdicts in table.verdicts:
         lines = verdict_lines(table, trend, verdicts)
         out += ["", lines[0], *[f"- {line}" for line in lines[1:-1]], "", lines[-1]]
+    if table.pictures:
+        out += ["", PICTURES, *[f"- {label}: ![{label}]({path})" for label, path in table.pictures]]
     if table.definition.notes:
         out += ["", "Notes:", *[f"- {note}" for note in table.definition.notes]]
     return "\n".join(out) + "\n"
+
+
+PICTURES = "Pictures (the paper's figure is these panels: originals on top, reconstructions below, values under each):"
 
 
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -172,6 +177,12 @@ def latex(table: RegeneratedTable) -> str:
     if notes:
         out.append(r"\par\smallskip\footnotesize " + r" \\ ".join(latex_escape(line) for line in notes))
     out.append(r"\end{table}")
+    if table.pictures:
+        out += [r"\begin{figure}[t]", r"\centering"]
+        for label, path in table.pictures:
+            out += [r"\includegraphics[width=0.45\linewidth]{" + str(path) + "}",
+                    r"\par\footnotesize " + latex_escape(label) + r"\par\smallskip"]
+        out += [r"\caption{" + latex_escape(f"{definition.title}: {PICTURES}") + "}", r"\end{figure}"]
     return "\n".join(out) + "\n"
 
 

@@ -237,4 +237,17 @@ def verdicts(definition: TableDefinition, trend: Trend, compared: list[Compared]
         series.setdefault(key, []).append(Level(row.keys[along], row.published, row.mean, row.resolution))
     flip = orientation_flip(columns, trend.value)
     rule = RULES[trend.kind]
-    return [Verdict(key, *rule(trend, levels, flip)) for key, levels in series.items()]
+    return [Verdict(key, *rule(trend, levels, flip)) for key, levels in series.items() if _claimed(trend, key)]
+
+
+def _claimed(trend: Trend, series: tuple[tuple[str, str], ...]) -> bool:
+    """Whether the trend's claim covers the series (its ``claimed_from`` bounds; a key that is not
+    a number is not covered)."""
+    values = dict(series)
+    for name, bound in trend.claimed_from:
+        try:
+            if float(values[name]) < bound:
+                return False
+        except ValueError:
+            return False
+    return True
