@@ -35,6 +35,7 @@ SCRIPTS: dict[str, list[str]] = {
     "chaos": [],
     "cli_startup": ["--repeats", "5"],
     "stage_reuse": [],
+    "prior_training": ["--repeats", "3", "--paper"],
     "early_stopping": [],
     "paper_smoke": [],
     "slurm_dispatch": ["--repeats", "5"],

@@ -28,7 +28,7 @@ from click.testing import CliRunner
 
 import evalgrid
 import fakedata
-from evalgrid.grid.cell import Choice, ChoiceChain
+from evalgrid.grid.cell import factor_label
 from evalgrid.grid import Grid, load_grid
 
 pytestmark = pytest.mark.slow
@@ -99,7 +99,8 @@ COVERAGES = (
     # The server receives another update (secure aggregation: the mean of two clients').
     Coverage("defenses.toml", "defense", _registry("defense"), {"defense": ("final_loss", "psnr_per_sample")}),
     # Another objective and optimiser on the same update.
-    Coverage("attacks.toml", "attack", _registry("attack"), {"attack": ("final_loss", "psnr_per_sample")}),
+    Coverage("attacks.toml", "attack", _registry("attack"), {"attack": ("final_loss", "psnr_per_sample")},
+             tied=("prior",)),
     Coverage("datasets.toml", "dataset", _registry("dataset"),
              {"dataset": ("final_loss", "psnr_per_sample"),
               "resolution": ("final_loss", "psnr_per_sample", "input_dimension")}),
@@ -152,7 +153,7 @@ class Outcome:
 
 
 def _label(value: Any) -> Any:
-    return str(value) if isinstance(value, (Choice, ChoiceChain)) else value
+    return factor_label(value)
 
 
 def _write_inputs(root: Path) -> None:

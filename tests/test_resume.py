@@ -76,13 +76,30 @@ def _row(context, cell):
     return pq.read_table(OutputDir(context.out_root).done_result(cell.cell_id)).to_pylist()[0]
 
 
+@pytest.fixture(scope="module")
+def uninterrupted_rows(tmp_path_factory):
+    """uninterrupted_rows(attack) -> the row of the cell run without a stop (once per attack)."""
+    rows = {}
+
+    def row(attack: str) -> dict:
+        if attack not in rows:
+            folder = tmp_path_factory.mktemp(f"straight-{attack}")
+            (folder / "grid.toml").write_text(GRID.format(attack=attack))
+            grid = load_grid(folder / "grid.toml")
+            context = CellContext(out_root=folder / "out", grid_name=grid.name, data_root=None, device="cpu",
+                                  provenance=current_provenance())
+            execute_cell(grid.cells[0], context)
+            rows[attack] = _row(context, grid.cells[0])
+        return rows[attack]
+
+    return row
+
+
 @pytest.mark.parametrize("attack", ["ig", "dlg"])
 @pytest.mark.parametrize("stop_at", [12, 30, 41])  # mid first trial, at its end, mid second trial
 def test_a_stopped_cell_resumes_where_it_stopped_and_equals_an_uninterrupted_run(
-        write_grid, tmp_path, stop_after, attack, stop_at):
-    cell, straight = _cell_and_context(write_grid, tmp_path, "straight", attack)
-    execute_cell(cell, straight)
-    _, stopped = _cell_and_context(write_grid, tmp_path, "stopped", attack)
+        write_grid, tmp_path, stop_after, uninterrupted_rows, attack, stop_at):
+    cell, stopped = _cell_and_context(write_grid, tmp_path, "stopped", attack)
 
     stop_after(stop_at)
     with pytest.raises(Interrupted):
@@ -95,7 +112,7 @@ def test_a_stopped_cell_resumes_where_it_stopped_and_equals_an_uninterrupted_run
     summary = execute_cell(cell, stopped)
     assert summary.status == "done"
     assert not out.checkpoint(cell.cell_id).exists()  # spent once the result is written
-    resumed, uninterrupted = _row(stopped, cell), _row(straight, cell)
+    resumed, uninterrupted = _row(stopped, cell), uninterrupted_rows(attack)
     # stopped at the end of trial 0: trial 1 had not started, so nothing resumes mid-attack
     assert resumed["resumed_at_iteration"] == ([] if stop_at == 30 else [stop_at])
     assert uninterrupted["resumed_at_iteration"] == []

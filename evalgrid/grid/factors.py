@@ -254,7 +254,7 @@ def _build_factors() -> Registry[Factor]:
         OptionalComponentFactor("heterogeneity", "non-IID clients: the victim's local dataset is a shard of a "
                                                  "label, quantity, feature or Dirichlet skewed partition and its "
                                                  "batch is drawn from it (FedLeak Tables 5-6); none: IID, the batch "
-                                                 "is drawn from the whole split", HETEROGENEITIES, "heterogeneity"),
+                                                 "is drawn from the whole split", HETEROGENEITIES, "heterogeneities"),
         ChainFactor("defense", "post-processing of the update, DP-SGD or secure aggregation; a list composes",
                     ComponentFactor("defense", "", DEFENSES, "defenses"), check_defenses,
                     default="none"),

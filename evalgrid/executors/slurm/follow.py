@@ -22,7 +22,7 @@ def describe_submission(submission: Submission) -> str:
     lines = [f"submission {submission.number} ({submission.folder}):"]
     for job in submission.jobs:
         items = sum(len(t.items) for t in job.tasks)
-        what = "stage trainings" if job.kind == "stages" else "cells"
+        what = "trainings (stage models, priors)" if job.kind == "stages" else "cells"
         after = f", after {','.join(job.depends_on)}" if job.depends_on else ""
         lines.append(f"  job {job.job_id}: {items} {what} in {len(job.tasks)} task(s){after}")
     return "\n".join(lines)
