@@ -389,7 +389,8 @@ def case_verdicts(measured: dict[str, tuple[float, float]], column: str = "lpips
     lpips = Value("lpips", "lpips", fallback="psnr")
     trend = Trend("lpips", "case", "reference", reference="BST")
     definition = TableDefinition(
-        name="sok_table2", source=Path("sok_table2.toml"), title="", paper="", grid=Path("grid.toml"), smoke=None,
+        name="sok_table2", source=Path("sok_table2.toml"), title="", paper="", kind="numbers", grid=Path("grid.toml"),
+        smoke=None,
         published=Path("published.csv"), published_where=(), notes=(), rows=("case",), columns=("minibatches",),
         keys=(), values=(lpips,), trends=(trend,))
     rows = [Compared((case, count), "lpips", SOK_TABLE2[count][index], measured[count][index], math.nan, 1, 1)
