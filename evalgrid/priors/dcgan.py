@@ -15,8 +15,8 @@ Adam(lr, β1), weights N(0, 0.02) and BatchNorm scales N(1, 0.02).
 
 Departures:
 - evalgrid trains the DCGAN ending, not the 1×1 one: trained from scratch on 16×16 digits the
-  1×1 ending collapsed to a constant image (output s.d. 0.004 after 300 steps; the DCGAN
-  ending reached 0.49 against the data's 0.64: ``/tmp`` experiment recorded in FIDELITY.md).
+  1×1 ending collapsed to a constant image (generated s.d. 0.004 after 300 steps, where the
+  DCGAN ending reached 0.49 against the data's 0.64, same seed and optimiser; FIDELITY.md).
 - The discriminator returns a logit and the loss is ``binary_cross_entropy_with_logits``,
   DCGAN's sigmoid + BCE computed stably (the same function).
 - Any side 4·2^k is built by the same rule (Radford et al. give 64×64).
