@@ -37,9 +37,9 @@ from torch import Tensor, nn
 
 from evalgrid.attacks.base import (SteppedAttack, check_finite, device_of, first_and_last, model_gradients,
                                    shared_gradients, term_values)
-from evalgrid.attacks.inverting_gradients import LR_MILESTONES
+from evalgrid.attacks.inverting_gradients import LR_MILESTONES, cosine_and_tv
 from evalgrid.attacks.labels import fixed_labels
-from evalgrid.attacks.losses import cosine_distance, flatten, total_variation
+from evalgrid.attacks.losses import cosine_distance, flatten
 from evalgrid.attacks.options import GIALOptions
 from evalgrid.attacks.stopping import EarlyStopping
 from evalgrid.fl.threat_model import Reconstruction, ServerView
@@ -120,11 +120,7 @@ class GIAL(SteppedAttack[GIALState]):
 
     def objective_terms(self, view: ServerView, state: GIALState, images: Tensor,
                         create_graph: bool = True) -> dict[str, Tensor]:
-        gradients = model_gradients(view, images, state.labels, create_graph=create_graph)
-        terms = {"cosine": cosine_distance(gradients, state.target)}
-        if self.options.tv > 0:
-            terms["tv"] = self.options.tv * total_variation(images)
-        return terms
+        return cosine_and_tv(view, state.labels, state.target, self.options.tv, images, create_graph)
 
     def step(self, view: ServerView, state: GIALState) -> None:
         if self.in_latent_search(state):

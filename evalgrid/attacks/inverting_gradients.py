@@ -35,6 +35,17 @@ from evalgrid.fl.threat_model import Reconstruction, ServerView
 LR_MILESTONES = (3 / 8, 5 / 8, 7 / 8)  # fractions of the iterations where the rate drops ×0.1
 
 
+def cosine_and_tv(view: ServerView, labels: Tensor, target: Tensor, tv: float, images: Tensor,
+                  create_graph: bool = True) -> dict[str, Tensor]:
+    """Eq. 4's terms at ``images``: the cosine distance of the update they give to ``target``,
+    and tv·TV(images) when tv > 0."""
+    gradients = model_gradients(view, images, labels, create_graph=create_graph)
+    terms = {"cosine": cosine_distance(gradients, target)}
+    if tv > 0:
+        terms["tv"] = tv * total_variation(images)
+    return terms
+
+
 @dataclass
 class InvertingGradientsState:
     """Everything an Inverting Gradients run changes, step by step."""
@@ -102,12 +113,8 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
 
     def objective_terms(self, view: ServerView, state: InvertingGradientsState, images: Tensor,
                         create_graph: bool = True) -> dict[str, Tensor]:
-        """Eq. 4's terms at ``images``: the cosine distance and tv·TV (when tv > 0)."""
-        gradients = model_gradients(view, images, state.labels, create_graph=create_graph)
-        terms = {"cosine": cosine_distance(gradients, state.target)}
-        if self.options.tv > 0:
-            terms["tv"] = self.options.tv * total_variation(images)
-        return terms
+        """Eq. 4's terms at ``images`` (:func:`cosine_and_tv`)."""
+        return cosine_and_tv(view, state.labels, state.target, self.options.tv, images, create_graph)
 
     def _finish_trial(self, view: ServerView, state: InvertingGradientsState) -> None:
         images = state.images.detach()
