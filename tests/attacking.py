@@ -23,3 +23,54 @@ def run_to_end(attack, view, seed: int = 0):
     while not attack.done(state):
         attack.step(view, state)
     return state
+
+
+def resumed_and_straight(make_attack, view, seed: int, steps: int, directory):
+    """(resumed, straight): the result of a run stopped after ``steps`` steps, its snapshot saved
+    and loaded (``weights_only``) and continued by a fresh attack, and an uninterrupted run's."""
+    straight = make_attack().reconstruct(view, seeded(seed))
+    first = make_attack()
+    state = first.start(view, seeded(seed))
+    for _ in range(steps):
+        first.step(view, state)
+    torch.save(first.snapshot(state), directory / "state.pt")
+    second = make_attack()
+    resumed = second.restore(view, seeded(seed), torch.load(directory / "state.pt", weights_only=True))
+    while not second.done(resumed):
+        second.step(view, resumed)
+    return second.result(view, resumed), straight
+
+
+def assert_seeded(run, view) -> None:
+    """The same seed gives the same reconstruction, another seed another."""
+    first, second, other = run(view, seed=7), run(view, seed=7), run(view, seed=8)
+    assert torch.equal(first.images, second.images) and first.final_loss == second.final_loss
+    assert not torch.equal(first.images, other.images)
+
+
+def assert_nan_update_is_refused(run, view) -> None:
+    """A NaN update stops the attack with NonFiniteLoss naming iteration 0."""
+    import dataclasses
+    import math
+
+    import pytest
+
+    from evalgrid.attacks.base import NonFiniteLoss
+    from evalgrid.fl.threat_model import SharedUpdate
+
+    poisoned = SharedUpdate(tuple(g * math.nan for g in view.update.gradients), view.update.num_samples)
+    with pytest.raises(NonFiniteLoss, match="iteration 0"):
+        run(dataclasses.replace(view, update=poisoned))
+
+
+def assert_model_and_prior_untouched(run, view) -> None:
+    """The attacker's model and prior keep their weights, collect no gradients, and the prior
+    stays in eval mode."""
+    import copy
+
+    model, prior = copy.deepcopy(view.model.state_dict()), copy.deepcopy(view.prior.state_dict())
+    run(view)
+    assert all(torch.equal(model[k], v) for k, v in view.model.state_dict().items())
+    assert all(torch.equal(prior[k], v) for k, v in view.prior.state_dict().items())
+    assert all(p.grad is None for p in [*view.model.parameters(), *view.prior.parameters()])
+    assert not view.prior.training

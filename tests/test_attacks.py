@@ -68,7 +68,7 @@ ON_LENET = ["dlg", "idlg", "ig", "fedleak"]
 
 
 def test_the_registry_offers_the_attacks_of_the_papers():
-    assert ATTACKS.names() == ["dlg", "idlg", "ig", "gradinversion", "fedleak", "gia_l", "bayes", "rog"]
+    assert ATTACKS.names() == ["dlg", "idlg", "ig", "gradinversion", "fedleak", "gia_l", "bayes", "rog", "ggl"]
 
 
 def test_dlg_preset_is_its_reference_code():

@@ -38,7 +38,7 @@ def test_unknown_factor_lists_the_factors(write_grid, cli, tmp_path):
 
 
 @pytest.mark.parametrize("old, new, key, bad, suggestion", [
-    ('attack = ["idlg",', 'attack = ["dgl",', "factors.attack[0]", "'dgl'", "dlg"),
+    ('attack = ["idlg",', 'attack = ["dlq",', "factors.attack[0]", "'dlq'", "dlg"),
     ('model = ["lenet"]', 'model = ["lenett"]', "factors.model[0]", "'lenett'", "lenet"),
     ('dataset = ["digits"]', 'dataset = ["digit"]', "factors.dataset[0]", "'digit'", "digits"),
     ('"ssim", "label_acc"]', '"ssmi", "label_acc"]', "metrics[1]", "'ssmi'", "ssim"),

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from evalgrid.attacks.base import model_gradients, shared_gradients
 from evalgrid.priors import refiner
 from evalgrid.priors.options import RefinerOptions
+from attacking import resumed_and_straight
 from test_attacks import attack, victim
 
 QUICK = {"iterations": 4}
@@ -85,19 +86,8 @@ def test_the_squared_l2_distance_is_zero_at_the_true_images_and_the_model_and_pr
 
 def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path):
     view = with_prior(victim(seed=2, batch_size=2)[0])
-    straight = attack("rog", **QUICK).reconstruct(view, torch.Generator().manual_seed(5))
-    first = attack("rog", **QUICK)
-    state = first.start(view, torch.Generator().manual_seed(5))
-    for _ in range(2):
-        first.step(view, state)
-    torch.save(first.snapshot(state), tmp_path / "state.pt")
-    second = attack("rog", **QUICK)
-    resumed = second.restore(view, torch.Generator().manual_seed(5), torch.load(tmp_path / "state.pt",
-                                                                                weights_only=True))
-    while not second.done(resumed):
-        second.step(view, resumed)
-    result = second.result(view, resumed)
-    torch.testing.assert_close(result.images, straight.images, rtol=0, atol=0)
+    resumed, straight = resumed_and_straight(lambda: attack("rog", **QUICK), view, 5, 2, tmp_path)
+    torch.testing.assert_close(resumed.images, straight.images, rtol=0, atol=0)
 
 
 def test_the_refiner_learns_to_undo_the_representations_degradation():

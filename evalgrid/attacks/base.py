@@ -134,7 +134,8 @@ class SteppedAttack(ABC, Generic[State]):
 
     def snapshot(self, state: State) -> dict[str, Any]:
         """The state as plain data for ``torch.save`` (weights_only-loadable): tensors on the
-        CPU, optimisers and schedulers as their state dicts, everything else as is."""
+        CPU, optimisers and schedulers as their state dicts, dataclasses as dicts of their
+        fields, everything else as is."""
         return {f.name: _snapshot_value(getattr(state, f.name)) for f in dataclasses.fields(state)}
 
     def restore(self, view: ServerView, generator: torch.Generator, saved: dict[str, Any]) -> State:
@@ -150,6 +151,10 @@ class SteppedAttack(ABC, Generic[State]):
             current, value = getattr(state, f.name), saved[f.name]
             if hasattr(current, "load_state_dict"):
                 current.load_state_dict(value)
+            elif _is_record(current) and isinstance(value, dict):
+                known = {f.name for f in dataclasses.fields(current)}
+                setattr(state, f.name, dataclasses.replace(
+                    current, **{k: _to_device(v, device) for k, v in value.items() if k in known}))
             elif isinstance(current, Tensor) and isinstance(value, Tensor) and current.shape == value.shape:
                 with torch.no_grad():
                     current.copy_(value)
@@ -158,9 +163,16 @@ class SteppedAttack(ABC, Generic[State]):
         return state
 
 
+def _is_record(value: Any) -> bool:
+    """A dataclass instance held in a state (e.g. a CMA-ES search's state)."""
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
 def _snapshot_value(value: Any) -> Any:
     if hasattr(value, "state_dict") and not isinstance(value, Tensor):
         return value.state_dict()
+    if _is_record(value):
+        return {f.name: _snapshot_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Tensor):
         return value.detach().cpu().clone()
     if isinstance(value, (tuple, list)):

@@ -3,8 +3,8 @@ preset), summary, facts, and the implementation imported when a cell runs."""
 
 from __future__ import annotations
 
-from evalgrid.attacks.options import (BayesOptions, DLGOptions, FedLeakOptions, GIALOptions, GradInversionOptions,
-                                      IDLGOptions, InvertingGradientsOptions, ROGOptions)
+from evalgrid.attacks.options import (BayesOptions, DLGOptions, FedLeakOptions, GGLOptions, GIALOptions,
+                                      GradInversionOptions, IDLGOptions, InvertingGradientsOptions, ROGOptions)
 from evalgrid.catalogue.entries import AttackEntry, LabelRuleEntry
 
 ENTRIES = (
@@ -42,6 +42,10 @@ ENTRIES = (
         name="rog", options=ROGOptions, build="evalgrid.attacks.rog:build", prior="refiner",
         summary="ROG (Yue et al. 2023; FedLeak's ROGS): Adam on a x4 lower-resolution representation decoded "
                 "bicubically, squared L2 gradient distance, then a refiner network's post-processing"),
+    AttackEntry(
+        name="ggl", options=GGLOptions, build="evalgrid.attacks.ggl:build", prior="generator",
+        summary="GGL (Li et al. 2022): CMA-ES over a generator's latent z (tanh-squashed), squared L2 gradient "
+                "distance; the best candidate evaluated"),
     LabelRuleEntry(
         name="idlg", build="evalgrid.attacks.labels:idlg",
         summary="iDLG (Zhao et al. 2020): the argmin of the last layer's weight-gradient row sums (B > 1: "

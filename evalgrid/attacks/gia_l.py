@@ -68,8 +68,17 @@ class GIALState:
 
 def require_generator(view: ServerView) -> nn.Module:
     if view.prior is None:
-        raise ValueError("GIA-L optimises through a generator prior, and the view has none")
+        raise ValueError("the attack optimises through a generator prior, and the view has none")
     return view.prior
+
+
+def prior_images(view: ServerView, latents: Tensor) -> Tensor:
+    """x'(z, w_prior) for latents (..., B, latent): the prior's images (output in [-1, 1]) mapped to
+    [0, 1] and normalised, (..., B, C, H, W) in the model's input space."""
+    prior = require_generator(view)
+    flat = latents.reshape(-1, latents.shape[-1])
+    pixels = (prior(flat) + 1) / 2
+    return view.normalization.normalize(pixels).reshape(*latents.shape[:-1], *pixels.shape[1:])
 
 
 def _schedule(optimizer: torch.optim.Adam, iterations: int, decay: bool) -> torch.optim.lr_scheduler.MultiStepLR | None:
@@ -107,11 +116,7 @@ class GIAL(SteppedAttack[GIALState]):
         return state.iteration < self.options.latent_iterations
 
     def latent_images(self, view: ServerView, latents: Tensor) -> Tensor:
-        """x'(z, w_prior) for latents (..., B, latent): images (..., B, C, H, W) in input space."""
-        prior = require_generator(view)
-        flat = latents.reshape(-1, latents.shape[-1])
-        pixels = (prior(flat) + 1) / 2
-        return view.normalization.normalize(pixels).reshape(*latents.shape[:-1], *pixels.shape[1:])
+        return prior_images(view, latents)
 
     def generated_images(self, view: ServerView, state: GIALState) -> Tensor:
         """x'(z_k, w_k) for each image k: (B, C, H, W) in input space."""
@@ -155,6 +160,9 @@ class GIAL(SteppedAttack[GIALState]):
 
     def _choose_latents(self, view: ServerView, state: GIALState) -> None:
         """Keep the restart whose images match the gradient best (cosine distance, no TV)."""
+        state.chosen.copy_(state.latents.detach()[self._best_restart(view, state)])
+
+    def _best_restart(self, view: ServerView, state: GIALState) -> int:
         with torch.no_grad():
             images = self.latent_images(view, state.latents.detach())
         scores = [float(cosine_distance(model_gradients(view, images[r], state.labels, create_graph=False),
@@ -162,8 +170,7 @@ class GIAL(SteppedAttack[GIALState]):
         finite = [r for r in range(len(scores)) if math.isfinite(scores[r])]
         if not finite:
             check_finite(torch.tensor(math.nan), state.iteration)
-        best = min(finite, key=scores.__getitem__)
-        state.chosen.copy_(state.latents.detach()[best])
+        return min(finite, key=scores.__getitem__)
 
     def _generator_step(self, view: ServerView, state: GIALState) -> None:
         state.generator_optimizer.zero_grad()
@@ -183,9 +190,16 @@ class GIAL(SteppedAttack[GIALState]):
         return state.iteration >= self.options.latent_iterations + self.options.generator_iterations
 
     def result(self, view: ServerView, state: GIALState) -> Reconstruction:
-        """The generated images; ``final_loss`` is their cosine distance (without TV)."""
-        with torch.no_grad():
-            images = self.generated_images(view, state)
+        """The generated images; ``final_loss`` is their cosine distance (without TV). Asked
+        during the latent search (a convergence record's point), the images of the restart that
+        matches best so far, through the prior; the state is left as it is."""
+        if self.in_latent_search(state):
+            best = state.latents.detach()[self._best_restart(view, state)]
+            with torch.no_grad():
+                images = self.latent_images(view, best)
+        else:
+            with torch.no_grad():
+                images = self.generated_images(view, state)
         terms = self.objective_terms(view, state, images, create_graph=False)
         iterations = state.latent_steps * self.options.restarts + state.generator_steps
         return Reconstruction(images=images.detach(), labels=state.labels.clone(), iterations=iterations,

@@ -132,6 +132,27 @@ class GIALOptions:
     early_stop_tolerance: float = tolerance_option()
 
 
+Covariance = Literal["full", "diagonal"]  # CMA-ES's covariance matrix: n×n, or its diagonal (sep-CMA-ES)
+
+
+@dataclass(frozen=True)
+class GGLOptions:
+    evaluations: int = option(25_000, minimum=1, doc="gradient evaluations (GGL's scripts: 500 rounds of 50 "
+                                                     "candidates); a last partial generation is evaluated, not told")
+    population: int = option(0, minimum=0, doc="λ, candidates per CMA-ES generation; 0: 4 + ⌊3 ln n⌋ for n = B × "
+                                                "the prior's latent dimension (pycma's default, through nevergrad)")
+    sigma: float = option(1.0, positive=True, doc="σ₀, CMA-ES's initial step size (nevergrad's CMA: scale 1)")
+    covariance: Covariance = option("full", doc="'full': an n×n covariance matrix (CMA-ES, GGL's optimiser); "
+                                                "'diagonal': its diagonal only (sep-CMA-ES), for large B")
+    tanh: bool = option(True, doc="search u and decode z = tanh(u) (GGL's use_tanh); false: z = u, plus the "
+                                  "kl term")
+    kl: float = option(0.1, minimum=0, doc="weight of the KL divergence of each z's mean and spread from N(0, 1) "
+                                           "(GGL: 0.1, only when tanh is false)")
+    label_inference: str = label_rule_option("idlg")
+    early_stop_window: int = window_option("best loss of a generation")
+    early_stop_tolerance: float = tolerance_option()
+
+
 Likelihood = Literal["gaussian", "laplacian"]  # BayesAttack's assumed noise on the shared update
 Schedule = Literal["exponential", "warm_restarts"]  # BayesAttack's step-size schedule
 
