@@ -10,6 +10,14 @@ def load(directory, stale: bool = False):
 
     return _load(directory, stale=stale)
 
+
+def load_curves(directory):
+    """Every finished cell's convergence record in ``directory`` as one pandas DataFrame (cell_id,
+    trial, iteration, loss, psnr; see :func:`evalgrid.store.load.load_curves`)."""
+    from evalgrid.store.load import load_curves as _load_curves
+
+    return _load_curves(directory)
+
 def __getattr__(name: str):
     if name == "__version__":  # read from the package's metadata on first use
         from evalgrid._version import evalgrid_version
@@ -18,4 +26,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["__version__", "load"]
+__all__ = ["__version__", "load", "load_curves"]

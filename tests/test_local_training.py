@@ -116,7 +116,8 @@ def test_shared_bn_statistics_are_the_batch_moments_at_each_layer():
     torch.testing.assert_close(var, features.var((0, 2, 3), unbiased=False))
 
 
-def test_every_attack_runs_against_a_multi_step_update():
+def multi_step_view():
+    """A tiny BatchNorm network's update of 4 images after 2 local steps, and the attacker's view."""
     from evalgrid.fl.threat_model import Normalization, ServerView, SharedUpdate
 
     torch.manual_seed(0)  # 16x16 images: the side of the smallest prior (ROG's refiner)
@@ -126,15 +127,38 @@ def test_every_attack_runs_against_a_multi_step_update():
     training = fedavg(2, 2)
     update = SharedUpdate(shared_pseudo_gradient(model, local_update(model, x, y, training), training), 4,
                           client_bn_statistics(model, x))
-    view = ServerView(model=copy.deepcopy(model), update=update, data_shape=(1, 16, 16), num_classes=5,
+    return ServerView(model=copy.deepcopy(model), update=update, data_shape=(1, 16, 16), num_classes=5,
                       normalization=Normalization((0.0,), (1.0,)), known_labels=y, local_training=training)
+
+
+def quick_attack(name: str, steps: int = 2):
+    options = ATTACKS[name].options
+    quick = {key: steps for key in options.__dataclass_fields__ if key.endswith(("iterations", "evaluations"))}
+    return ATTACKS[name].build(parse_options(options, quick))
+
+
+def test_every_attack_runs_against_a_multi_step_update():
+    view = multi_step_view()
     for name in ATTACKS.names():
-        options = ATTACKS[name].options
-        quick = {key: 2 for key in options.__dataclass_fields__ if key.endswith("iterations")}
         attacked = dataclasses.replace(view, prior=a_prior(ATTACKS[name].prior, view))
-        result = ATTACKS[name].build(parse_options(options, quick)).reconstruct(attacked,
-                                                                                torch.Generator().manual_seed(0))
-        assert result.images.shape == x.shape
+        result = quick_attack(name).reconstruct(attacked, torch.Generator().manual_seed(0))
+        assert result.images.shape == (4, 1, 16, 16)
+
+
+@pytest.mark.parametrize("name", ATTACKS.names())
+def test_asking_for_the_result_midway_changes_nothing(name):
+    """What a convergence record relies on: ``result`` between two steps leaves the run alone."""
+    view = multi_step_view()
+    attacked = dataclasses.replace(view, prior=a_prior(ATTACKS[name].prior, view))
+    straight = quick_attack(name, 3).reconstruct(attacked, torch.Generator().manual_seed(0))
+    attack = quick_attack(name, 3)
+    state = attack.start(attacked, torch.Generator().manual_seed(0))
+    while not attack.done(state):
+        attack.step(attacked, state)
+        attack.result(attacked, state)
+    probed = attack.result(attacked, state)
+    torch.testing.assert_close(probed.images, straight.images, rtol=0, atol=0)
+    assert probed.final_loss == straight.final_loss
 
 
 def a_prior(kind, view):

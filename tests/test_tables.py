@@ -502,3 +502,54 @@ def test_a_table_without_a_grid_is_listed_with_its_reason_and_not_regenerated(an
     assert f"survey: A survey\n    {kind}: a summary of the literature" in listed.output
     refused = invoke("table", name, run)
     assert refused.exit_code == 2 and kind in refused.output and "Traceback" not in refused.output
+
+
+CURVE_TABLE = """
+title = "Convergence (a test table)"
+paper = "A paper, Figure 6"
+grid = "GRIDS/steps-paper.toml"
+smoke = "GRIDS/steps-smoke.toml"
+rows = ["local_updates"]
+columns = ["share"]
+curve_at = [0.5, 1.0]
+
+[keys.local_updates]
+column = "local_steps"
+
+[keys.share]
+column = "curve_share"
+
+[values.psnr]
+measured = "curve_psnr"
+
+[trend]
+along = "share"
+kind = "monotone"
+expect = "increasing"
+expect_source = "a test"
+"""
+
+
+def test_a_table_reads_each_cells_convergence_record_at_shares_of_its_steps(analysis, run):
+    table = csv_table(analysis(CURVE_TABLE, name="curves"), run)
+    frame, curves = evalgrid.load(run), evalgrid.load_curves(run)
+    for u in (1, 2, 4):
+        cells = frame[frame["local_steps"] == u]["cell_id"]
+        for share, step in ((0.5, 10), (1.0, 20)):  # 20 IG iterations, a point at every step
+            per_cell = [curves[(curves["cell_id"] == cell) & (curves["iteration"] == step)]["psnr"].mean()
+                        for cell in cells]
+            row = table[(table["local_updates"] == u) & (table["share"] == share)]
+            assert row["measured_mean"].item() == pytest.approx(sum(per_cell) / len(per_cell), rel=1e-9)
+            assert row["cells"].item() == len(per_cell) == 2
+
+
+def test_curve_columns_need_curve_at(analysis, run):
+    name = analysis(CURVE_TABLE.replace("curve_at = [0.5, 1.0]\n", ""), name="curves")
+    result = invoke("table", name, run)
+    assert result.exit_code == 2 and "values.psnr.measured:" in result.output and "curve_at = [" in result.output
+
+
+def test_curve_at_takes_shares_of_the_steps(analysis, run):
+    name = analysis(CURVE_TABLE.replace("curve_at = [0.5, 1.0]", "curve_at = [0.5, 20]"), name="curves")
+    result = invoke("table", name, run)
+    assert result.exit_code == 2 and "curve_at:" in result.output and "(0, 1]" in result.output

@@ -208,10 +208,16 @@ class BayesAttack(SteppedAttack[BayesState]):
     def result(self, view: ServerView, state: BayesState) -> Reconstruction:
         """The best trial's images; ``final_loss`` is their gradient distance (no weight, no prior);
         the last loss terms are at weight 1, the end of the annealing."""
-        terms = first_and_last(state.first_terms,
-                               self.objective_terms(view, state, state.best_images, 1.0, create_graph=False))
-        return Reconstruction(images=state.best_images, labels=state.labels.clone(),
-                              iterations=state.finished_iterations, final_loss=state.best_score, loss_terms=terms)
+        images, score, iterations = state.best_images, state.best_score, state.finished_iterations
+        if not self.done(state):  # a convergence record: the running trial competes as if it ended now (read-only)
+            running = state.images.detach()
+            iterations += state.iteration
+            distance = self.gradient_distance(view, state, running).item()
+            if images is None or distance < score:
+                images, score = running.clone(), distance
+        terms = first_and_last(state.first_terms, self.objective_terms(view, state, images, 1.0, create_graph=False))
+        return Reconstruction(images=images, labels=state.labels.clone(), iterations=iterations,
+                              final_loss=score, loss_terms=terms)
 
     def planned_iterations(self) -> int:
         return self.options.iterations * self.options.restarts

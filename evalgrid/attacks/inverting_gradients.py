@@ -132,11 +132,19 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
         return state.restart >= self.options.restarts
 
     def result(self, view: ServerView, state: InvertingGradientsState) -> Reconstruction:
-        """The best trial's images; ``final_loss`` is their cosine distance (without TV)."""
-        terms = first_and_last(state.first_terms,
-                               self.objective_terms(view, state, state.best_images, create_graph=False))
-        return Reconstruction(images=state.best_images, labels=state.labels.clone(),
-                              iterations=state.finished_iterations, final_loss=state.best_score, loss_terms=terms)
+        """The best trial's images; ``final_loss`` is their cosine distance (without TV). Before
+        the end (a convergence record), the running trial competes as if it ended now."""
+        images, score, iterations = state.best_images, state.best_score, state.finished_iterations
+        if not self.done(state):  # read-only: the state is left as it is
+            running = state.images.detach()
+            iterations += state.iteration
+            distance = cosine_distance(model_gradients(view, running, state.labels, create_graph=False),
+                                       state.target).item()
+            if images is None or distance < score:
+                images, score = running.clone(), distance
+        terms = first_and_last(state.first_terms, self.objective_terms(view, state, images, create_graph=False))
+        return Reconstruction(images=images, labels=state.labels.clone(), iterations=iterations,
+                              final_loss=score, loss_terms=terms)
 
     def planned_iterations(self) -> int:
         return self.options.iterations * self.options.restarts

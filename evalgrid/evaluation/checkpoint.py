@@ -4,8 +4,9 @@ A batch scheduler warns a job before it stops it (Slurm: SIGUSR2 before the time
 SIGTERM on preemption or ``scontrol requeue``). The job's signal handler only calls
 :func:`request_stop`; the attack loop notices at the next step boundary, where the state is
 consistent, writes a :class:`CellCheckpoint` (finished trials, the running trial's attack
-state, the RNG) and raises :class:`Interrupted`. Whoever runs the cell next finds the
-checkpoint and continues from that iteration: the result equals an uninterrupted run's.
+state, the RNG, the convergence record so far) and raises :class:`Interrupted`. Whoever runs
+the cell next finds the checkpoint and continues from that iteration: the result equals an
+uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from evalgrid.store.atomic import atomic_write
+
+if TYPE_CHECKING:
+    from evalgrid.evaluation.convergence import CurveRecorder
 
 CHECKPOINT_SCHEMA = 1
 
@@ -62,6 +66,7 @@ class AttackProgress:
     rng: dict[str, Any] | None = None  # torch's global generators when the snapshot was taken
     resumed_at: list[int] = field(default_factory=list)  # attack iterations done when each resume began
     stacked: int = 1  # the most trials that ran together (evalgrid/evaluation/trials.py)
+    curve: list[dict[str, Any]] = field(default_factory=list)  # convergence points (evaluation/convergence.py)
 
 
 @dataclass(frozen=True)
@@ -103,9 +108,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def run_resumable(attack: Any, view: Any, generator: torch.Generator, progress: AttackProgress, trial: int,
-                  save: Callable[[AttackProgress], None]) -> Any:
+                  save: Callable[[AttackProgress], None], recorder: CurveRecorder | None = None) -> Any:
     """Run one trial of a :class:`SteppedAttack` to its end, from ``progress`` when it holds this
-    trial's state; when a stop is requested, save the progress and raise :class:`Interrupted`."""
+    trial's state; when a stop is requested, save the progress and raise :class:`Interrupted`.
+
+    With a ``recorder``, every k-th step (k = ``recorder.every``, counted from the trial's
+    start as ``steps`` is) and the last step append the attack's result there to
+    ``progress.curve``, ``trial`` numbering its first reconstruction (a stacked chunk's result
+    is one per trial: ``trial``, ``trial`` + 1, ...). A point is taken before a stop is
+    checked, so the saved progress holds it and the resumed run does not take it again."""
     if progress.state is not None and progress.trial == trial:
         state = attack.restore(view, generator, progress.state)
         set_rng_state(progress.rng)
@@ -116,13 +127,28 @@ def run_resumable(attack: Any, view: Any, generator: torch.Generator, progress: 
     while not attack.done(state):
         attack.step(view, state)
         steps += 1
+        if recorder is not None and recorder.due(steps) and not attack.done(state):
+            progress.curve.extend(_points(recorder, lambda: attack.result(view, state), trial, steps))
         signum = stop_requested()
         if signum is not None and not attack.done(state):
             progress.trial, progress.state = trial, attack.snapshot(state)
             progress.steps, progress.rng = steps, rng_state()
             save(progress)
             raise Interrupted(signum)
-    return attack.result(view, state)
+    result = attack.result(view, state)
+    if recorder is not None:
+        progress.curve.extend(_points(recorder, lambda: result, trial, steps))
+    return result
+
+
+def _points(recorder: CurveRecorder, result: Callable[[], Any], trial: int, steps: int) -> list[dict[str, Any]]:
+    """The points of ``result()`` after ``steps`` steps; torch's global generators are put back
+    afterwards (a model with dropout draws from them), so the run goes on as if nothing was recorded."""
+    saved = rng_state()
+    try:
+        return recorder.points(result(), trial, steps)
+    finally:
+        set_rng_state(saved)
 
 
 def stop_between_trials(progress: AttackProgress, next_trial: int, save: Callable[[AttackProgress], None]) -> None:

@@ -12,6 +12,7 @@ import json
 import platform
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,16 +24,20 @@ from evalgrid.errors import OutputFull, storage_full
 from evalgrid.metrics.scoring import ModelMetricInputs, Scores, score
 from evalgrid.evaluation.building import load_dataset
 from evalgrid.store.atomic import atomic_write_bytes, atomic_write_text
-from evalgrid.store.layout import OutputDir
+from evalgrid.store.curves import curve_csv
+from evalgrid.store.layout import CURVE_FILE, OutputDir
 from evalgrid.store.results import empty_row, write_result
 from evalgrid.evaluation.checkpoint import AttackProgress, CellCheckpoint
 from evalgrid.evaluation.context import CellContext, CellSummary, resolve_device
+from evalgrid.evaluation.convergence import Probe
 from evalgrid.fl.threat_model import ClientData, Reconstruction
 from evalgrid.evaluation.trials import run_trials
 
 
 def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """Run the cell; return the metric fields of its row and its artifacts (file name → bytes)."""
+    """Run the cell; return the metric fields of its row and its artifacts (file name → bytes):
+    :func:`trial_artifacts` and, unless ``context.curve_points`` is 0, the convergence record
+    curve.csv (evalgrid/store/curves.py)."""
     from evalgrid.fl.client import simulate_round
     from evalgrid.fl.stage import stage_request
     from evalgrid.fl.stage_cache import global_model
@@ -50,13 +55,14 @@ def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], di
     checkpoint = cell_checkpoint(cell, context)
     progress = checkpoint.load() or AttackProgress()
     reconstructions = run_trials(cell.attack.name, cell.attack.options, view, cell.seed, cell.trials, progress,
-                                 checkpoint.save, context.stack_trials, context.speedups)
+                                 checkpoint.save, context.stack_trials, context.speedups,
+                                 curve_points=context.curve_points,
+                                 probe=psnr_probe(cell, round_.private, info.normalization, device))
     trials: list[Trial] = []
     for reconstruction in reconstructions:
-        pixels = info.normalization.denormalize(reconstruction.images.detach().to(device)).clamp(0, 1)
-        trials.append(Trial(reconstruction, pixels, score(round_.private, pixels, reconstruction.labels,
-                                                          cell.labels == "known", cell.metrics,
-                                                          cell.metric_options.matching)))
+        pixels = reconstructed_pixels(reconstruction, info.normalization, device)
+        trials.append(Trial(reconstruction, pixels, score_trial(cell, round_.private, pixels, reconstruction,
+                                                                cell.metrics)))
     selected = view.gradient_selection if view.gradient_selection is not None else range(len(view.update.gradients))
     fields: dict[str, Any] = {
         **trial_fields(cell, trials),
@@ -73,7 +79,10 @@ def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], di
         "trials_stacked": progress.stacked,
         "speedups": ",".join(context.speedups),
     }
-    return fields, trial_artifacts(round_.private, trials)
+    artifacts = trial_artifacts(round_.private, trials)
+    if progress.curve:
+        artifacts[CURVE_FILE] = curve_csv(progress.curve)
+    return fields, artifacts
 
 
 @dataclass(frozen=True, eq=False)  # holds tensors: compared by identity
@@ -81,6 +90,33 @@ class Trial:
     reconstruction: Reconstruction
     pixels: torch.Tensor  # the reconstruction in [0, 1], in the attack's order
     scores: Scores
+
+
+def reconstructed_pixels(reconstruction: Reconstruction, normalization: Any, device: torch.device) -> torch.Tensor:
+    """The reconstruction's images as pixels in [0, 1], in the attack's order."""
+    return normalization.denormalize(reconstruction.images.detach().to(device)).clamp(0, 1)
+
+
+def score_trial(cell: CellConfig, private: ClientData, pixels: torch.Tensor, reconstruction: Reconstruction,
+                metrics: Sequence[str]) -> Scores:
+    """``metrics`` of a reconstruction against the private batch, by the cell's matching rule."""
+    return score(private, pixels, reconstruction.labels, cell.labels == "known", metrics,
+                 cell.metric_options.matching)
+
+
+def psnr_probe(cell: CellConfig, private: ClientData, normalization: Any, device: torch.device) -> Probe | None:
+    """What the convergence record measures at each point (evaluation/convergence.py): the PSNR
+    of the reconstruction against the private batch, scored as the cell's trials are (its
+    matching rule, the batch mean); None when the cell does not measure PSNR. The attack never
+    sees this: the trial runner calls it with the attack's result."""
+    if "psnr" not in cell.metrics:
+        return None
+
+    def probe(reconstruction: Reconstruction) -> dict[str, float]:
+        pixels = reconstructed_pixels(reconstruction, normalization, device)
+        return {"psnr": score_trial(cell, private, pixels, reconstruction, ["psnr"]).values["psnr"].mean}
+
+    return probe
 
 
 def adversary_prior(cell: CellConfig, context: CellContext, device: torch.device) -> tuple[Any, str]:

@@ -6,6 +6,13 @@ both modes, so a trial is the same attack whichever way it runs. Stacking
 remaining trials together when the attack has a stacked form and the model allows it; the
 finished trials and a running chunk are checkpointed like a single trial, and a checkpoint
 resumes in the mode it was taken in.
+
+Both modes take the convergence record (:mod:`evalgrid.evaluation.convergence`, ``[run]
+curve_points``) of every trial. Its iteration is the steps the running attack has taken: a
+sequential trial counts its restarts' steps one after another (up to ``planned_iterations``),
+while a stacked chunk runs a trial's restarts side by side as lanes, so there the iteration
+counts each restart's steps (up to the attack's ``iterations``) and the trial's point holds
+its best restart so far. With one restart (the presets) the two modes have the same points.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from evalgrid.evaluation.checkpoint import AttackProgress, run_resumable, stop_between_trials
 from evalgrid.evaluation.building import ATTACK_STREAM, stream_seed
+from evalgrid.evaluation.convergence import Probe, curve_recorder
 from evalgrid.evaluation.speedups import speedups
 from evalgrid.fl.threat_model import Reconstruction, ServerView
 
@@ -50,10 +58,13 @@ def stackable_model(model: nn.Module) -> bool:
 
 def run_trials(attack_name: str, options: Any, view: ServerView, seed: int, trials: int, progress: AttackProgress,
                save: Callable[[AttackProgress], None], stack: int,
-               switches: tuple[str, ...] = ()) -> list[Reconstruction]:
+               switches: tuple[str, ...] = (), curve_points: int = 0,
+               probe: Probe | None = None) -> list[Reconstruction]:
     """Every trial's reconstruction, finished ones from ``progress``; new ones are appended to
     ``progress.finished`` (tensors on the CPU) as they end. ``stack``: at most this many trials
-    at once; ``switches``: :mod:`evalgrid.evaluation.speedups`."""
+    at once; ``switches``: :mod:`evalgrid.evaluation.speedups`. ``curve_points`` > 0 records
+    about that many points per trial in ``progress.curve``, each measured by ``probe`` (see the
+    module docstring for the iteration of a stacked chunk); 0 records none."""
     from evalgrid.catalogue import ATTACKS
 
     device = next(view.model.parameters()).device
@@ -69,10 +80,13 @@ def run_trials(attack_name: str, options: Any, view: ServerView, seed: int, tria
             if chunk > 1:
                 attack = stacked(options, [view], chunk)
                 generators = [trial_generator(seed, t) for t in range(first, first + chunk)]
-                results = run_resumable(attack, view, generators, progress, first, save)
+                steps = attack.planned_iterations() // stacked.lanes_per_trial(options)  # restarts side by side
+                recorder = curve_recorder(steps, curve_points, probe)
+                results = run_resumable(attack, view, generators, progress, first, save, recorder)
             else:
                 attack = ATTACKS[attack_name].build(options)
-                results = [run_resumable(attack, view, trial_generator(seed, first), progress, first, save)]
+                recorder = curve_recorder(attack.planned_iterations(), curve_points, probe)
+                results = [run_resumable(attack, view, trial_generator(seed, first), progress, first, save, recorder)]
             progress.state, progress.stacked = None, max(progress.stacked, chunk)
             progress.finished.extend(_on_cpu(r) for r in results)
     return [Reconstruction(saved["images"].to(device), saved["labels"].to(device), saved["iterations"],

@@ -1,7 +1,8 @@
 """Schemas of the grid's non-factor tables: ``[run]``, ``[slurm]`` and ``[data]``.
 
 None of these change what a cell computes, so none enter the cell id (``stack_trials`` and
-``speedups`` can change its numbers in the last digits, like thread counts; the row records both).
+``speedups`` can change its numbers in the last digits, like thread counts; the row records both;
+``curve_points`` changes only how many points its curve.csv holds).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class RunOptions:
                                                  "this many at once (Inverting Gradients); 1: one by one")
     speedups: str = option("", doc="comma-separated attack-loop switches: tf32, channels_last, bf16, fp16 "
                                    "(evalgrid/evaluation/speedups.py; none by default)")
+    curve_points: int = option(100, minimum=0, doc="points of each trial's convergence record (loss and PSNR every "
+                                                   "k steps and at the last; DIR/artifacts/<cell>/curve.csv); "
+                                                   "0: none")
     stage_cache: str = option("", doc="folder of trained stage models shared across runs; default DIR/stages "
                                       "(relative to the grid file)")
 

@@ -190,7 +190,8 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
         context = CellContext(out_root=out.root.resolve(), grid_name=grid.name, data_root=grid.data_root,
                               device=settings.device, provenance=current_provenance(),
                               stage_cache=grid.stage_cache,
-                              stack_trials=settings.stack_trials, speedups=settings.speedups)
+                              stack_trials=settings.stack_trials, speedups=settings.speedups,
+                              curve_points=grid.run.curve_points)
         if isinstance(executor, Scheduler):
             submission = executor.submit([CellTask(cell, context) for cell in pending], out,
                                          job_name=job_name, grid_file=grid.source)

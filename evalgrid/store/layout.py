@@ -10,12 +10,14 @@ from pathlib import Path
 from evalgrid.grid.cell import CELL_ID_LENGTH
 
 RESULT_SUFFIX = ".parquet"
+CURVE_FILE = "curve.csv"  # a cell's convergence record, among its artifacts (evalgrid/store/curves.py)
 
 
 @dataclass(frozen=True)
 class OutputDir:
     """DIR/grid.toml, DIR/cell_ids.txt (its cells' ids), DIR/cells/<id>.parquet (done),
-    DIR/failed/<id>.parquet (last failure), DIR/artifacts/<id>/, DIR/logs/<id>.log,
+    DIR/failed/<id>.parquet (last failure), DIR/artifacts/<id>/ (reconstruction.png,
+    reconstruction.npz, curve.csv), DIR/logs/<id>.log,
     DIR/checkpoints/<id>.pt (a stopped cell's progress), DIR/slurm/ (what was submitted:
     evalgrid.executors.slurm), DIR/results.parquet (made by ``collect``),
     DIR/stages/ (trained stage models, unless the grid names a shared cache), DIR/quarantine/
@@ -121,6 +123,10 @@ class OutputDir:
 
     def artifacts(self, cell_id: str) -> Path:
         return self.artifacts_root / cell_id
+
+    def curve(self, cell_id: str) -> Path:
+        """A finished cell's convergence record (evalgrid.store.curves), when it was recorded."""
+        return self.artifacts(cell_id) / CURVE_FILE
 
     def checkpoint(self, cell_id: str) -> Path:
         """A stopped cell's attack progress (evalgrid.evaluation.checkpoint), removed once its result is written."""

@@ -1,4 +1,5 @@
-"""``evalgrid.load(DIR)``: the results as one tidy pandas DataFrame."""
+"""``evalgrid.load(DIR)``: the results as one tidy pandas DataFrame; :func:`load_curves`: the
+cells' convergence records as another."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pyarrow.compute as pc
 
 from evalgrid.grid.cell import FACTOR_NAMES
 from evalgrid.errors import UserError
-from evalgrid.store.layout import OutputDir, result_id
+from evalgrid.store.curves import CURVE_COLUMNS, CurveUnreadable, read_curve
+from evalgrid.store.layout import OutputDir, is_cell_id, result_id
 from evalgrid.grid.factors import FACTORS, REQUIRED
 from evalgrid.store.results import PendingRows, collected_is_fresh, read_stored, warn_user
 
@@ -55,6 +57,40 @@ def load(directory: str | Path, stale: bool = False) -> pd.DataFrame:
         else:
             frame[name] = frame[name].astype(dtype)
     return _current_or_marked(frame, is_stale, current, stale, out, files)
+
+
+def load_curves(directory: str | Path) -> pd.DataFrame:
+    """Every finished cell's convergence record (DIR/artifacts/<cell>/curve.csv, see
+    :mod:`evalgrid.store.curves`) in one DataFrame: ``cell_id`` (join it with :func:`load`'s
+    rows for the factors), ``trial``, ``iteration``, ``loss``, ``psnr`` (NaN when the cell does
+    not measure PSNR), cells in grid order, each sorted by trial and iteration.
+
+    Cells with no curve (run with ``[run] curve_points = 0``, or before curves were recorded)
+    are absent; cells no longer in DIR/grid.toml are left out, as :func:`load` leaves out their
+    rows. A curve.csv that is damaged (or not one) is skipped with a warning naming it and why."""
+    out = OutputDir(Path(directory))
+    if not out.root.is_dir():
+        raise UserError(f"{directory}: no such output directory.")
+    done = {cell_id for cell_id in out.done_ids() if is_cell_id(cell_id)}
+    current = out.current_ids()
+    cells = sorted(done) if current is None else [cell_id for cell_id in current if cell_id in done]
+    frames = []
+    for cell_id in cells:
+        path = out.curve(cell_id)
+        if not path.exists() and not path.is_symlink():
+            continue
+        try:
+            curve = read_curve(path)
+        except CurveUnreadable as damaged:
+            warn_user(f"skipped {path}: {damaged}; its cell's other results are unaffected")
+            continue
+        frames.append(curve.sort_values(["trial", "iteration"], kind="stable").assign(cell_id=cell_id))
+    columns = ["cell_id", *CURVE_COLUMNS]
+    if not frames:
+        return pd.DataFrame({"cell_id": pd.Series(dtype=str), "trial": pd.Series(dtype="int64"),
+                             "iteration": pd.Series(dtype="int64"), "loss": pd.Series(dtype="float64"),
+                             "psnr": pd.Series(dtype="float64")})[columns]
+    return pd.concat(frames, ignore_index=True)[columns]
 
 
 def _collected(out: OutputDir, files: list[Path]) -> pa.Table | None:

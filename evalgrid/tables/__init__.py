@@ -9,7 +9,7 @@ from pathlib import Path
 from evalgrid.errors import UserError
 from evalgrid.tables.compare import Compared, compare, read_published
 from evalgrid.tables.definition import TableDefinition, Trend
-from evalgrid.tables.measure import MeasuredValue, aggregate, measured_columns, measured_long
+from evalgrid.tables.measure import MeasuredValue, aggregate, along_curves, measured_columns, measured_long
 from evalgrid.tables.verdicts import Verdict, verdicts
 
 
@@ -56,6 +56,8 @@ def regenerate(definition: TableDefinition, run: Path) -> RegeneratedTable:
                         f"({definition.grid}). Run that grid into a directory, or pick the table of {ran!r} "
                         f"(evalgrid table --list).")
     frame = evalgrid.load(run)
+    if definition.curve_at:
+        frame = along_curves(frame, evalgrid.load_curves(run), definition.curve_at)
     columns = measured_columns(frame[frame["status"] == "done"], definition)
     measured = aggregate(measured_long(frame, definition, columns), definition)
     rows = compare(definition, read_published(definition), measured, columns)

@@ -14,7 +14,10 @@ from typing import Any
 from evalgrid.errors import UserError, choices_sentence, did_you_mean
 
 TOP_LEVEL = ("title", "paper", "kind", "grid", "smoke", "published", "published_where", "notes", "rows", "columns",
-             "keys", "values", "trend")
+             "keys", "values", "trend", "curve_at")
+# The columns a table read along its cells' convergence records (``curve_at``) may use beside the
+# results': the share of the trial's steps (one of curve_at), and the loss and PSNR recorded there.
+CURVE_COLUMNS = ("curve_share", "curve_loss", "curve_psnr")
 # What a table or figure of a paper is: published numbers, a plot (its stated trend), a picture
 # (reconstructions beside the originals), or not an experiment (a survey, a diagram).
 KINDS = ("numbers", "figure", "picture", "not an experiment", "not reproduced yet")
@@ -93,6 +96,9 @@ class TableDefinition:
     keys: tuple[Key, ...]
     values: tuple[Value, ...]
     trends: tuple[Trend, ...]
+    # Shares of each trial's steps (0 < share <= 1) at which the cells' convergence records are
+    # read (curve.csv): each cell then gives one row per share, with the CURVE_COLUMNS.
+    curve_at: tuple[float, ...] = ()
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -149,11 +155,30 @@ class _Reader:
             raise self.fail(key, f"expected a table, got {raw!r}.")
         return raw
 
-    def key(self, name: str, raw: Any) -> Key:
-        from evalgrid.grid.factors import FACTORS
+    def columns(self) -> list[str]:
+        """The result columns a key or value may read (with ``curve_at``, the curve's too)."""
         from evalgrid.store.results import result_schema
 
-        columns = result_schema().names
+        return [*result_schema().names, *(CURVE_COLUMNS if "curve_at" in self.data else ())]
+
+    def unknown_column(self, key: str, column: str, columns: list[str]) -> UserError:
+        if column in CURVE_COLUMNS:
+            return self.fail(key, f"{column!r} is read from the cells' convergence records: give the shares of the "
+                                  f"trials' steps to read them at, e.g. curve_at = [0.1, 0.5, 1.0].")
+        return self.fail(key, f"unknown result column {column!r}.{did_you_mean(column, columns)} "
+                              f"{choices_sentence(columns)}")
+
+    def curve_at(self) -> tuple[float, ...]:
+        raw = self.data.get("curve_at", [])
+        if not isinstance(raw, list) or not all(isinstance(share, (int, float)) and not isinstance(share, bool)
+                                                and 0 < share <= 1 for share in raw):
+            raise self.fail("curve_at", f"expected a list of shares of the trials' steps, each in (0, 1], got {raw!r}.")
+        return tuple(float(share) for share in raw)
+
+    def key(self, name: str, raw: Any) -> Key:
+        from evalgrid.grid.factors import FACTORS
+
+        columns = self.columns()
         where = f"keys.{name}"
         if not isinstance(raw, dict):
             raise self.fail(where, f"expected a table, got {raw!r}.")
@@ -167,9 +192,7 @@ class _Reader:
             raise self.fail(f"{where}.factor", f"unknown factor {factor!r}.{did_you_mean(factor, FACTORS.names())} "
                                                f"{choices_sentence(FACTORS.names())}")
         if column and column not in columns:
-            raise self.fail(f"{where}.column", f"unknown result column {column!r}."
-                                               f"{did_you_mean(column, columns)} "
-                                               f"{choices_sentence(columns)}")
+            raise self.unknown_column(f"{where}.column", column, columns)
         if option and not factor:
             raise self.fail(f"{where}.option", "an option is read from a factor's component: add factor = \"NAME\".")
         mapping = raw.get("map", {})
@@ -189,9 +212,7 @@ class _Reader:
         return tuple(matches)
 
     def value(self, name: str, raw: Any) -> Value:
-        from evalgrid.store.results import result_schema
-
-        columns = result_schema().names
+        columns = self.columns()
         where = f"values.{name}"
         if not isinstance(raw, dict):
             raise self.fail(where, f"expected a table, got {raw!r}.")
@@ -202,9 +223,7 @@ class _Reader:
             if field == "measured" and not column:
                 raise self.fail(f"{where}.measured", "required: the result column measured for this value.")
             if column and column not in columns:
-                raise self.fail(f"{where}.{field}", f"unknown result column {column!r}."
-                                                    f"{did_you_mean(column, columns)} "
-                                                    f"{choices_sentence(columns)}")
+                raise self.unknown_column(f"{where}.{field}", column, columns)
             fields[field] = column
         return Value(name, **fields)
 
@@ -300,7 +319,7 @@ class _Reader:
             grid=self.path_to("grid", required=True), smoke=self.path_to("smoke", required=False),
             published=published, published_where=tuple(where.items()), notes=tuple(notes), rows=rows,
             columns=columns, keys=tuple(self.key(n, keys_table[n]) for n in wanted), values=values,
-            trends=self.trends(wanted, values, published is not None))
+            trends=self.trends(wanted, values, published is not None), curve_at=self.curve_at())
 
 
 @dataclass(frozen=True)

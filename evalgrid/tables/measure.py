@@ -130,3 +130,26 @@ def aggregate(long: pd.DataFrame, definition: TableDefinition) -> pd.DataFrame:
     stats = grouped[SAMPLE].agg(mean="mean", std="std", n="count")
     stats["cells"] = grouped[CELL].nunique()
     return stats.reset_index()
+
+
+def along_curves(frame: pd.DataFrame, curves: pd.DataFrame, shares: tuple[float, ...]) -> pd.DataFrame:
+    """Each done cell with a convergence record, once per share s of ``shares``: its row with
+    ``curve_share`` = s and ``curve_loss``, ``curve_psnr`` = the means over its trials of the
+    last point recorded at or before s × the trial's last recorded step (a trial with no point
+    that early gives none). Cells without a record give no rows."""
+    rows = []
+    done = frame[frame["status"] == "done"]
+    for cell_id, points in curves.groupby("cell_id", sort=False):
+        cell = done[done["cell_id"] == cell_id]
+        if cell.empty:
+            continue
+        for share in shares:
+            picked = [trial[trial["iteration"] <= share * trial["iteration"].max()].tail(1)
+                      for _, trial in points.sort_values("iteration").groupby("trial")]
+            picked = [point for point in picked if not point.empty]
+            if not picked:
+                continue
+            at = pd.concat(picked)
+            rows.append(cell.iloc[0].to_dict() | {"curve_share": share, "curve_loss": float(at["loss"].mean()),
+                                                  "curve_psnr": float(at["psnr"].mean())})
+    return pd.DataFrame.from_records(rows, columns=[*frame.columns, "curve_share", "curve_loss", "curve_psnr"])
