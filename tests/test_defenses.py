@@ -255,6 +255,34 @@ def test_topk_breaks_ties_towards_the_first_coordinate():
     assert out.tolist() == [1.0, -1.0, 0.0, 0.0]
 
 
+def test_topk_smallest_keeps_exactly_k_smallest_magnitudes_per_tensor_or_overall():
+    client = make_client()
+    update = make_update(client)
+    per_layer = TopK(TopKOptions(keep=0.3, scope="layer", kept="smallest")).apply(update, client)
+    pairs = list(zip(update.gradients, per_layer.gradients))
+    overall = TopK(TopKOptions(keep=0.2, scope="global", kept="smallest")).apply(update, client)
+    pairs.append((flat(update), flat(overall)))
+    for (original, sparse), keep in zip(pairs, [0.3] * len(update.gradients) + [0.2]):
+        kept = torch.zeros(original.shape, dtype=torch.bool)
+        order = sorted(range(original.numel()), key=lambda i: abs(float(original.reshape(-1)[i])))
+        kept.view(-1)[order[:math.ceil(keep * original.numel())]] = True
+        assert torch.equal(sparse[kept], original[kept]) and not sparse[~kept].any()
+
+
+def test_topk_smallest_and_largest_split_a_tensor_between_them():
+    update = SharedUpdate((torch.tensor([0.25, -3.0, 2.0, -0.5]),), 1)
+    client = make_client()
+    bottom = TopK(TopKOptions(keep=0.5, kept="smallest")).apply(update, client).gradients[0]
+    top = TopK(TopKOptions(keep=0.5)).apply(update, client).gradients[0]
+    assert bottom.tolist() == [0.25, 0.0, 0.0, -0.5] and top.tolist() == [0.0, -3.0, 2.0, 0.0]
+
+
+def test_topk_kept_at_its_default_leaves_the_ids_alone():
+    from evalgrid.catalogue.options import canonical_options
+
+    assert "kept" not in canonical_options(TopKOptions())
+
+
 def test_topk_rejects_keep_of_zero():
     with pytest.raises(InvalidOption):
         parse_options(TopKOptions, {"keep": 0.0})

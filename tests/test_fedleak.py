@@ -289,3 +289,14 @@ def test_the_reconstruction_reports_each_terms_magnitude_at_the_start_and_at_the
     first, last = result.loss_terms["l1"]
     assert last == pytest.approx(((a - b).abs().sum() / a.abs().sum()).item(), rel=1e-5)
     assert last < first
+
+
+def test_an_update_whose_matched_elements_are_all_zero_is_refused_with_the_reason():
+    from evalgrid.attacks.base import NonFiniteLoss
+    from evalgrid.fl.threat_model import SharedUpdate
+
+    view, _ = victim(0, [1, 2])
+    zeros = SharedUpdate(tuple(torch.zeros_like(g) for g in view.update.gradients), view.update.num_samples)
+    with pytest.raises(NonFiniteLoss, match="all zero"):
+        build_attack("fedleak", iterations=2).start(dataclasses.replace(view, update=zeros), seeded(0))
+    build_attack("fedleak", iterations=2, distance="l1").start(dataclasses.replace(view, update=zeros), seeded(0))

@@ -74,7 +74,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from evalgrid.attacks.base import (SteppedAttack, check_finite, dummy_images, first_and_last, model_gradients,
+from evalgrid.attacks.base import (NonFiniteLoss, SteppedAttack, check_finite, dummy_images, first_and_last, model_gradients,
                                    optimizer_step, shared_gradients, term_values)
 from evalgrid.attacks.labels import fixed_labels
 from evalgrid.attacks.losses import flatten, total_variation
@@ -177,10 +177,15 @@ class FedLeak(SteppedAttack[FedLeakState]):
         images = dummy_images(self.options.init, view, generator).requires_grad_(True)
         target = shared_gradients(view)
         keep = self.options.keep if self.options.partial else 1.0
+        matched = matched_elements(target, keep)
+        if self.options.distance != "l1" and not flatten(target)[matched].any():
+            raise NonFiniteLoss("the update's elements FedLeak matches are all zero (e.g. a server that sees only "
+                                "the update's smallest elements, all exactly 0): their cosine distance is undefined, "
+                                "there is nothing to match")
         return FedLeakState(
             iteration=0, best_loss=math.inf, since_best=0, images=images,
             optimizer=torch.optim.Adam([images], lr=self.options.lr),
-            labels=fixed_labels(view, self.options.label_inference), matched=matched_elements(target, keep),
+            labels=fixed_labels(view, self.options.label_inference), matched=matched,
             target=target, box=view.normalization.pixel_box(images), first_terms={})
 
     def objective_terms(self, view: ServerView, state: FedLeakState, inputs: Tensor,

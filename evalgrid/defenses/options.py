@@ -36,6 +36,10 @@ class TopKOptions:
                          doc="fraction of coordinates kept, k = ⌈keep·n⌉ (SoK sweeps 0.6 to 0.95)")
     scope: Literal["layer", "global"] = option(
         "layer", doc="rank each tensor on its own (layer) or the whole update together (global)")
+    kept: Literal["largest", "smallest"] = option(
+        "largest", in_id_at_default=False,
+        doc="which coordinates are kept: the largest magnitudes (sparsification) or the smallest (FedLeak "
+            "Fig. 8's server that sees only the bottom share)")
 
 
 @dataclass(frozen=True)
