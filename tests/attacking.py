@@ -74,3 +74,22 @@ def assert_model_and_prior_untouched(run, view) -> None:
     assert all(torch.equal(prior[k], v) for k, v in view.prior.state_dict().items())
     assert all(p.grad is None for p in [*view.model.parameters(), *view.prior.parameters()])
     assert not view.prior.training
+
+
+def stop_at_the_nth_step(monkeypatch, *classes):
+    """Patch the ``step`` of each attack class so that the n-th step (counted over all of them)
+    asks to stop, as a Slurm task's signal handler does; returns ``arm(n)``, which resets the count."""
+    import signal
+
+    from evalgrid.evaluation.checkpoint import request_stop
+
+    count = {"steps": 0, "stop_at": None}
+    for cls in classes:
+        def step(self, view, state, real=cls.step):
+            real(self, view, state)
+            count["steps"] += 1
+            if count["steps"] == count["stop_at"]:
+                request_stop(signal.SIGUSR2)
+
+        monkeypatch.setattr(cls, "step", step)
+    return lambda n: count.update(steps=0, stop_at=n)

@@ -9,7 +9,6 @@ import io
 import math
 import os
 import shutil
-import signal
 import warnings
 
 import numpy as np
@@ -25,7 +24,8 @@ from evalgrid.attacks.stacked import StackedInvertingGradients
 from evalgrid.catalogue import ATTACKS
 from evalgrid.catalogue.options import parse_options
 from evalgrid.errors import UserError
-from evalgrid.evaluation.checkpoint import AttackProgress, Interrupted, clear_stop, request_stop, run_resumable
+from attacking import stop_at_the_nth_step
+from evalgrid.evaluation.checkpoint import AttackProgress, Interrupted, clear_stop, run_resumable
 from evalgrid.evaluation.context import CellContext
 from evalgrid.evaluation.convergence import curve_recorder, recording_interval
 from evalgrid.evaluation.pipeline import execute_cell
@@ -219,16 +219,7 @@ def stop_at_step(monkeypatch):
     """stop_at_step(n): the n-th attack step of the cell (counted over its trials, or over a
     stacked chunk's steps) asks to stop, as a Slurm task's signal handler does."""
     clear_stop()
-    count = {"steps": 0, "stop_at": None}
-    for cls in (InvertingGradients, StackedInvertingGradients):
-        def step(self, view, state, real=cls.step):
-            real(self, view, state)
-            count["steps"] += 1
-            if count["steps"] == count["stop_at"]:
-                request_stop(signal.SIGUSR2)
-
-        monkeypatch.setattr(cls, "step", step)
-    yield lambda n: count.update(steps=0, stop_at=n)
+    yield stop_at_the_nth_step(monkeypatch, InvertingGradients, StackedInvertingGradients)
     clear_stop()
 
 

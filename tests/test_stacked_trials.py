@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import signal
 
 import pyarrow.parquet as pq
 import pytest
@@ -22,7 +21,8 @@ from evalgrid.grid import load_grid
 from evalgrid.catalogue import MODELS
 from evalgrid.catalogue.options import parse_options
 from evalgrid.launch.provenance import current_provenance
-from evalgrid.evaluation.checkpoint import Interrupted, clear_stop, request_stop
+from attacking import stop_at_the_nth_step
+from evalgrid.evaluation.checkpoint import Interrupted, clear_stop
 from evalgrid.store.layout import OutputDir
 from evalgrid.fl.threat_model import SharedUpdate
 from evalgrid.evaluation.trials import stackable_model
@@ -183,17 +183,7 @@ def test_a_cell_with_stacked_trials_reports_what_one_by_one_reports(write_grid, 
 @pytest.fixture
 def stop_after(monkeypatch):
     clear_stop()
-    steps = {"count": 0, "stop_at": None}
-    real = StackedInvertingGradients.step
-
-    def step(self, view, state):
-        real(self, view, state)
-        steps["count"] += 1
-        if steps["count"] == steps["stop_at"]:
-            request_stop(signal.SIGUSR2)
-
-    monkeypatch.setattr(StackedInvertingGradients, "step", step)
-    yield lambda n: steps.update(count=0, stop_at=n)
+    yield stop_at_the_nth_step(monkeypatch, StackedInvertingGradients)
     clear_stop()
 
 
