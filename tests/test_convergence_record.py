@@ -267,7 +267,7 @@ def test_a_cell_that_does_not_measure_psnr_leaves_the_column_empty(finished):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A real run of a two-cell grid with the CLI (the default of 100 points: one every step)."""
+    """A real run of a two-cell grid with the CLI (the default of 20 points: one every step of 10)."""
     from click.testing import CliRunner
 
     from evalgrid.cli import main

@@ -28,7 +28,7 @@ class CellContext:
     train_stages: bool = True  # False: stage models come from their own jobs; a missing one fails the cell
     stack_trials: int = 1  # trials of a cell run together as stacked lanes (evaluation/trials.py); 1: one by one
     speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/evaluation/speedups.py)
-    curve_points: int = 100  # points of each trial's convergence record (evaluation/convergence.py); 0: none
+    curve_points: int = 20  # points of each trial's convergence record (evaluation/convergence.py); 0: none
 
     @property
     def stages(self) -> Path:

@@ -25,9 +25,9 @@ class RunOptions:
                                                  "this many at once (Inverting Gradients); 1: one by one")
     speedups: str = option("", doc="comma-separated attack-loop switches: tf32, channels_last, bf16, fp16 "
                                    "(evalgrid/evaluation/speedups.py; none by default)")
-    curve_points: int = option(100, minimum=0, doc="points of each trial's convergence record (loss and PSNR every "
-                                                   "k steps and at the last; DIR/artifacts/<cell>/curve.csv); "
-                                                   "0: none")
+    curve_points: int = option(20, minimum=0, doc="points of each trial's convergence record (loss and PSNR every "
+                                                  "k steps and at the last; DIR/artifacts/<cell>/curve.csv), each "
+                                                  "about one gradient evaluation more; 0: none")
     stage_cache: str = option("", doc="folder of trained stage models shared across runs; default DIR/stages "
                                       "(relative to the grid file)")
 
