@@ -243,6 +243,9 @@ class MetricEntry(Entry):
     needs_test_split: bool = False  # it measures on the dataset's test split
     needs_defended_training: bool = False  # it trains the federation with the defense (a trained stage)
     always_recorded: bool = False  # a model metric that costs nothing: recorded even when not listed
+    # Measured at every point of a cell's convergence record too (a curve.csv column of its name):
+    # a reconstruction metric cheap enough to compute every k attack steps.
+    along_curve: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

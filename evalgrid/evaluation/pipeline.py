@@ -57,7 +57,7 @@ def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], di
     reconstructions = run_trials(cell.attack.name, cell.attack.options, view, cell.seed, cell.trials, progress,
                                  checkpoint.save, context.stack_trials, context.speedups,
                                  curve_points=context.curve_points,
-                                 probe=psnr_probe(cell, round_.private, info.normalization, device))
+                                 probe=curve_probe(cell, round_.private, info.normalization, device))
     trials: list[Trial] = []
     for reconstruction in reconstructions:
         pixels = reconstructed_pixels(reconstruction, info.normalization, device)
@@ -104,17 +104,22 @@ def score_trial(cell: CellConfig, private: ClientData, pixels: torch.Tensor, rec
                  cell.metric_options.matching)
 
 
-def psnr_probe(cell: CellConfig, private: ClientData, normalization: Any, device: torch.device) -> Probe | None:
-    """What the convergence record measures at each point (evaluation/convergence.py): the PSNR
-    of the reconstruction against the private batch, scored as the cell's trials are (its
-    matching rule, the batch mean); None when the cell does not measure PSNR. The attack never
-    sees this: the trial runner calls it with the attack's result."""
-    if "psnr" not in cell.metrics:
+def curve_probe(cell: CellConfig, private: ClientData, normalization: Any, device: torch.device) -> Probe | None:
+    """What the convergence record measures at each point (evaluation/convergence.py): the cell's
+    metrics whose entries are ``along_curve`` (PSNR), of the reconstruction against the private
+    batch, scored as the cell's trials are (its matching rule, the batch mean); None when the
+    cell measures none of them. The attack never sees this: the trial runner calls it with the
+    attack's result."""
+    from evalgrid.catalogue import METRICS
+
+    measured = [name for name in cell.metrics if METRICS[name].along_curve]
+    if not measured:
         return None
 
     def probe(reconstruction: Reconstruction) -> dict[str, float]:
         pixels = reconstructed_pixels(reconstruction, normalization, device)
-        return {"psnr": score_trial(cell, private, pixels, reconstruction, ["psnr"]).values["psnr"].mean}
+        scores = score_trial(cell, private, pixels, reconstruction, measured)
+        return {name: scores.values[name].mean for name in measured}
 
     return probe
 

@@ -13,7 +13,7 @@ LEAK_THRESHOLDS = ("matching", "leak_psnr", "leak_lpips")  # what BRR and WSRR r
 ENTRIES = (
     MetricEntry(
         name="psnr", build="evalgrid.metrics.scoring:psnr_value", per_sample=True, reads=("matching",), unit="dB",
-        summary="peak signal-to-noise ratio in dB (an exact copy reads 100)"),
+        along_curve=True, summary="peak signal-to-noise ratio in dB (an exact copy reads 100)"),
     MetricEntry(
         name="ssim", build="evalgrid.metrics.scoring:ssim_value", per_sample=True, reads=("matching",),
         min_image_size=SSIM_WINDOW, summary="structural similarity, 11x11 Gaussian window (Wang et al. 2004)"),

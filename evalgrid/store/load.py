@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from evalgrid.grid.cell import FACTOR_NAMES
 from evalgrid.errors import UserError
-from evalgrid.store.curves import CURVE_COLUMNS, CurveUnreadable, read_curve
+from evalgrid.store.curves import CurveUnreadable, curve_metrics, read_curve
 from evalgrid.store.layout import OutputDir, is_cell_id, result_id
 from evalgrid.grid.factors import FACTORS, REQUIRED
 from evalgrid.store.results import PendingRows, collected_is_fresh, read_stored, warn_user
@@ -62,8 +62,9 @@ def load(directory: str | Path, stale: bool = False) -> pd.DataFrame:
 def load_curves(directory: str | Path) -> pd.DataFrame:
     """Every finished cell's convergence record (DIR/artifacts/<cell>/curve.csv, see
     :mod:`evalgrid.store.curves`) in one DataFrame: ``cell_id`` (join it with :func:`load`'s
-    rows for the factors), ``trial``, ``iteration``, ``loss``, ``psnr`` (NaN when the cell does
-    not measure PSNR), cells in grid order, each sorted by trial and iteration.
+    rows for the factors), ``trial``, ``iteration``, ``loss``, then each curve metric (``psnr``;
+    NaN where the cell does not measure it), cells in grid order, each sorted by trial and
+    iteration.
 
     Cells with no curve (run with ``[run] curve_points = 0``, or before curves were recorded)
     are absent; cells no longer in DIR/grid.toml are left out, as :func:`load` leaves out their
@@ -85,12 +86,13 @@ def load_curves(directory: str | Path) -> pd.DataFrame:
             warn_user(f"skipped {path}: {damaged}; its cell's other results are unaffected")
             continue
         frames.append(curve.sort_values(["trial", "iteration"], kind="stable").assign(cell_id=cell_id))
-    columns = ["cell_id", *CURVE_COLUMNS]
+    empty = {"cell_id": pd.Series(dtype=str), "trial": pd.Series(dtype="int64"),
+             "iteration": pd.Series(dtype="int64"), "loss": pd.Series(dtype="float64"),
+             **{metric: pd.Series(dtype="float64") for metric in curve_metrics()}}
     if not frames:
-        return pd.DataFrame({"cell_id": pd.Series(dtype=str), "trial": pd.Series(dtype="int64"),
-                             "iteration": pd.Series(dtype="int64"), "loss": pd.Series(dtype="float64"),
-                             "psnr": pd.Series(dtype="float64")})[columns]
-    return pd.concat(frames, ignore_index=True)[columns]
+        return pd.DataFrame(empty)
+    joined = pd.concat(frames, ignore_index=True).reindex(columns=list(empty))  # a metric a file lacks: NaN
+    return joined.astype({name: series.dtype for name, series in empty.items()})
 
 
 def _collected(out: OutputDir, files: list[Path]) -> pa.Table | None:

@@ -15,9 +15,13 @@ from evalgrid.errors import UserError, choices_sentence, did_you_mean
 
 TOP_LEVEL = ("title", "paper", "kind", "grid", "smoke", "published", "published_where", "notes", "rows", "columns",
              "keys", "values", "trend", "curve_at")
-# The columns a table read along its cells' convergence records (``curve_at``) may use beside the
-# results': the share of the trial's steps (one of curve_at), and the loss and PSNR recorded there.
-CURVE_COLUMNS = ("curve_share", "curve_loss", "curve_psnr")
+def curve_columns() -> tuple[str, ...]:
+    """The columns a table read along its cells' convergence records (``curve_at``) may use beside
+    the results': the share of the trial's steps (one of curve_at), and the loss and each curve
+    metric (``curve_psnr``) recorded there."""
+    from evalgrid.store.curves import curve_metrics
+
+    return ("curve_share", "curve_loss", *(f"curve_{metric}" for metric in curve_metrics()))
 # What a table or figure of a paper is: published numbers, a plot (its stated trend), a picture
 # (reconstructions beside the originals), or not an experiment (a survey, a diagram).
 KINDS = ("numbers", "figure", "picture", "not an experiment", "not reproduced yet")
@@ -97,7 +101,7 @@ class TableDefinition:
     values: tuple[Value, ...]
     trends: tuple[Trend, ...]
     # Shares of each trial's steps (0 < share <= 1) at which the cells' convergence records are
-    # read (curve.csv): each cell then gives one row per share, with the CURVE_COLUMNS.
+    # read (curve.csv): each cell then gives one row per share, with the curve_columns().
     curve_at: tuple[float, ...] = ()
 
     @property
@@ -159,10 +163,10 @@ class _Reader:
         """The result columns a key or value may read (with ``curve_at``, the curve's too)."""
         from evalgrid.store.results import result_schema
 
-        return [*result_schema().names, *(CURVE_COLUMNS if "curve_at" in self.data else ())]
+        return [*result_schema().names, *(curve_columns() if "curve_at" in self.data else ())]
 
     def unknown_column(self, key: str, column: str, columns: list[str]) -> UserError:
-        if column in CURVE_COLUMNS:
+        if column in curve_columns():
             return self.fail(key, f"{column!r} is read from the cells' convergence records: give the shares of the "
                                   f"trials' steps to read them at, e.g. curve_at = [0.1, 0.5, 1.0].")
         return self.fail(key, f"unknown result column {column!r}.{did_you_mean(column, columns)} "

@@ -134,9 +134,11 @@ def aggregate(long: pd.DataFrame, definition: TableDefinition) -> pd.DataFrame:
 
 def along_curves(frame: pd.DataFrame, curves: pd.DataFrame, shares: tuple[float, ...]) -> pd.DataFrame:
     """Each done cell with a convergence record, once per share s of ``shares``: its row with
-    ``curve_share`` = s and ``curve_loss``, ``curve_psnr`` = the means over its trials of the
-    last point recorded at or before s × the trial's last recorded step (a trial with no point
-    that early gives none). Cells without a record give no rows."""
+    ``curve_share`` = s, and ``curve_loss`` and ``curve_<metric>`` for each curve metric = the
+    means over its trials of the last point recorded at or before s × the trial's last recorded
+    step (a trial with no point that early gives none). Cells without a record give no rows."""
+    measured = [name for name in curves.columns if name not in ("cell_id", "trial", "iteration")]
+    columns = [*frame.columns, "curve_share", *(f"curve_{name}" for name in measured)]
     rows = []
     done = frame[frame["status"] == "done"]
     for cell_id, points in curves.groupby("cell_id", sort=False):
@@ -150,6 +152,6 @@ def along_curves(frame: pd.DataFrame, curves: pd.DataFrame, shares: tuple[float,
             if not picked:
                 continue
             at = pd.concat(picked)
-            rows.append(cell.iloc[0].to_dict() | {"curve_share": share, "curve_loss": float(at["loss"].mean()),
-                                                  "curve_psnr": float(at["psnr"].mean())})
-    return pd.DataFrame.from_records(rows, columns=[*frame.columns, "curve_share", "curve_loss", "curve_psnr"])
+            rows.append(cell.iloc[0].to_dict() | {"curve_share": share}
+                        | {f"curve_{name}": float(at[name].mean()) for name in measured})
+    return pd.DataFrame.from_records(rows, columns=columns)
