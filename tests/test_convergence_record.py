@@ -27,6 +27,7 @@ from evalgrid.errors import UserError
 from attacking import stop_at_the_nth_step
 from evalgrid.evaluation.checkpoint import AttackProgress, Interrupted, clear_stop, run_resumable
 from evalgrid.evaluation.context import CellContext
+from evalgrid.evaluation import convergence
 from evalgrid.evaluation.convergence import curve_recorder, recording_interval
 from evalgrid.evaluation.pipeline import execute_cell
 from evalgrid.evaluation.trials import run_trials
@@ -98,10 +99,28 @@ def finished(tmp_path_factory):
     return run
 
 
+REAL_MIN_INTERVAL = convergence.MIN_INTERVAL
+
+
+@pytest.fixture(autouse=True, scope="module")
+def points_at_any_step():
+    """These tests check the recording's mechanics on runs of a few steps: the floor on k is
+    lifted here (and tested on its own below)."""
+    convergence.MIN_INTERVAL = 1
+    yield
+    convergence.MIN_INTERVAL = REAL_MIN_INTERVAL
+
+
 def test_the_interval_is_planned_iterations_over_points_rounded_up():
     assert [recording_interval(10, points) for points in (4, 5, 10, 100)] == [3, 2, 1, 1]
     assert recording_interval(24_000, 100) == 240
     assert recording_interval(10, 0) == 0 and curve_recorder(10, 0, None) is None
+
+
+def test_points_are_at_least_ten_steps_apart(monkeypatch):
+    monkeypatch.setattr(convergence, "MIN_INTERVAL", REAL_MIN_INTERVAL)
+    assert REAL_MIN_INTERVAL == 10
+    assert [recording_interval(planned, 20) for planned in (5, 20, 300, 10_000)] == [10, 10, 15, 500]
 
 
 def test_points_fall_every_k_steps_and_at_each_trials_last_step():
