@@ -5,7 +5,7 @@ The images are x'(u) = normalise((G(z) + 1)/2) with z = tanh(u) (GGL's ``use_tan
 prior's generator with its weights fixed (:mod:`evalgrid.priors.dcgan`), and u ∈ R^(B×latent)
 for a batch of B. The search minimises GGL's ``ng_loss`` with ``metric='l2'``:
 
-    L(u) = (1/|W|)·Σ_l ‖∇W_l(x'(u)) − ∇W_l‖²   (+ 0.1·Σ_k KL(z_k) when tanh is off)
+    L(u) = (1/L)·Σ_{l=1..L} ‖∇W_l(x'(u)) − ∇W_l‖²   (+ 0.1·Σ_k KL(z_k) when tanh is off)
 
 the squared L2 distance summed over the L gradient tensors and divided by their number, where
 KL(z) = −½·(1 + log(s² + 1e-10) − μ² − s²) for the mean μ and spread s of one image's latent
