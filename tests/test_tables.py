@@ -479,6 +479,27 @@ def test_a_claim_about_some_series_judges_only_those():
     assert all(verdict.outcome == "agrees" for verdict in judged)  # G_O below G_L at both; 256 not claimed
 
 
+def test_a_claim_about_the_smallest_shares_judges_only_those():
+    # FedLeak Fig. 8: the bottom 20% of the update's elements leak far less than the top 20%.
+    from types import SimpleNamespace
+
+    from evalgrid.tables.compare import Compared
+    from evalgrid.tables.definition import Value
+    from evalgrid.tables.measure import MeasuredValue
+    from evalgrid.tables.verdicts import verdicts
+
+    trend = Trend("psnr", "side", "reference", reference="top", expect="lower", expect_source="Sec. 8",
+                  claimed_to=(("share", 20.0),))
+    definition = SimpleNamespace(key_names=("share", "side"))
+    rows = [Compared((share, side), "psnr", math.nan, psnr, 0.0, 3, 3)
+            for share, (top, bottom) in {"10": (15.0, 5.0), "20": (18.0, 6.0), "60": (25.0, 26.0)}.items()
+            for side, psnr in (("top", top), ("bottom", bottom))]
+    columns = {"psnr": MeasuredValue(Value("psnr", "psnr"), "psnr")}
+    judged = verdicts(definition, trend, rows, columns)
+    assert [verdict.series_text for verdict in judged] == ["share = 10", "share = 20"]
+    assert all(verdict.outcome == "agrees" for verdict in judged)  # 60 (bottom above top) not claimed
+
+
 def test_a_picture_lists_each_cells_reconstruction_panel(analysis, run):
     definition = steps_table().replace("[trend]\nalong = \"local_updates\"\n", "").replace(
         'paper = "A paper, Table 1"', 'paper = "A paper, Figure 2"\nkind = "picture"')

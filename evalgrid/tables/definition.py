@@ -31,7 +31,8 @@ LISTED_ONLY = (NOT_AN_EXPERIMENT, NOT_REPRODUCED)
 LISTED_FIELDS = ("title", "paper", "kind", "reason")  # all a definition of something not measured has
 KEY_FIELDS = ("factor", "option", "column", "map", "match")
 VALUE_FIELDS = ("measured", "fallback", "per")
-TREND_FIELDS = ("value", "along", "kind", "reference", "expect", "expect_source", "unclaimed", "claimed_from")
+TREND_FIELDS = ("value", "along", "kind", "reference", "expect", "expect_source", "unclaimed", "claimed_from",
+                "claimed_to")
 TREND_KINDS = ("monotone", "reference", "rank")
 # Columns of `evalgrid table --format csv` beside the keys: no key may take these names.
 OUTPUT_COLUMNS = ("measure", "measured_column", "measured_mean", "measured_std", "samples", "cells", "published",
@@ -81,6 +82,9 @@ class Trend:
     # Series the stated claim covers: those whose key (numeric) is at least the value, e.g.
     # {"dimension": 2048} for a claim about high-dimensional data. The others are not judged.
     claimed_from: tuple[tuple[str, float], ...] = ()
+    # ... and those whose key is at most the value, e.g. {"share": 20} for a claim about the
+    # smallest shares of an update.
+    claimed_to: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -274,18 +278,24 @@ class _Reader:
                                                "unclaimed; published values give every level its own direction.")
         if not isinstance(unclaimed, list) or not all(isinstance(u, str) for u in unclaimed):
             raise self.fail(f"{where}.unclaimed", f"expected a list of level names, got {unclaimed!r}.")
-        claimed_from = raw.get("claimed_from", {})
-        if claimed_from and not expect:
-            raise self.fail(f"{where}.claimed_from", "only a stated claim (expect) covers some series; published "
-                                                  "values give every series its own direction.")
-        if not isinstance(claimed_from, dict) or not all(
-                name in keys and name != along and isinstance(bound, (int, float)) and not isinstance(bound, bool)
-                for name, bound in claimed_from.items()):
-            raise self.fail(f"{where}.claimed_from", f"expected {{ key = number }} with keys of the table other than "
-                                                  f"`along` ({', '.join(k for k in keys if k != along)}), got "
-                                                  f"{claimed_from!r}.")
+        bounds = {field: self.claim_bounds(raw, field, where, keys, along, expect)
+                  for field in ("claimed_from", "claimed_to")}
         return Trend(value, along, kind, raw.get("reference"), expect, str(raw.get("expect_source", "")),
-                     tuple(unclaimed), tuple((name, float(bound)) for name, bound in claimed_from.items()))
+                     tuple(unclaimed), **bounds)
+
+    def claim_bounds(self, raw: dict[str, Any], field: str, where: str, keys: tuple[str, ...], along: str,
+                     expect: str) -> tuple[tuple[str, float], ...]:
+        """``claimed_from`` / ``claimed_to``: { key = number } bounding the series a stated claim covers."""
+        bounds = raw.get(field, {})
+        if bounds and not expect:
+            raise self.fail(f"{where}.{field}", "only a stated claim (expect) covers some series; published "
+                                                "values give every series its own direction.")
+        if not isinstance(bounds, dict) or not all(
+                name in keys and name != along and isinstance(bound, (int, float)) and not isinstance(bound, bool)
+                for name, bound in bounds.items()):
+            raise self.fail(f"{where}.{field}", f"expected {{ key = number }} with keys of the table other than "
+                                                f"`along` ({', '.join(k for k in keys if k != along)}), got {bounds!r}.")
+        return tuple((name, float(bound)) for name, bound in bounds.items())
 
     def definition(self, name: str) -> TableDefinition:
         self.check_names(self.data, TOP_LEVEL, "")

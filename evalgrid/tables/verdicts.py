@@ -241,12 +241,14 @@ def verdicts(definition: TableDefinition, trend: Trend, compared: list[Compared]
 
 
 def _claimed(trend: Trend, series: tuple[tuple[str, str], ...]) -> bool:
-    """Whether the trend's claim covers the series (its ``claimed_from`` bounds; a key that is not
-    a number is not covered)."""
+    """Whether the trend's claim covers the series (its ``claimed_from`` and ``claimed_to``
+    bounds; a key that is not a number is not covered)."""
     values = dict(series)
-    for name, bound in trend.claimed_from:
+    bounds = [(name, bound, 1) for name, bound in trend.claimed_from] + [(name, bound, -1)
+                                                                        for name, bound in trend.claimed_to]
+    for name, bound, sign in bounds:
         try:
-            if float(values[name]) < bound:
+            if sign * (float(values[name]) - bound) < 0:
                 return False
         except ValueError:
             return False
