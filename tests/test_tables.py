@@ -458,8 +458,8 @@ def test_a_key_named_like_an_output_column_is_refused(analysis, run):
     assert result.exit_code == 2 and "keys.measure: a name the table's output uses for itself" in result.output
 
 
-def test_a_claim_about_some_series_judges_only_those():
-    # SoK Fig. 4: GIA-L beats GIA-O on high-dimensional data; below 2,048 values nothing is claimed.
+def judged(trend, key, pairs):
+    """The trend's verdicts over series of two levels each: ``pairs`` {key value: {level: psnr}}."""
     from types import SimpleNamespace
 
     from evalgrid.tables.compare import Compared
@@ -467,37 +467,31 @@ def test_a_claim_about_some_series_judges_only_those():
     from evalgrid.tables.measure import MeasuredValue
     from evalgrid.tables.verdicts import verdicts
 
+    definition = SimpleNamespace(key_names=(trend.along, key))
+    rows = [Compared((level, value), "psnr", math.nan, psnr, 0.0, 3, 3)
+            for value, levels in pairs.items() for level, psnr in levels.items()]
+    columns = {"psnr": MeasuredValue(Value("psnr", "psnr"), "psnr")}
+    return verdicts(definition, trend, rows, columns)
+
+
+def test_a_claim_about_some_series_judges_only_those():
+    # SoK Fig. 4: GIA-L beats GIA-O on high-dimensional data; below 2,048 values nothing is claimed.
     trend = Trend("psnr", "attack", "reference", reference="G_L", expect="lower", expect_source="Sec. 4.2.1",
                   claimed_from=(("dimension", 2048.0),))
-    definition = SimpleNamespace(key_names=("attack", "dimension"))
-    rows = [Compared((attack, dimension), "psnr", math.nan, psnr, 0.0, 3, 3)
-            for dimension, (gl, go) in {"256": (9.0, 12.0), "2048": (12.0, 10.0), "4096": (11.0, 9.5)}.items()
-            for attack, psnr in (("G_L", gl), ("G_O", go))]
-    columns = {"psnr": MeasuredValue(Value("psnr", "psnr"), "psnr")}
-    judged = verdicts(definition, trend, rows, columns)
-    assert [verdict.series_text for verdict in judged] == ["dimension = 2048", "dimension = 4096"]
-    assert all(verdict.outcome == "agrees" for verdict in judged)  # G_O below G_L at both; 256 not claimed
+    verdicts = judged(trend, "dimension", {"256": {"G_L": 9.0, "G_O": 12.0}, "2048": {"G_L": 12.0, "G_O": 10.0},
+                                           "4096": {"G_L": 11.0, "G_O": 9.5}})
+    assert [verdict.series_text for verdict in verdicts] == ["dimension = 2048", "dimension = 4096"]
+    assert all(verdict.outcome == "agrees" for verdict in verdicts)  # G_O below G_L at both; 256 not claimed
 
 
 def test_a_claim_about_the_smallest_shares_judges_only_those():
     # FedLeak Fig. 8: the bottom 20% of the update's elements leak far less than the top 20%.
-    from types import SimpleNamespace
-
-    from evalgrid.tables.compare import Compared
-    from evalgrid.tables.definition import Value
-    from evalgrid.tables.measure import MeasuredValue
-    from evalgrid.tables.verdicts import verdicts
-
     trend = Trend("psnr", "side", "reference", reference="top", expect="lower", expect_source="Sec. 8",
                   claimed_to=(("share", 20.0),))
-    definition = SimpleNamespace(key_names=("share", "side"))
-    rows = [Compared((share, side), "psnr", math.nan, psnr, 0.0, 3, 3)
-            for share, (top, bottom) in {"10": (15.0, 5.0), "20": (18.0, 6.0), "60": (25.0, 26.0)}.items()
-            for side, psnr in (("top", top), ("bottom", bottom))]
-    columns = {"psnr": MeasuredValue(Value("psnr", "psnr"), "psnr")}
-    judged = verdicts(definition, trend, rows, columns)
-    assert [verdict.series_text for verdict in judged] == ["share = 10", "share = 20"]
-    assert all(verdict.outcome == "agrees" for verdict in judged)  # 60 (bottom above top) not claimed
+    verdicts = judged(trend, "share", {"10": {"top": 15.0, "bottom": 5.0}, "20": {"top": 18.0, "bottom": 6.0},
+                                       "60": {"top": 25.0, "bottom": 26.0}})
+    assert [verdict.series_text for verdict in verdicts] == ["share = 10", "share = 20"]
+    assert all(verdict.outcome == "agrees" for verdict in verdicts)  # 60 (bottom above top) not claimed
 
 
 def test_a_picture_lists_each_cells_reconstruction_panel(analysis, run):

@@ -63,13 +63,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from evalgrid.attacks.base import (SteppedAttack, check_finite, dummy_images, first_and_last, model_gradients,
-                                   optimizer_step, shared_gradients, term_values)
+from evalgrid.attacks.base import (check_finite, dummy_images, model_gradients, optimizer_step, shared_gradients,
+                                   term_values)
 from evalgrid.attacks.labels import fixed_labels
 from evalgrid.attacks.losses import flatten, layer_pieces, squared_l2_distance
 from evalgrid.attacks.options import BayesOptions, Likelihood
+from evalgrid.attacks.restarts import RestartedAttack
 from evalgrid.attacks.stopping import EarlyStopping
-from evalgrid.fl.threat_model import Reconstruction, ServerView
+from evalgrid.fl.threat_model import ServerView
 
 Scheduler = torch.optim.lr_scheduler.ExponentialLR | torch.optim.lr_scheduler.CosineAnnealingWarmRestarts
 
@@ -125,7 +126,7 @@ def likelihood_weight(step: int, anneal_iterations: int, anneal_start: float, si
     return min(start ** (1 - (step + 1) / anneal_iterations), 1.0)
 
 
-class BayesAttack(SteppedAttack[BayesState]):
+class BayesAttack(RestartedAttack[BayesState]):
     """Adam on the annealed negative log-likelihood of the update + a squared-TV prior, with restarts."""
 
     def __init__(self, options: BayesOptions):
@@ -135,14 +136,14 @@ class BayesAttack(SteppedAttack[BayesState]):
 
     def start(self, view: ServerView, generator: torch.Generator) -> BayesState:
         starts = torch.stack([dummy_images(self.options.init, view, generator) for _ in range(self.options.restarts)])
-        images, optimizer, scheduler = self._new_trial(starts[0])
+        images, optimizer, scheduler = self.new_restart(starts[0])
         return BayesState(
             restart=0, iteration=0, finished_iterations=0, best_loss=math.inf, since_best=0, starts=starts,
             images=images, optimizer=optimizer, scheduler=scheduler,
             labels=fixed_labels(view, self.options.label_inference), best_images=None, best_score=math.inf,
             target=flatten(shared_gradients(view)), first_terms={})
 
-    def _new_trial(self, start: Tensor) -> tuple[Tensor, torch.optim.Adam, Scheduler]:
+    def new_restart(self, start: Tensor) -> tuple[Tensor, torch.optim.Adam, Scheduler]:
         images = start.clone().requires_grad_(True)
         optimizer = torch.optim.Adam([images], lr=self.options.lr)
         return images, optimizer, self._schedule(optimizer)
@@ -184,43 +185,18 @@ class BayesAttack(SteppedAttack[BayesState]):
         optimizer_step(state.optimizer, state.scheduler, images, None)
         state.iteration += 1
         if state.iteration == options.iterations or stop:
-            self._finish_trial(view, state)
+            self.finish_restart(view, state)
 
     def gradient_distance(self, view: ServerView, state: BayesState, images: Tensor) -> Tensor:
         """‖∇W(x') − ∇W‖₂² (gaussian) or ‖·‖₁ (laplacian): what picks the best restart."""
         return self.distance(model_gradients(view, images, state.labels, create_graph=False), state.target)
 
-    def _finish_trial(self, view: ServerView, state: BayesState) -> None:
-        images = state.images.detach()
-        score = self.gradient_distance(view, state, images)
-        state.finished_iterations += state.iteration
-        check_finite(score, state.finished_iterations)
-        if score.item() < state.best_score:
-            state.best_images, state.best_score = images.clone(), score.item()
-        state.restart += 1
-        if state.restart < self.options.restarts:
-            state.iteration, state.best_loss, state.since_best = 0, math.inf, 0
-            state.images, state.optimizer, state.scheduler = self._new_trial(state.starts[state.restart])
+    def restart_score(self, view: ServerView, state: BayesState, images: Tensor) -> Tensor:
+        return self.gradient_distance(view, state, images)
 
-    def done(self, state: BayesState) -> bool:
-        return state.restart >= self.options.restarts
-
-    def result(self, view: ServerView, state: BayesState) -> Reconstruction:
-        """The best trial's images; ``final_loss`` is their gradient distance (no weight, no prior);
-        the last loss terms are at weight 1, the end of the annealing."""
-        images, score, iterations = state.best_images, state.best_score, state.finished_iterations
-        if not self.done(state):  # a convergence record: the running trial competes as if it ended now (read-only)
-            running = state.images.detach()
-            iterations += state.iteration
-            distance = self.gradient_distance(view, state, running).item()
-            if images is None or distance < score:
-                images, score = running.clone(), distance
-        terms = first_and_last(state.first_terms, self.objective_terms(view, state, images, 1.0, create_graph=False))
-        return Reconstruction(images=images, labels=state.labels.clone(), iterations=iterations,
-                              final_loss=score, loss_terms=terms)
-
-    def planned_iterations(self) -> int:
-        return self.options.iterations * self.options.restarts
+    def final_terms(self, view: ServerView, state: BayesState, images: Tensor) -> dict[str, Tensor]:
+        """At weight 1, the end of the annealing."""
+        return self.objective_terms(view, state, images, 1.0, create_graph=False)
 
 
 def build(options: BayesOptions) -> BayesAttack:

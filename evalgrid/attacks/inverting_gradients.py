@@ -24,13 +24,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from evalgrid.attacks.base import (SteppedAttack, check_finite, dummy_images, first_and_last, model_gradients,
-                                   optimizer_step, shared_gradients, term_values)
+from evalgrid.attacks.base import (check_finite, dummy_images, model_gradients, optimizer_step, shared_gradients,
+                                   term_values)
 from evalgrid.attacks.labels import fixed_labels
 from evalgrid.attacks.losses import cosine_distance, flatten, total_variation
 from evalgrid.attacks.options import InvertingGradientsOptions
+from evalgrid.attacks.restarts import RestartedAttack
 from evalgrid.attacks.stopping import EarlyStopping
-from evalgrid.fl.threat_model import Reconstruction, ServerView
+from evalgrid.fl.threat_model import ServerView
 
 LR_MILESTONES = (3 / 8, 5 / 8, 7 / 8)  # fractions of the iterations where the rate drops ×0.1
 
@@ -67,7 +68,7 @@ class InvertingGradientsState:
     first_terms: dict[str, float]  # each weighted loss term at the first trial's first step (empty before it)
 
 
-class InvertingGradients(SteppedAttack[InvertingGradientsState]):
+class InvertingGradients(RestartedAttack[InvertingGradientsState]):
     """Signed Adam on cosine distance + TV, boxed, with restarts."""
 
     def __init__(self, options: InvertingGradientsOptions):
@@ -76,14 +77,14 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
 
     def start(self, view: ServerView, generator: torch.Generator) -> InvertingGradientsState:
         starts = torch.stack([dummy_images(self.options.init, view, generator) for _ in range(self.options.restarts)])
-        images, optimizer, scheduler = self._new_trial(starts[0])
+        images, optimizer, scheduler = self.new_restart(starts[0])
         return InvertingGradientsState(
             restart=0, iteration=0, finished_iterations=0, best_loss=math.inf, since_best=0, starts=starts,
             images=images, optimizer=optimizer, scheduler=scheduler,
             labels=fixed_labels(view, self.options.label_inference), best_images=None, best_score=math.inf,
             target=flatten(shared_gradients(view)), box=view.normalization.pixel_box(starts), first_terms={})
 
-    def _new_trial(self, start: Tensor) -> tuple[Tensor, torch.optim.Adam, torch.optim.lr_scheduler.MultiStepLR | None]:
+    def new_restart(self, start: Tensor) -> tuple[Tensor, torch.optim.Adam, torch.optim.lr_scheduler.MultiStepLR | None]:
         images = start.clone().requires_grad_(True)
         optimizer = torch.optim.Adam([images], lr=self.options.lr)
         if not self.options.lr_decay:
@@ -109,45 +110,19 @@ class InvertingGradients(SteppedAttack[InvertingGradientsState]):
         optimizer_step(state.optimizer, state.scheduler, images, state.box if options.boxed else None)
         state.iteration += 1
         if state.iteration == options.iterations or stop:
-            self._finish_trial(view, state)
+            self.finish_restart(view, state)
 
     def objective_terms(self, view: ServerView, state: InvertingGradientsState, images: Tensor,
                         create_graph: bool = True) -> dict[str, Tensor]:
         """Eq. 4's terms at ``images`` (:func:`cosine_and_tv`)."""
         return cosine_and_tv(view, state.labels, state.target, self.options.tv, images, create_graph)
 
-    def _finish_trial(self, view: ServerView, state: InvertingGradientsState) -> None:
-        images = state.images.detach()
-        score = cosine_distance(model_gradients(view, images, state.labels, create_graph=False), state.target)
-        state.finished_iterations += state.iteration
-        check_finite(score, state.finished_iterations)
-        if score.item() < state.best_score:
-            state.best_images, state.best_score = images.clone(), score.item()
-        state.restart += 1
-        if state.restart < self.options.restarts:
-            state.iteration, state.best_loss, state.since_best = 0, math.inf, 0
-            state.images, state.optimizer, state.scheduler = self._new_trial(state.starts[state.restart])
+    def restart_score(self, view: ServerView, state: InvertingGradientsState, images: Tensor) -> Tensor:
+        """The cosine distance without TV."""
+        return cosine_distance(model_gradients(view, images, state.labels, create_graph=False), state.target)
 
-    def done(self, state: InvertingGradientsState) -> bool:
-        return state.restart >= self.options.restarts
-
-    def result(self, view: ServerView, state: InvertingGradientsState) -> Reconstruction:
-        """The best trial's images; ``final_loss`` is their cosine distance (without TV). Before
-        the end (a convergence record), the running trial competes as if it ended now."""
-        images, score, iterations = state.best_images, state.best_score, state.finished_iterations
-        if not self.done(state):  # read-only: the state is left as it is
-            running = state.images.detach()
-            iterations += state.iteration
-            distance = cosine_distance(model_gradients(view, running, state.labels, create_graph=False),
-                                       state.target).item()
-            if images is None or distance < score:
-                images, score = running.clone(), distance
-        terms = first_and_last(state.first_terms, self.objective_terms(view, state, images, create_graph=False))
-        return Reconstruction(images=images, labels=state.labels.clone(), iterations=iterations,
-                              final_loss=score, loss_terms=terms)
-
-    def planned_iterations(self) -> int:
-        return self.options.iterations * self.options.restarts
+    def final_terms(self, view: ServerView, state: InvertingGradientsState, images: Tensor) -> dict[str, Tensor]:
+        return self.objective_terms(view, state, images, create_graph=False)
 
     def restore(self, view: ServerView, generator: torch.Generator, saved: dict[str, Any]) -> InvertingGradientsState:
         state = super().restore(view, generator, saved)
