@@ -558,6 +558,11 @@ def test_a_table_reads_each_cells_convergence_record_at_shares_of_its_steps(anal
             assert row["cells"].item() == len(per_cell) == 2
 
 
+def test_a_table_read_along_curves_still_counts_each_cell_once(analysis, run):
+    shown = invoke("table", analysis(CURVE_TABLE, name="curves"), run)
+    assert shown.exit_code == 0 and "6 cells done, 0 failed" in shown.output  # 3 local steps x 2 seeds
+
+
 def test_curve_columns_need_curve_at(analysis, run):
     name = analysis(CURVE_TABLE.replace("curve_at = [0.5, 1.0]\n", ""), name="curves")
     result = invoke("table", name, run)

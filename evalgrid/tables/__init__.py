@@ -55,16 +55,15 @@ def regenerate(definition: TableDefinition, run: Path) -> RegeneratedTable:
         raise UserError(f"{run} holds grid {ran!r}, but table {definition.name!r} is made from grid {expected} "
                         f"({definition.grid}). Run that grid into a directory, or pick the table of {ran!r} "
                         f"(evalgrid table --list).")
-    frame = evalgrid.load(run)
-    if definition.curve_at:
-        frame = along_curves(frame, evalgrid.load_curves(run), definition.curve_at)
+    cells = evalgrid.load(run)
+    frame = along_curves(cells, evalgrid.load_curves(run), definition.curve_at) if definition.curve_at else cells
     columns = measured_columns(frame[frame["status"] == "done"], definition)
     measured = aggregate(measured_long(frame, definition, columns), definition)
     rows = compare(definition, read_published(definition), measured, columns)
-    return RegeneratedTable(definition, Path(run), ran, names[ran], int((frame["status"] == "done").sum()),
-                            int((frame["status"] == "failed").sum()), columns, rows,
+    return RegeneratedTable(definition, Path(run), ran, names[ran], int((cells["status"] == "done").sum()),
+                            int((cells["status"] == "failed").sum()), columns, rows,
                             tuple((trend, verdicts(definition, trend, rows, columns)) for trend in definition.trends),
-                            pictures(definition, frame, out) if definition.kind == "picture" else ())
+                            pictures(definition, cells, out) if definition.kind == "picture" else ())
 
 
 def pictures(definition: TableDefinition, frame, out) -> tuple[tuple[str, Path], ...]:
