@@ -93,3 +93,14 @@ def stop_at_the_nth_step(monkeypatch, *classes):
 
         monkeypatch.setattr(cls, "step", step)
     return lambda n: count.update(steps=0, stop_at=n)
+
+
+def with_generator(view, seed: int = 0, latent: int = 8):
+    """``view`` with an untrained DCGAN generator prior (latent 8, width 4, 1 channel, 32 px),
+    its weights drawn from ``seed``."""
+    import dataclasses
+
+    from evalgrid.priors.dcgan import Generator
+
+    torch.manual_seed(seed)
+    return dataclasses.replace(view, prior=Generator(latent, 4, 1, 32).eval())

@@ -4,14 +4,13 @@ determined by its seed, stop on a NaN update, and leave the attacker's model and
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
 
-from attacking import assert_model_and_prior_untouched, assert_nan_update_is_refused, assert_seeded
+from attacking import (assert_model_and_prior_untouched, assert_nan_update_is_refused, assert_seeded,
+                       with_generator)
 from evalgrid.catalogue import ATTACKS
-from evalgrid.priors.dcgan import Generator
 from test_attacks import attack, victim
 
 GENERATOR_ATTACKS = [name for name in ATTACKS.names() if ATTACKS[name].prior == "generator"]
@@ -29,11 +28,6 @@ def runner(name: str):
     return run
 
 
-def with_prior(view):
-    torch.manual_seed(0)
-    return dataclasses.replace(view, prior=Generator(8, 4, 1, 32).eval())
-
-
 def test_the_papers_generator_attacks_are_among_them():
     assert {"gia_l", "ggl"} <= set(GENERATOR_ATTACKS)
 
@@ -46,14 +40,14 @@ def test_without_a_prior_it_refuses_to_start(name):
 
 @pytest.mark.parametrize("name", GENERATOR_ATTACKS)
 def test_the_same_seed_gives_the_same_reconstruction_and_another_seed_another(name):
-    assert_seeded(runner(name), with_prior(victim(seed=0)[0]))
+    assert_seeded(runner(name), with_generator(victim(seed=0)[0]))
 
 
 @pytest.mark.parametrize("name", GENERATOR_ATTACKS)
 def test_a_nan_update_raises_non_finite_loss_naming_the_iteration(name):
-    assert_nan_update_is_refused(runner(name), with_prior(victim(seed=0)[0]))
+    assert_nan_update_is_refused(runner(name), with_generator(victim(seed=0)[0]))
 
 
 @pytest.mark.parametrize("name", GENERATOR_ATTACKS)
 def test_the_attackers_model_and_prior_are_left_as_given(name):
-    assert_model_and_prior_untouched(runner(name), with_prior(victim(seed=0)[0]))
+    assert_model_and_prior_untouched(runner(name), with_generator(victim(seed=0)[0]))

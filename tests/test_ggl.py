@@ -19,16 +19,11 @@ from evalgrid.defenses.chain import DefenseChain
 from evalgrid.fl.client import client_update
 from evalgrid.fl.threat_model import ClientData
 from evalgrid.priors.dcgan import Generator
-from attacking import resumed_and_straight
+from attacking import resumed_and_straight, with_generator
 from test_attacks import attack, victim
 
 LATENT = 8
 QUICK = {"evaluations": 12, "population": 4}
-
-
-def with_prior(view, seed: int = 0):
-    torch.manual_seed(seed)
-    return dataclasses.replace(view, prior=Generator(LATENT, 4, 1, 32).eval())
 
 
 def run(view, seed: int = 0, **options):
@@ -39,7 +34,7 @@ def test_the_preset_is_ggls_cma_run():
     options = attack("ggl").options
     assert (options.evaluations, options.sigma, options.covariance, options.tanh, options.kl) == (
         25_000, 1.0, "full", True, 0.1)
-    view = with_prior(victim(seed=0, batch_size=2)[0])
+    view = with_generator(victim(seed=0, batch_size=2)[0])
     params = attack("ggl").parameters(view)
     assert params.dimension == 2 * LATENT and params.population == 4 + int(3 * math.log(2 * LATENT))
 
@@ -48,7 +43,7 @@ def test_a_step_is_one_evaluation_and_the_last_partial_generation_is_not_told():
     view, client = victim(seed=0, batch_size=2)
     given = (client.labels + 1) % 10
     ggl = attack("ggl", evaluations=10, population=4)
-    view = with_prior(dataclasses.replace(view, known_labels=given))
+    view = with_generator(dataclasses.replace(view, known_labels=given))
     state = ggl.start(view, torch.Generator().manual_seed(0))
     steps = 0
     while not ggl.done(state):
@@ -66,7 +61,7 @@ def gradients(model, images, labels):
 
 
 def test_the_loss_is_the_mean_squared_l2_distance_over_gradient_tensors():
-    view = with_prior(victim(seed=1, batch_size=2, known_labels=True)[0])
+    view = with_generator(victim(seed=1, batch_size=2, known_labels=True)[0])
     ggl = attack("ggl", **QUICK)
     state = ggl.start(view, torch.Generator().manual_seed(0))
     point = torch.randn(2 * LATENT, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
@@ -80,7 +75,7 @@ def test_the_loss_is_the_mean_squared_l2_distance_over_gradient_tensors():
 
 
 def test_without_tanh_the_kl_term_of_ggls_code_is_added():
-    view = with_prior(victim(seed=1, known_labels=True)[0])
+    view = with_generator(victim(seed=1, known_labels=True)[0])
     ggl = attack("ggl", **QUICK, tanh=False)
     state = ggl.start(view, torch.Generator().manual_seed(0))
     z = torch.linspace(-1.0, 2.0, LATENT, dtype=torch.float64)
@@ -113,7 +108,7 @@ def test_the_distance_is_zero_at_the_latents_that_made_the_victims_images():
 
 
 def test_the_result_is_the_best_candidate_evaluated():
-    view = with_prior(victim(seed=2, batch_size=2)[0])
+    view = with_generator(victim(seed=2, batch_size=2)[0])
     ggl = attack("ggl", evaluations=14, population=4)
     seen = []
     measure = ggl.objective_terms
@@ -148,7 +143,7 @@ def test_the_search_mean_descends_towards_the_latents_that_made_the_victims_imag
 
 @pytest.mark.parametrize("covariance", ["full", "diagonal"])
 def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path, covariance):
-    view = with_prior(victim(seed=2, batch_size=2)[0])
+    view = with_generator(victim(seed=2, batch_size=2)[0])
     options = {"evaluations": 30, "population": 4, "covariance": covariance}
     # stopped in the middle of the second generation (after 6 of its 2 x 4 candidates)
     resumed, straight = resumed_and_straight(lambda: attack("ggl", **options), view, 5, 6, tmp_path)
@@ -157,5 +152,5 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path, co
 
 
 def test_the_default_population_follows_the_search_dimension():
-    view = with_prior(victim(seed=0, batch_size=4)[0])
+    view = with_generator(victim(seed=0, batch_size=4)[0])
     assert attack("ggl").parameters(view).population == default_population(4 * LATENT) == 14

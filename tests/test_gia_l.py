@@ -12,16 +12,10 @@ import torch
 
 from evalgrid.attacks.base import model_gradients
 from evalgrid.attacks.losses import cosine_distance
-from evalgrid.priors.dcgan import Generator
-from attacking import resumed_and_straight
+from attacking import resumed_and_straight, with_generator
 from test_attacks import attack, victim
 
 QUICK = {"latent_iterations": 3, "generator_iterations": 2, "restarts": 2}
-
-
-def with_prior(view, seed: int = 0):
-    torch.manual_seed(seed)
-    return dataclasses.replace(view, prior=Generator(8, 4, 1, 32).eval())
 
 
 def run(view, seed: int = 0, **options):
@@ -37,14 +31,14 @@ def test_the_preset_is_the_soks_two_stages_with_giass_step_sizes():
 def test_known_labels_are_used_verbatim_and_shapes_and_steps_are_counted():
     view, client = victim(seed=0, batch_size=2)
     given = (client.labels + 1) % 10
-    result = run(with_prior(dataclasses.replace(view, known_labels=given)))
+    result = run(with_generator(dataclasses.replace(view, known_labels=given)))
     assert torch.equal(result.labels, given)
     assert result.images.shape == (2, 1, 32, 32)
     assert result.iterations == 3 * 2 + 2  # latent steps count once per restart
 
 
 def test_the_latent_search_moves_z_only_and_keeps_the_best_restart():
-    view = with_prior(victim(seed=1, batch_size=2)[0])
+    view = with_generator(victim(seed=1, batch_size=2)[0])
     gial = attack("gia_l", **QUICK)
     state = gial.start(view, torch.Generator().manual_seed(3))
     start = state.latents.detach().clone()
@@ -63,7 +57,7 @@ def test_the_latent_search_moves_z_only_and_keeps_the_best_restart():
 
 
 def test_the_parameter_search_moves_each_images_own_generator_with_z_fixed():
-    view = with_prior(victim(seed=1, batch_size=2)[0])
+    view = with_generator(victim(seed=1, batch_size=2)[0])
     gial = attack("gia_l", **QUICK)
     state = gial.start(view, torch.Generator().manual_seed(3))
     for _ in range(3):
@@ -78,7 +72,7 @@ def test_the_parameter_search_moves_each_images_own_generator_with_z_fixed():
 
 def test_the_cosine_term_is_zero_at_the_true_images():
     view, client = victim(seed=0, batch_size=2, known_labels=True)
-    view = with_prior(view)
+    view = with_generator(view)
     gial = attack("gia_l", **QUICK)
     state = gial.start(view, torch.Generator().manual_seed(0))
     terms = gial.objective_terms(view, state, view.normalization.normalize(client.images), create_graph=False)
@@ -86,7 +80,7 @@ def test_the_cosine_term_is_zero_at_the_true_images():
 
 
 def test_a_run_resumed_across_the_stage_boundary_ends_exactly_where_an_uninterrupted_one_does(tmp_path):
-    view = with_prior(victim(seed=2, batch_size=2)[0])
+    view = with_generator(victim(seed=2, batch_size=2)[0])
     # stopped after the three latent steps and one generator step
     resumed, straight = resumed_and_straight(lambda: attack("gia_l", **QUICK), view, 5, 4, tmp_path)
     torch.testing.assert_close(resumed.images, straight.images, rtol=0, atol=0)
@@ -94,7 +88,7 @@ def test_a_run_resumed_across_the_stage_boundary_ends_exactly_where_an_uninterru
 
 
 def test_an_early_stopped_latent_search_goes_on_to_the_generator_stage_and_resumes_alike(tmp_path):
-    view = with_prior(victim(seed=0)[0])
+    view = with_generator(victim(seed=0)[0])
     options = {"latent_iterations": 30, "generator_iterations": 30, "restarts": 1, "lr": 1e-9,
                "generator_lr": 1e-9, "early_stop_window": 2}  # no step improves: each stage stops after 3
     gial = attack("gia_l", **options)
@@ -117,7 +111,7 @@ def test_an_early_stopped_latent_search_goes_on_to_the_generator_stage_and_resum
 
 
 def test_asked_during_the_latent_search_the_result_is_the_best_restarts_images_and_the_state_is_kept():
-    view = with_prior(victim(seed=1, batch_size=2)[0])
+    view = with_generator(victim(seed=1, batch_size=2)[0])
     gial = attack("gia_l", **QUICK)
     state = gial.start(view, torch.Generator().manual_seed(3))
     gial.step(view, state)

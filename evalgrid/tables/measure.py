@@ -145,9 +145,9 @@ def along_curves(frame: pd.DataFrame, curves: pd.DataFrame, shares: tuple[float,
         cell = done[done["cell_id"] == cell_id]
         if cell.empty:
             continue
+        trials = [trial for _, trial in points.sort_values("iteration").groupby("trial")]
         for share in shares:
-            picked = [trial[trial["iteration"] <= share * trial["iteration"].max()].tail(1)
-                      for _, trial in points.sort_values("iteration").groupby("trial")]
+            picked = [trial[trial["iteration"] <= share * trial["iteration"].max()].tail(1) for trial in trials]
             picked = [point for point in picked if not point.empty]
             if not picked:
                 continue
