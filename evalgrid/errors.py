@@ -16,6 +16,16 @@ class UserError(Exception):
     exit_code = 2
 
 
+class MissingInput(UserError):
+    """A file or folder the grid needs that is not on this machine (a dataset's files, a weights
+    file, a checkpoint), as opposed to one that is there but wrong: the checks before dispatch
+    collect every missing one (``path`` tells two reports of one file apart) and go on."""
+
+    def __init__(self, message: str, path: object = None):
+        super().__init__(message)
+        self.path = path
+
+
 class OutputFull(UserError):
     """The output directory's disk (or quota) is full, or it became read-only, while a cell's
     files were written: the run stops, since every further cell would fail the same way."""

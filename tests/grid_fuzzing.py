@@ -8,8 +8,11 @@ huge, given control characters or a path outside the tree, a line deleted, dupli
 characters inserted, deleted or flipped, and ``extends`` pointed at things that are not grid
 files.
 
-A case passes when ``plan`` exits 0, or exits 2 with one line that starts with ``error:`` and
-names the grid file; anything else (a traceback, another exit code, a crash) is a failure.
+A case passes when ``plan`` exits 0, or exits 2 with an error whose first line starts with
+``error:`` and names the grid file: the only output of a grid refused when it is read, or after
+the cells and their count for one refused by the checks (which list every missing file and each
+setting that cannot run, a line each); anything else (a traceback, another exit code, a crash)
+is a failure.
 ``python grid_fuzzing.py CASES SEED`` prints ``grids cases accepted refused`` and the failures,
 and exits 1 when there is one. The test runs it in a subprocess, so that a crash fails the test
 instead of killing pytest."""
@@ -97,10 +100,14 @@ def check(grid: Path) -> tuple[int, str | None]:
         return 0, None
     if result.exit_code != 2 or result.exception is not None and not isinstance(result.exception, SystemExit):
         return result.exit_code, f"exit code {result.exit_code}: {result.exception!r}\n{output[-2000:]}"
-    if not output.startswith("error: ") or "\n" in output or "Traceback" in output:
-        return 2, f"not one line starting with 'error: ': {output[-2000:]}"
-    if grid.name not in output:
-        return 2, f"the error does not name the grid file: {output[-500:]}"
+    lines = output.splitlines()
+    first = next((index for index, line in enumerate(lines) if line.startswith("error: ")), None)
+    if first is None or "Traceback" in output:
+        return 2, f"no line starting with 'error: ': {output[-2000:]}"
+    if first > 0 and not re.fullmatch(r"\d+ cells", lines[first - 1]):
+        return 2, f"the error follows something else than the cells and their count: {output[-2000:]}"
+    if grid.name not in lines[first]:
+        return 2, f"the error does not name the grid file: {lines[first][:500]}"
     return 2, None
 
 

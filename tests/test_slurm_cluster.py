@@ -10,6 +10,7 @@ skip with the reason elsewhere) and is stopped afterwards if this module started
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -207,13 +208,16 @@ def test_a_cancelled_cell_is_lost_then_retried_from_its_checkpoint(cluster, env,
     [cell_id] = [c for s in read_submissions(OutputDir(out)) for j in s.jobs for t in j.tasks for c in t.items]
     job = task_of(out, cell_id)
     wait_until(lambda: f"cell {cell_id} (1/1 of this task) starting" in _log(out, job), what="the cell to start")
-    time.sleep(2)  # into its attack (~9 s on 2 cores)
+    # into its attack (~9 s on 2 cores): status, on the login node, shows its iteration and loss from the node's file
+    wait_until(lambda: re.search(rf"{cell_id} trial 1/1 it [1-9][0-9]*/2500 loss [0-9.]+e[-+][0-9]+, updated",
+                                 evalgrid_cli(env, "status", out).stdout), what="status to show the attack's progress")
     cancelled = evalgrid_cli(env, "cancel", out)
     assert cancelled.returncode == 0 and "cancelled 1 task(s) of job(s) " + job.split("_")[0] in cancelled.stderr
     # the cell's own line (every status lists a "lost" count): sacct may take a moment to record the cancel
     wait_until(lambda: f"{cell_id} lost" in evalgrid_cli(env, "status", out).stdout, what="the cell to show as lost")
     assert "CANCELLED" in evalgrid_cli(env, "status", out).stdout
     assert OutputDir(out).checkpoint(cell_id).is_file()  # SIGTERM: the attack saved its state first
+    assert not OutputDir(out).cell_progress(cell_id).exists()  # and its progress file went as it stopped
     # on the login node, resubmitting and following the jobs import no torch (the tasks do, on the nodes)
     retried = subprocess.run([sys.executable, "-c", WITHOUT_TORCH, "retry", str(out), "--wait"], capture_output=True,
                              text=True, timeout=600, env=env)

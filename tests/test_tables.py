@@ -109,7 +109,7 @@ columns = ["local_updates"]
 
 [keys.dataset]
 factor = "dataset"
-map = { digits = "cifar10" }
+stand_in = { digits = "cifar10" }
 
 [keys.attack]
 factor = "attack"
@@ -178,7 +178,8 @@ def test_markdown_prints_the_papers_layout_with_the_difference(analysis, run, me
     header = next(line for line in text.splitlines() if line.startswith("| dataset"))
     assert header.split(" | ")[:5] == ["| dataset", "attack", "local_updates 1", "local_updates 2"][:4] + \
         ["local_updates 4"]
-    row = next(line for line in text.splitlines() if line.startswith("| cifar10 | O |"))
+    stand_ins = "| cifar10 (measured: digits) | O |"  # the paper's labels, then what the run measured
+    row = next(line for line in text.splitlines() if line.startswith(stand_ins))
     mean_u1 = measured.loc[1, "mean"]
     assert f"[20.00, Δ {'+' if mean_u1 >= 20 else '−'}{abs(mean_u1 - 20):.2f}]" in row
 
@@ -264,6 +265,8 @@ def test_a_run_of_another_grid_is_refused(analysis, run, tmp_path):
     (("[trend]\nalong = \"local_updates\"", "[trend]\nalong = \"local_updates\"\nkind = \"monotonic\""),
      "trend.kind", "Did you mean 'monotone'?"),
     (("rows = [", "colour = 1\nrows = ["), "colour", "Valid choices:"),
+    (('map = { ig = "O" }', 'map = { ig = "O" }\nstand_in = { ig = "L" }'), "keys.attack.stand_in",
+     "either another name of the paper's (map) or a stand-in"),
 ])
 def test_a_bad_definition_names_the_file_the_key_and_the_choices(analysis, run, change, key, hint):
     name = analysis(steps_table().replace(*change), published_csv("psnr", {1: 20.0, 2: 15.0, 4: 10.0}))
@@ -504,7 +507,7 @@ def test_a_picture_lists_each_cells_reconstruction_panel(analysis, run):
     assert shown.exit_code == 0, shown.output
     panels = [line for line in shown.output.splitlines() if line.startswith("- ") and "](" in line]
     assert len(panels) == 6  # one per done cell: 3 U x 2 seeds
-    assert panels[0].startswith("- dataset = cifar10, attack = O, local_updates = ")
+    assert panels[0].startswith("- dataset = cifar10 (measured: digits), attack = O, local_updates = ")
     path = Path(panels[0].rsplit("](", 1)[1].rstrip(")"))
     assert path.name == "reconstruction.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -27,9 +27,21 @@ class NonFiniteLoss(RuntimeError):
     """The attack's loss became NaN or infinite; the message names the iteration."""
 
 
+_last_checked_loss: Tensor | None = None
+
+
 def check_finite(loss: Tensor, iteration: int) -> None:
+    global _last_checked_loss
     if not torch.isfinite(loss):
         raise NonFiniteLoss(f"the attack's loss became {loss.item()} at iteration {iteration}")
+    _last_checked_loss = loss.detach()
+
+
+def last_checked_loss() -> Tensor | None:
+    """The loss :func:`check_finite` last passed, detached: every attack checks its step's
+    objective there, so the running cell's progress file shows it as the attack's latest loss
+    (evaluation/checkpoint.py reads it only when it writes that file; the attack never reads it)."""
+    return _last_checked_loss
 
 
 def device_of(model: nn.Module) -> torch.device:

@@ -246,6 +246,7 @@ class MetricEntry(Entry):
     # Measured at every point of a cell's convergence record too (a curve.csv column of its name):
     # a reconstruction metric cheap enough to compute every k attack steps.
     along_curve: bool = False
+    utility: bool = False  # it measures the model's usefulness (test accuracy), not leakage: the report's x axis
 
     def __post_init__(self) -> None:
         super().__post_init__()

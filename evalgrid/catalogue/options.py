@@ -8,6 +8,7 @@ validator calls :func:`parse_options` with the user's overrides.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -46,8 +47,7 @@ def option_names(schema: type) -> list[str]:
 def parse_options(schema: type, raw: Mapping[str, Any], *, base: Any = None) -> Any:
     """Build ``schema`` from ``raw`` on top of ``base`` (default: the preset), checking every value."""
     base = base if base is not None else schema()
-    hints = typing.get_type_hints(schema)
-    fields = {f.name: f for f in dataclasses.fields(schema)}
+    hints, fields = _schema(schema)
     values = {}
     for key, value in raw.items():
         if key not in fields:
@@ -55,6 +55,13 @@ def parse_options(schema: type, raw: Mapping[str, Any], *, base: Any = None) -> 
                                      f"Valid options: {', '.join(fields) or '(none)'}.")
         values[key] = _check_value(key, value, hints[key], fields[key].metadata)
     return dataclasses.replace(base, **values)
+
+
+@functools.cache
+def _schema(schema: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
+    """A schema's resolved type hints and fields, by name: computed once per class (a grid with
+    [[exclude]] rules parses the same options tens of thousands of times)."""
+    return typing.get_type_hints(schema), {f.name: f for f in dataclasses.fields(schema)}
 
 
 def options_dict(options: Any) -> dict[str, Any]:

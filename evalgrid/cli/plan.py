@@ -24,16 +24,18 @@ from evalgrid.grid.expand import collector_paused
 @click.option("--max-cells", type=click.IntRange(min=1), default=MAX_CELLS, show_default=True,
               help="Refuse a grid whose factor lists give more cells, before making any.")
 @click.option("--check", is_flag=True,
-              help="Also run the checks `run` makes before dispatch: data and weights files, every model "
-                   "against its data, every implementation importable (imports torch).")
+              help="Also run the checks `run` makes before dispatch: data, weights and checkpoint files, every "
+                   "model against its data, every implementation importable (imports torch). Lists every "
+                   "missing file after the cells; exit code 2 when any is missing or a setting cannot run.")
 def command(grid_file: Path, out_dir: Path | None, fmt: str, max_cells: int, check: bool) -> None:
     """List the cells of GRID: id and factor values. Writes nothing.
 
     Reads and validates the grid without importing torch; --check adds the checks of files and
     models that `run` makes before it dispatches anything.
 
-    The last line is "N cells" (or "N cells, K already done" with --out); with --format csv or
-    json it goes to stderr so that stdout stays machine-readable.
+    The cells' last line is "N cells" (or "N cells, K already done" with --out); with --format
+    csv or json it goes to stderr so that stdout stays machine-readable. With --check, what is
+    missing or cannot run follows on stderr, exactly as `run` would refuse with it.
 
     \b
     Example:
@@ -48,10 +50,6 @@ def _plan(grid_file: Path, out_dir: Path | None, fmt: str, max_cells: int, check
     from evalgrid.store.layout import OutputDir
 
     grid = load_grid(grid_file, max_cells)
-    if check:
-        from evalgrid.launch.preflight import check_ready
-
-        check_ready(grid)
     columns = ["cell_id", *grid.varied]
     rows = _rows(grid.cells, grid.varied)
     done = OutputDir(out_dir).done_ids() if out_dir else set()
@@ -69,8 +67,13 @@ def _plan(grid_file: Path, out_dir: Path | None, fmt: str, max_cells: int, check
         if lines:
             click.echo(lines, err=fmt != "table")
     if not check and sys.stderr.isatty():  # a hint for a person; scripts read the rows and the count
-        click.echo("files and models not checked: add --check (`run` checks them before dispatch)", err=True)
+        click.echo("data, weights, checkpoints and models not checked: add --check (`run` checks them and "
+                   "refuses before dispatch when any is missing)", err=True)
     click.echo(count, err=fmt != "table")
+    if check:  # after the listing: a machine without the data still sees the whole grid
+        from evalgrid.launch.preflight import check_ready
+
+        check_ready(grid)  # the UserError `run` gives: every missing file, and what cannot run
 
 
 def _rows(cells: tuple, varied: tuple[str, ...]) -> list[tuple[Any, ...]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,8 +22,9 @@ if TYPE_CHECKING:  # the rest is imported when the command runs: `evalgrid --hel
 
 @click.command("run")
 @click.argument("grid_file", metavar="GRID", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output directory (created; a second run resumes it).")
+@click.option("--out", "out_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory (created; a second run resumes it) [default: runs/<the grid's name>, in the "
+                   "current folder].")
 @click.option("--executor", type=click.Choice(EXECUTORS.names()), help="Where cells run [grid's run.executor].")
 @click.option("--workers", type=click.IntRange(min=1), help="Cells run at once [grid's run.workers].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[grid's run.device]")
@@ -40,7 +42,7 @@ if TYPE_CHECKING:  # the rest is imported when the command runs: `evalgrid --hel
 @click.option("--no-check", "check", flag_value=False, default=True,
               help="Skip the checks of data, weights, models and implementations before dispatch (retry does: "
                    "DIR's grid was checked when it was first run). A missing file then fails its cells instead.")
-def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int | None, device: str | None,
+def command(grid_file: Path, out_dir: Path | None, executor: str | None, workers: int | None, device: str | None,
             threads: int | None, stack_trials: int | None, speedups: str | None, profile: str | None, wait: bool,
             max_cells: int, alongside: bool, check: bool) -> None:
     """Run every cell of GRID that has no result in DIR yet, then collect DIR/results.parquet.
@@ -53,8 +55,12 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
     --wait); `evalgrid status DIR` follows them, `evalgrid cancel DIR` stops them, and running the
     same command again submits the cells neither done nor held by a queued or running task.
 
+    Without --out, DIR is runs/NAME in the current folder, NAME the grid's `name` made a safe
+    folder name (letters, digits, '-', '_', '.'; the grid file's name when nothing is left).
+
     \b
     Example:
+      evalgrid run grids/quickstart.toml                 # into runs/quickstart
       evalgrid run grids/quickstart.toml --out runs/quickstart --workers 2
       evalgrid run grids/quickstart.toml --out runs/quickstart --executor slurm --profile mycluster
     """
@@ -63,6 +69,9 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
     from evalgrid.store.results import collected_is_whole
 
     grid = load_grid(grid_file, max_cells)
+    if out_dir is None:
+        out_dir = default_out_dir(grid.name, grid_file)
+        click.echo(f"output: {out_dir}", err=True)
     name = executor or grid.run.executor
     slurm = None
     if name == "slurm":
@@ -88,7 +97,8 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
 
     def run_once() -> RunOutcome:
         try:
-            return run_grid(grid, out_dir, settings, report=lambda s: progress.update(s), on_start=started, say=_note)
+            return run_grid(grid, out_dir, settings, report=lambda s: progress.update(s), on_start=started, say=_note,
+                            watch=lambda running: progress.show_running(running))
         except OutputFull as full:
             if progress is not None:
                 progress.close()
@@ -124,6 +134,22 @@ def command(grid_file: Path, out_dir: Path, executor: str | None, workers: int |
         finished, wall_s = finished + again.finished, wall_s + progress.elapsed_s()
         _collect(grid, OutputDir(out_dir))
     _finish(grid, out_dir, finished, wall_s)
+
+
+RUNS_FOLDER = Path("runs")  # where `run` without --out puts DIR, relative to the current folder
+UNSAFE_IN_FOLDER_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_FOLDER_NAME = 100
+
+
+def default_out_dir(grid_name: str, grid_file: Path) -> Path:
+    """runs/<grid name> for a run without --out: the name made one safe folder name (runs of other
+    characters become '-'; dots, '-' and '_' trimmed from its ends, so never '..' or hidden),
+    else the grid file's name made so, else "grid"."""
+    for candidate in (grid_name, Path(grid_file).stem):
+        safe = UNSAFE_IN_FOLDER_NAME.sub("-", candidate)[:MAX_FOLDER_NAME].strip("._-")
+        if safe:
+            return RUNS_FOLDER / safe
+    return RUNS_FOLDER / "grid"
 
 
 def _note(line: str) -> None:

@@ -33,11 +33,21 @@ def list_weights() -> None:
 @click.argument("names", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Every file evalgrid knows (about 2.9 GB).")
 def fetch(names: tuple[str, ...], everything: bool) -> None:
-    """Download NAMES into the torch cache (the error that stopped a grid names them). Needs internet."""
+    """Download NAMES into the torch cache (the error that stopped a grid names them). Needs internet.
+
+    Each file is checked (complete, its hash, loadable) before it appears in the cache; a failed
+    download leaves nothing behind, says why and what to do instead, and exits with code 2.
+    """
+    from evalgrid.errors import UserError
     from evalgrid.models.weights import WEIGHTS, fetch_weights
 
     if not names and not everything:
         raise click.UsageError(f"name the files to fetch, or pass --all. Known: {', '.join(WEIGHTS.names())}.")
-    for name in names or WEIGHTS.names():
-        path = fetch_weights(name)
+    wanted = list(dict.fromkeys(names or WEIGHTS.names()))
+    for index, name in enumerate(wanted):
+        try:
+            path = fetch_weights(name)
+        except UserError as error:
+            rest = wanted[index + 1:]
+            raise UserError(f"{error}" + (f" Not tried after it: {', '.join(rest)}." if rest else "")) from None
         click.echo(f"{name}: {path}")

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from evalgrid.data.root import DATA_ROOT_ENV, resolve_data_root  # noqa: F401 - re-exported for readers
-from evalgrid.errors import UserError
+from evalgrid.errors import MissingInput
 from evalgrid.fl.threat_model import Normalization
 
 ROOT_SOURCE = f"the grid's `[data] root` (relative to the grid file) or ${DATA_ROOT_ENV}"
@@ -52,19 +52,19 @@ class ImageDataset(Protocol):
 
 def require_data_root(dataset: str, data_root: str | os.PathLike | None, contents: str,
                       how_to_get: str) -> Path:
-    """The data root as a Path, or a UserError saying how to set one and what it must hold."""
+    """The data root as a Path, or a MissingInput saying how to set one and what it must hold."""
     if data_root is None:
-        raise UserError(
+        raise MissingInput(
             f"dataset {dataset!r} needs a local copy of its files; evalgrid never downloads. Set "
             f"`[data] root = \"/path\"` in the grid file or the {DATA_ROOT_ENV} environment variable to "
             f"the folder that contains {contents}. To get it: {how_to_get}")
     return Path(data_root).expanduser()
 
 
-def missing_file(dataset: str, path: Path, root: Path, how_to_get: str) -> UserError:
-    return UserError(
+def missing_file(dataset: str, path: Path, root: Path, how_to_get: str) -> MissingInput:
+    return MissingInput(
         f"dataset {dataset!r}: missing {path}. The data root {root} comes from {ROOT_SOURCE}. "
-        f"To get the file: {how_to_get}")
+        f"To get the file: {how_to_get}", path)
 
 
 class InMemoryImages:

@@ -20,7 +20,7 @@ import torch
 from evalgrid.data.base import DATA_ROOT_ENV, DatasetInfo, InMemoryImages
 from evalgrid.data.options import CifarOptions
 from evalgrid.data.pickled import PickleFormatError, read_pickled_data
-from evalgrid.errors import UserError
+from evalgrid.errors import MissingInput, UserError
 from evalgrid.fl.threat_model import Normalization
 
 SIDE = 32
@@ -58,7 +58,7 @@ class CifarFormat:
 
     def _split_files(self, split: str, data_root: str | os.PathLike | None) -> list[Path]:
         if data_root is None:
-            raise UserError(
+            raise MissingInput(
                 f"dataset {self.name!r} needs a local copy of {self.title}; evalgrid never downloads. "
                 f"Set `[data] root = \"/path\"` in the grid file or the {DATA_ROOT_ENV} environment "
                 f"variable to the folder that contains {self.folder}/. To get it, run once on a "
@@ -69,10 +69,10 @@ class CifarFormat:
         paths = [root / self.folder / file for file in self.splits[split]]
         for path in paths:
             if not path.is_file():
-                raise UserError(
+                raise MissingInput(
                     f"dataset {self.name!r}: missing file {path}. The data root {root} must be the "
                     f"folder that contains {self.folder}/ with {', '.join(self.splits[split])}, as "
-                    f"torchvision.datasets.{self.torchvision_class}(root, download=True) leaves it.")
+                    f"torchvision.datasets.{self.torchvision_class}(root, download=True) leaves it.", path)
         return paths
 
     def _read_batch(self, path: Path) -> tuple[np.ndarray, np.ndarray]:

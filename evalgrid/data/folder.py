@@ -33,7 +33,7 @@ from PIL import Image
 
 from evalgrid.data.base import (IMAGENET_NORMALIZATION, ROOT_SOURCE, DatasetInfo, require_data_root)
 from evalgrid.data.options import ImageFolderOptions, ImageNetOptions
-from evalgrid.errors import UserError
+from evalgrid.errors import MissingInput, UserError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 IMAGENET_FOLDER = Path("imagenet") / "val"
@@ -106,8 +106,8 @@ class FolderDataset:
 
     def _class_names(self, located: Located) -> list[str]:
         if not located.folder.is_dir():
-            raise UserError(f"dataset {self.name!r}: missing folder {located.folder}. {located.origin} "
-                            f"{self.layout} {self.how_to_get}".rstrip())
+            raise MissingInput(f"dataset {self.name!r}: missing folder {located.folder}. {located.origin} "
+                               f"{self.layout} {self.how_to_get}".rstrip(), located.folder)
         return sorted(entry.name for entry in os.scandir(located.folder)
                       if entry.is_dir() and not entry.name.startswith("."))
 

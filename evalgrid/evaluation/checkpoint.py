@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from evalgrid.attacks.base import last_checked_loss
 from evalgrid.store.atomic import atomic_write
 
 if TYPE_CHECKING:
     from evalgrid.evaluation.convergence import CurveRecorder
+    from evalgrid.store.cell_progress import CellProgressWriter
 
 CHECKPOINT_SCHEMA = 1
 
@@ -108,7 +110,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def run_resumable(attack: Any, view: Any, generator: torch.Generator, progress: AttackProgress, trial: int,
-                  save: Callable[[AttackProgress], None], recorder: CurveRecorder | None = None) -> Any:
+                  save: Callable[[AttackProgress], None], recorder: CurveRecorder | None = None,
+                  watch: CellProgressWriter | None = None) -> Any:
     """Run one trial of a :class:`SteppedAttack` to its end, from ``progress`` when it holds this
     trial's state; when a stop is requested, save the progress and raise :class:`Interrupted`.
 
@@ -116,7 +119,11 @@ def run_resumable(attack: Any, view: Any, generator: torch.Generator, progress: 
     start as ``steps`` is) and the last step append the attack's result there to
     ``progress.curve``, ``trial`` numbering its first reconstruction (a stacked chunk's result
     is one per trial: ``trial``, ``trial`` + 1, ...). A point is taken before a stop is
-    checked, so the saved progress holds it and the resumed run does not take it again."""
+    checked, so the saved progress holds it and the resumed run does not take it again.
+
+    With a ``watch``, each step tells the cell's progress file (evalgrid/store/cell_progress.py,
+    throttled there) the step count and the loss the step checked (``last_checked_loss``: no
+    computation of its own, unlike a curve point); the attack's numbers are untouched."""
     if progress.state is not None and progress.trial == trial:
         state = attack.restore(view, generator, progress.state)
         set_rng_state(progress.rng)
@@ -124,9 +131,13 @@ def run_resumable(attack: Any, view: Any, generator: torch.Generator, progress: 
         progress.resumed_at.append(sum(r["iterations"] for r in progress.finished) + steps)
     else:
         state, steps = attack.start(view, generator), 0
+    before = last_checked_loss()  # not this trial's: an attack that never checks a loss shows none
     while not attack.done(state):
         attack.step(view, state)
         steps += 1
+        if watch is not None:
+            loss = last_checked_loss()
+            watch.stepped(steps, None if loss is before else loss)
         if recorder is not None and recorder.due(steps) and not attack.done(state):
             progress.curve.extend(_points(recorder, lambda: attack.result(view, state), trial, steps))
         signum = stop_requested()

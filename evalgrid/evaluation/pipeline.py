@@ -24,6 +24,7 @@ from evalgrid.errors import OutputFull, storage_full
 from evalgrid.metrics.scoring import ModelMetricInputs, Scores, score
 from evalgrid.evaluation.building import load_dataset
 from evalgrid.store.atomic import atomic_write_bytes, atomic_write_text
+from evalgrid.store.cell_progress import CellProgressWriter, start_progress
 from evalgrid.store.curves import curve_csv
 from evalgrid.store.layout import CURVE_FILE, OutputDir
 from evalgrid.store.results import empty_row, write_result
@@ -34,10 +35,11 @@ from evalgrid.fl.threat_model import ClientData, Reconstruction
 from evalgrid.evaluation.trials import run_trials
 
 
-def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], dict[str, bytes]]:
+def evaluate(cell: CellConfig, context: CellContext, watch: CellProgressWriter | None = None
+             ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Run the cell; return the metric fields of its row and its artifacts (file name → bytes):
     :func:`trial_artifacts` and, unless ``context.curve_points`` is 0, the convergence record
-    curve.csv (evalgrid/store/curves.py)."""
+    curve.csv (evalgrid/store/curves.py). ``watch``: the cell's progress file, if any."""
     from evalgrid.fl.client import simulate_round
     from evalgrid.fl.stage import stage_request
     from evalgrid.fl.stage_cache import global_model
@@ -57,7 +59,9 @@ def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], di
     reconstructions = run_trials(cell.attack.name, cell.attack.options, view, cell.seed, cell.trials, progress,
                                  checkpoint.save, context.stack_trials, context.speedups,
                                  curve_points=context.curve_points,
-                                 probe=curve_probe(cell, round_.private, info.normalization, device))
+                                 probe=curve_probe(cell, round_.private, info.normalization, device), watch=watch)
+    if watch is not None:
+        watch.phase("scoring")
     trials: list[Trial] = []
     for reconstruction in reconstructions:
         pixels = reconstructed_pixels(reconstruction, info.normalization, device)
@@ -79,7 +83,7 @@ def evaluate(cell: CellConfig, context: CellContext) -> tuple[dict[str, Any], di
         "trials_stacked": progress.stacked,
         "speedups": ",".join(context.speedups),
     }
-    artifacts = trial_artifacts(round_.private, trials)
+    artifacts = trial_artifacts(round_.private, trials, cell)
     if progress.curve:
         artifacts[CURVE_FILE] = curve_csv(progress.curve)
     return fields, artifacts
@@ -149,9 +153,10 @@ def _measures_test_split(cell: CellConfig) -> bool:
 
 def trial_fields(cell: CellConfig, trials: list[Trial]) -> dict[str, Any]:
     """Metric means over trials, per-sample values as [trial][sample], leakage rates, the
-    attack's iterations run and saved by early stopping (summed over trials), and the loss and
-    labels of the trial with the lowest final loss."""
+    attack's iterations run and saved by early stopping (summed over trials), its share of the
+    preset's budget, and the loss and labels of the trial with the lowest final loss."""
     from evalgrid.catalogue import ATTACKS, METRICS
+    from evalgrid.evaluation.budget import budget_share
 
     fields: dict[str, Any] = {}
     per_sample: dict[str, np.ndarray] = {}
@@ -169,6 +174,7 @@ def trial_fields(cell: CellConfig, trials: list[Trial]) -> dict[str, Any]:
     fields.update(final_loss=float(best.reconstruction.final_loss),
                   loss_terms=json.dumps({name: list(values) for name, values in best.reconstruction.loss_terms.items()}),
                   attack_iterations=iterations, attack_iterations_saved=planned - iterations,
+                  budget_share=budget_share(cell.attack.name, cell.attack.options),
                   recovered_labels=best.reconstruction.labels.detach().cpu().tolist())
     return fields
 
@@ -190,12 +196,12 @@ def model_metric_fields(cell: CellConfig, context: CellContext, request: Any, ac
     return {name: float(METRICS[name].build(inputs)) for name in names}
 
 
-def trial_artifacts(private: ClientData, trials: list[Trial]) -> dict[str, bytes]:
+def trial_artifacts(private: ClientData, trials: list[Trial], cell: CellConfig | None = None) -> dict[str, bytes]:
     """The best trial as a PNG above the originals, captioned with its per-image values of the
-    first per-sample metric measured (PSNR among the built-ins; without one: the lowest loss);
-    every trial's matched reconstructions in an npz."""
+    first per-sample metric measured (PSNR among the built-ins; without one: the lowest loss)
+    and titled with the ``cell`` and which row is which; every trial's matched reconstructions in an npz."""
     from evalgrid.catalogue import METRICS
-    from evalgrid.evaluation.artifacts import reconstruction_png
+    from evalgrid.evaluation.artifacts import picture_title, reconstruction_png
 
     shown = next((METRICS[name] for name in METRICS if METRICS[name].per_sample and name in trials[0].scores.values),
                  None)
@@ -217,7 +223,9 @@ def trial_artifacts(private: ClientData, trials: list[Trial]) -> dict[str, bytes
     np.savez_compressed(buffer, originals=images.numpy(), reconstructions=torch.stack(matched).numpy(),
                         true_labels=private.labels.cpu().numpy(),
                         recovered_labels=torch.stack([t.reconstruction.labels.cpu() for t in trials]).numpy())
-    return {"reconstruction.png": reconstruction_png(images, matched[trials.index(best)], captions),
+    chosen_by = f"best {shown.name.upper()}" if shown is not None else "lowest loss"
+    title = picture_title(cell, trials.index(best), len(trials), chosen_by) if cell is not None else None
+    return {"reconstruction.png": reconstruction_png(images, matched[trials.index(best)], captions, title),
             "reconstruction.npz": buffer.getvalue()}
 
 
@@ -230,8 +238,9 @@ def execute_cell(cell: CellConfig, context: CellContext) -> CellSummary:
     started = dt.datetime.now(dt.timezone.utc)
     clock = time.perf_counter()
     row = empty_row()
+    watch = start_progress(out, cell.cell_id, cell.trials)  # DIR/running/<id>.json while the cell runs
     try:
-        fields, artifacts = evaluate(cell, context)
+        fields, artifacts = evaluate(cell, context, watch)
         row.update(fields, status="done")
         for name, data in artifacts.items():
             atomic_write_bytes(out.artifacts(cell.cell_id) / name, data)
@@ -241,6 +250,8 @@ def execute_cell(cell: CellConfig, context: CellContext) -> CellSummary:
             raise OutputFull(cell.cell_id, f"{error.strerror or error} ({where})") from None
         row.update(status="failed", error_type=type(error).__name__, error_message=str(error),
                    traceback=traceback.format_exc())
+    finally:  # done, failed or stopped (Interrupted, Ctrl-C): the cell no longer runs
+        watch.end()
     summary = _finish(cell, context, row, started, time.perf_counter() - clock)
     cell_checkpoint(cell, context).discard()  # the result is written: the progress is spent
     return summary
@@ -272,17 +283,18 @@ def _finish(cell: CellConfig, context: CellContext, row: dict[str, Any], started
 
 
 def _identity(cell: CellConfig, context: CellContext) -> dict[str, Any]:
-    import torchvision
-
+    """The cell's identity and provenance: the launcher's (version, git state, command line) and
+    this process' (host, libraries, GPU, plugins)."""
     from evalgrid.catalogue.plugins import plugin_packages
+    from evalgrid.launch.provenance import process_provenance
 
     provenance = context.provenance
     return {"cell_id": cell.cell_id, "grid": context.grid_name, "config": cell.canonical_json(),
             **cell.factor_labels(), "host": platform.node(),  # where the cell ran (a node on Slurm)
             "evalgrid_version": provenance.evalgrid_version, "git_commit": provenance.git_commit,
-            "git_dirty": provenance.git_dirty, "torch_version": torch.__version__,
-            "plugins": "; ".join(str(package) for package in plugin_packages()),
-            "torchvision_version": torchvision.__version__}
+            "git_dirty": provenance.git_dirty, "command": provenance.command,
+            **process_provenance(str(resolve_device(context.device))),
+            "plugins": "; ".join(str(package) for package in plugin_packages())}
 
 
 def _log_text(cell: CellConfig, row: dict[str, Any]) -> str:

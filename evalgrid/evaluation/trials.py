@@ -18,7 +18,7 @@ its best restart so far. With one restart (the presets) the two modes have the s
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -29,6 +29,9 @@ from evalgrid.evaluation.building import ATTACK_STREAM, stream_seed
 from evalgrid.evaluation.convergence import Probe, curve_recorder
 from evalgrid.evaluation.speedups import speedups
 from evalgrid.fl.threat_model import Reconstruction, ServerView
+
+if TYPE_CHECKING:
+    from evalgrid.store.cell_progress import CellProgressWriter
 
 STACKED_FIELD = "targets"  # a field only the stacked state has: marks a stacked snapshot
 
@@ -59,12 +62,13 @@ def stackable_model(model: nn.Module) -> bool:
 def run_trials(attack_name: str, options: Any, view: ServerView, seed: int, trials: int, progress: AttackProgress,
                save: Callable[[AttackProgress], None], stack: int,
                switches: tuple[str, ...] = (), curve_points: int = 0,
-               probe: Probe | None = None) -> list[Reconstruction]:
+               probe: Probe | None = None, watch: CellProgressWriter | None = None) -> list[Reconstruction]:
     """Every trial's reconstruction, finished ones from ``progress``; new ones are appended to
     ``progress.finished`` (tensors on the CPU) as they end. ``stack``: at most this many trials
     at once; ``switches``: :mod:`evalgrid.evaluation.speedups`. ``curve_points`` > 0 records
     about that many points per trial in ``progress.curve``, each measured by ``probe`` (see the
-    module docstring for the iteration of a stacked chunk); 0 records none."""
+    module docstring for the iteration of a stacked chunk); 0 records none. ``watch``: the cell's
+    progress file, told each trial's start and each step (evalgrid/store/cell_progress.py)."""
     from evalgrid.catalogue import ATTACKS
 
     device = next(view.model.parameters()).device
@@ -82,15 +86,27 @@ def run_trials(attack_name: str, options: Any, view: ServerView, seed: int, tria
                 generators = [trial_generator(seed, t) for t in range(first, first + chunk)]
                 steps = attack.planned_iterations() // stacked.lanes_per_trial(options)  # restarts side by side
                 recorder = curve_recorder(steps, curve_points, probe)
-                results = run_resumable(attack, view, generators, progress, first, save, recorder)
+                _trial_started(watch, progress, first, chunk, steps, lanes=chunk * stacked.lanes_per_trial(options))
+                results = run_resumable(attack, view, generators, progress, first, save, recorder, watch)
             else:
                 attack = ATTACKS[attack_name].build(options)
                 recorder = curve_recorder(attack.planned_iterations(), curve_points, probe)
-                results = [run_resumable(attack, view, trial_generator(seed, first), progress, first, save, recorder)]
+                _trial_started(watch, progress, first, 1, attack.planned_iterations())
+                results = [run_resumable(attack, view, trial_generator(seed, first), progress, first, save, recorder,
+                                         watch)]
             progress.state, progress.stacked = None, max(progress.stacked, chunk)
             progress.finished.extend(_on_cpu(r) for r in results)
     return [Reconstruction(saved["images"].to(device), saved["labels"].to(device), saved["iterations"],
                            saved["final_loss"], _terms(saved.get("loss_terms", {}))) for saved in progress.finished]
+
+
+def _trial_started(watch: CellProgressWriter | None, progress: AttackProgress, first: int, chunk: int,
+                   planned: int, lanes: int = 1) -> None:
+    """Tell the progress file that trials ``first`` .. ``first + chunk - 1`` start (or resume);
+    a stacked chunk's step checks the sum of its ``lanes``' losses."""
+    if watch is not None:
+        resumed = progress.steps if progress.state is not None and progress.trial == first else 0
+        watch.trial_started(first, chunk, planned, resumed, lanes)
 
 
 def _chunk_size(running: dict[str, Any] | None, stacked: Any, options: Any, remaining: int, stack: int) -> int:

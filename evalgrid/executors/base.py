@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from evalgrid.grid.sections import SlurmOptions
 
 Report = Callable[[CellSummary], None]
+Tick = Callable[[], None]  # called about every TICK_S while cells run (the run's progress line looks inside them)
+
+TICK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,10 @@ class ExecutorSettings:
 
 
 class Executor(Protocol):
-    def run(self, tasks: Sequence[CellTask], report: Report) -> None:
-        """Run every task, calling ``report`` once per task from the launcher's thread.
+    def run(self, tasks: Sequence[CellTask], report: Report, tick: Tick | None = None) -> None:
+        """Run every task, calling ``report`` once per task from the launcher's thread, and
+        ``tick`` about every ``TICK_S`` while cells run (from any one thread: the local pool's
+        launcher, the debug executor's helper thread).
 
         Each task's result file is written where the cell ran; a KeyboardInterrupt stops
         the run and leaves no worker behind.

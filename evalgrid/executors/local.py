@@ -3,7 +3,8 @@
 Unlike ``concurrent.futures``, the launcher knows which cell each worker is running, so a
 worker that dies (killed, segfault, out of host memory) is recorded as that cell's failure
 and replaced, and the other cells go on. Workers die with the launcher (Linux PDEATHSIG),
-so a killed run leaves nothing running that could write a result twice.
+so a killed run leaves nothing running that could write a result twice. The launcher wakes
+at least every ``TICK_S`` to call ``tick`` (the progress line shows the running cells).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from multiprocessing.connection import Connection, wait
 
 from evalgrid.errors import OutputFull
 from evalgrid.evaluation.context import CellSummary
-from evalgrid.executors.base import CellTask, ExecutorSettings, Report
+from evalgrid.executors.base import TICK_S, CellTask, ExecutorSettings, Report, Tick
+from evalgrid.store.cell_progress import remove_progress
+from evalgrid.store.layout import OutputDir
 
 _PR_SET_PDEATHSIG = 1
 
@@ -42,13 +45,15 @@ class _Worker:
             self.process.kill()
         self.process.join(timeout=10)
         self.conn.close()
+        if self.task is not None:  # killed mid-cell: its progress file is no running cell's
+            remove_progress(OutputDir(self.task.context.out_root), [self.task.cell.cell_id])
 
 
 class LocalExecutor:
     def __init__(self, settings: ExecutorSettings):
         self.settings = settings
 
-    def run(self, tasks: Sequence[CellTask], report: Report) -> None:
+    def run(self, tasks: Sequence[CellTask], report: Report, tick: Tick | None = None) -> None:
         context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has threads
         queue = collections.deque(tasks)
         workers = [_Worker(context, self.settings.threads_per_worker)
@@ -58,7 +63,10 @@ class LocalExecutor:
                 worker.assign(queue.popleft())
             while any(w.task is not None for w in workers):
                 busy = [w for w in workers if w.task is not None]
-                wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+                wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
+                     timeout=TICK_S if tick is not None else None)
+                if tick is not None:
+                    tick()
                 for index, worker in enumerate(workers):
                     if worker.task is None:
                         continue

@@ -1,5 +1,9 @@
 """Checks that run before anything is dispatched or written: local data and weights exist,
-and every model can be built for its data (resolution, gradient source)."""
+and every model can be built for its data (resolution, gradient source).
+
+Every missing input is reported at once, with the checks that do not need it still made
+(:mod:`evalgrid.launch.findings`): a machine without the papers' data learns all it lacks in one go.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ from operator import attrgetter
 from typing import Any
 
 from evalgrid.grid.cell import CellConfig
-from evalgrid.errors import UserError
+from evalgrid.errors import MissingInput, UserError
 from evalgrid.grid import Grid
+from evalgrid.launch.findings import Findings
 
 
 # The checks read everything of a cell but its seed (which only seeds the weights, the data and
@@ -20,18 +25,41 @@ CHECKED_FIELDS = tuple(f.name for f in dataclasses.fields(CellConfig) if f.name 
 
 
 def check_ready(grid: Grid) -> None:
-    """Raise a UserError naming what is missing or impossible and how to fix it."""
-    from evalgrid.metrics import required_weights
-    from evalgrid.models.weights import require_weights
+    """Raise a UserError naming everything missing, and what is impossible, and how to fix it:
+    the one message `plan --check` and `run` give."""
+    findings = find_problems(grid)
+    if findings:
+        raise UserError(findings.report())
 
+
+def find_problems(grid: Grid) -> Findings:
+    """Every input of ``grid`` missing on this machine, and its wrong settings (each group of
+    checks stops at its first), without raising."""
+    findings = Findings(grid.source)
     cells = distinct_setups(grid.cells)
-    _check_implementations(grid, cells)
-    with naming(grid, "factors.dataset"):
-        _check_datasets(grid, cells)
-    _check_models(grid, cells)
-    _check_metric_image_sizes(grid, cells)
-    with naming(grid, "metrics"):
-        require_weights(required_weights(grid.metrics))
+    with findings.group():
+        _check_implementations(grid, cells)
+    if findings.wrong:  # the other checks would run the code that cannot be imported
+        return findings
+    with findings.group(), naming(grid, "factors.dataset"):
+        _check_datasets(grid, cells, findings)
+    with findings.group():
+        _check_models(grid, cells, findings)
+    with findings.group():
+        _check_metric_image_sizes(grid, cells, findings)
+    with findings.group():
+        _check_weights(grid, findings)
+    return findings
+
+
+def _check_weights(grid: Grid, findings: Findings) -> None:
+    """The pretrained weights the metrics need (LPIPS' AlexNet), each file reported on its own."""
+    from evalgrid.metrics import required_weights
+    from evalgrid.models import weights
+
+    for name in dict.fromkeys(required_weights(grid.metrics)):
+        with naming(grid, "metrics"):
+            findings.attempt("metrics", weights.require_weights, [name])
 
 
 def _check_implementations(grid: Grid, cells: list[CellConfig]) -> None:
@@ -72,6 +100,8 @@ def naming(grid: Grid, key: str) -> Iterator[None]:
     grid file and the key that chose the component."""
     try:
         yield
+    except MissingInput:  # collected as such, under its key (Findings.attempt)
+        raise
     except UserError as error:
         if str(error).startswith(str(grid.source)):
             raise
@@ -98,14 +128,16 @@ def distinct_setups(cells: Iterable[CellConfig]) -> list[CellConfig]:
     return list(by_value.values())
 
 
-def _check_metric_image_sizes(grid: Grid, cells: list[CellConfig]) -> None:
+def _check_metric_image_sizes(grid: Grid, cells: list[CellConfig], findings: Findings) -> None:
     """A metric with a smallest image side (SSIM's window, LPIPS' AlexNet) against every
     dataset and resolution of the grid: refused here rather than failing every cell."""
     from evalgrid.catalogue import METRICS
-    from evalgrid.evaluation.building import describe_dataset
 
     for dataset, resolution in dict.fromkeys((cell.dataset, cell.resolution) for cell in cells):
-        side = describe_dataset(dataset, resolution, grid.data_root).resolution
+        info = _dataset_info(grid, dataset, resolution, findings)
+        if info is None:
+            continue
+        side = info.resolution
         for name in grid.metrics:
             smallest = METRICS[name].min_image_size
             if side < smallest:
@@ -122,21 +154,28 @@ def _needs_other_splits(cell) -> bool:
     return STAGES[cell.stage.name].trains or any(METRICS[name].needs_test_split for name in cell.metrics)
 
 
-def _check_datasets(grid: Grid, cells: list[CellConfig]) -> None:
+def _check_datasets(grid: Grid, cells: list[CellConfig], findings: Findings) -> None:
     """Every split a cell reads is there and valid; the victims' split holds each cell's batch
-    (times its secure-aggregation peers), which would otherwise fail every such cell at run."""
+    (times its secure-aggregation peers), which would otherwise fail every such cell at run.
+    A split whose files are missing or damaged is recorded, and the checks that count its images
+    skipped."""
     from evalgrid.catalogue import DATASETS
 
-    sizes: dict[tuple[str, Any], int] = {}  # images per split, each split read once
+    sizes: dict[tuple[str, Any], int | None] = {}  # images per split (None: missing), each split read once
 
-    def split_size(entry, options: Any) -> int:
+    def split_size(entry, options: Any, key: str = "factors.dataset") -> int | None:
         """The split's image count from its preflight (which checks its files), or, for a
         dataset without files to check (shipped with a package), from building it."""
-        key = (entry.name, options)
-        if key not in sizes:
-            sizes[key] = (entry.preflight(options, grid.data_root) if entry.preflight is not None
-                          else len(entry.build(options, grid.data_root)))
-        return sizes[key]
+        if (entry.name, options) not in sizes:
+            count = None
+            with findings.group(), naming(grid, key):  # a damaged split hides no other split's problem
+                count = findings.attempt(key, entry.preflight if entry.preflight is not None
+                                         else lambda *args: len(entry.build(*args)), options, grid.data_root)
+            if count is None:
+                findings.skip(f"whether dataset {entry.name}'s splits hold the batches, shards and prior data "
+                              f"(their image counts)")
+            sizes[(entry.name, options)] = count
+        return sizes[(entry.name, options)]
 
     for cell in cells:
         choice = cell.dataset
@@ -147,8 +186,10 @@ def _check_datasets(grid: Grid, cells: list[CellConfig]) -> None:
         if entry.preflight is not None:
             for options in variants:
                 split_size(entry, options)
-        _check_victims_fit(grid, cell, split_size(entry, choice.options))
-        _check_heterogeneity_fits(grid, cell, split_size(entry, choice.options))
+        victims = split_size(entry, choice.options)
+        if victims is not None:
+            _check_victims_fit(grid, cell, victims)
+            _check_heterogeneity_fits(grid, cell, victims)
         _check_federation_fits(grid, cell, lambda options: split_size(entry, options))
         _check_prior_data(grid, cell, split_size)
 
@@ -163,7 +204,8 @@ def _check_prior_data(grid: Grid, cell: CellConfig, split_size) -> None:
     if request is None or not is_trained(request):
         return
     with naming(grid, "factors.prior"):
-        if split_size(DATASETS[request.auxiliary.name], request.auxiliary.options) < 1:
+        size = split_size(DATASETS[request.auxiliary.name], request.auxiliary.options, "factors.prior")
+        if size is not None and size < 1:
             raise UserError(f"prior {request.prior} would train on {request.auxiliary.name} "
                             f"({request.auxiliary_split_note()}), which has no images.")
 
@@ -180,8 +222,11 @@ def _check_federation_fits(grid: Grid, cell: CellConfig, split_size) -> None:
         return
     options = cell.dataset.options
     train = dataclasses.replace(options, split="train") if hasattr(options, "split") else options
+    size = split_size(train)
+    if size is None:  # its files are missing (recorded)
+        return
     try:
-        shard_size(split_size(train), federation.clients, federation.samples_per_client)
+        shard_size(size, federation.clients, federation.samples_per_client)
     except ValueError as error:
         raise UserError(f"{grid.source}: factors.stage: {cell.stage} on dataset {cell.dataset}: {error}; lower "
                         f"clients or samples_per_client.") from None
@@ -221,30 +266,46 @@ def _check_heterogeneity_fits(grid: Grid, cell: CellConfig, size: int) -> None:
                         f"{cell.batch_size} on dataset {cell.dataset}: {error}") from None
 
 
-def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
+def _dataset_info(grid: Grid, dataset, resolution: int, findings: Findings):
+    """The dataset's public facts (:func:`describe_dataset`: its catalogue entry knows most
+    without reading a file), or None when they come from its files and those are missing."""
+    from evalgrid.evaluation.building import describe_dataset
+
+    with naming(grid, "factors.dataset"):
+        info = findings.attempt("factors.dataset", describe_dataset, dataset, resolution, grid.data_root)
+    if info is None:
+        findings.skip(f"the models on dataset {dataset} and their gradient sources, attacks, priors, metrics and "
+                      f"checkpoints' fit (its image shape and classes are read from its files)")
+    return info
+
+
+def _check_models(grid: Grid, cells: list[CellConfig], findings: Findings) -> None:
     """Build every (model, data shape) on the meta device: no memory, no time, but the same
     errors as a real build (too small images); check that its smallest train-mode batch passes
     (one small CPU forward), the gradient sources it names and that its init's files exist and
-    fit it (a checkpoint's keys and shapes)."""
+    fit it (a checkpoint's keys and shapes). A dataset whose shape needs its missing files is
+    skipped, and so is a missing init file's fit."""
     from evalgrid.models.fitting import check_batch_fits
     from evalgrid.models.gradient_source import parameter_selection
-    from evalgrid.evaluation.building import describe_dataset
 
-    infos = {}
+    infos = {}  # (dataset, resolution) -> its DatasetInfo, None when its files are missing
     networks = {}  # (dataset, resolution, model) -> the model on the meta device, built once
     for key in dict.fromkeys((cell.dataset, cell.resolution, cell.model, cell.gradient_source,
                               _smallest_training_batch(cell), cell.init) for cell in cells):
         dataset, resolution, model, source, smallest, init = key
-        info = infos.get((dataset, resolution))
-        if info is None:
-            with naming(grid, "factors.dataset"):
-                info = infos[(dataset, resolution)] = describe_dataset(dataset, resolution, grid.data_root)
+        if (dataset, resolution) not in infos:
+            infos[(dataset, resolution)] = _dataset_info(grid, dataset, resolution, findings)
+        info = infos[(dataset, resolution)]
+        if info is None:  # no model to fit the init to: only whether its files are there
+            with naming(grid, "factors.init"):
+                findings.attempt("factors.init", _check_init, grid, init, model, None)
+            continue
         network = networks.get((dataset, resolution, model))
         if network is None:
             with naming(grid, "factors.model"):
                 network = networks[(dataset, resolution, model)] = _meta_model(grid, model, info)
         with naming(grid, "factors.init"):
-            _check_init(grid, init, model, network)
+            findings.attempt("factors.init", _check_init, grid, init, model, network)
         if smallest:
             with naming(grid, "factors.model"):
                 check_batch_fits(model.name, model.options, info, smallest)
@@ -254,10 +315,10 @@ def _check_models(grid: Grid, cells: list[CellConfig]) -> None:
             except UserError as err:
                 raise UserError(f"{grid.source}: factors.gradient_source: {err}") from None
     _check_attacks(grid, cells, infos, networks)
-    _check_priors(grid, cells, infos)
+    _check_priors(grid, cells, infos, findings)
 
 
-def _check_priors(grid: Grid, cells: list[CellConfig], infos: dict) -> None:
+def _check_priors(grid: Grid, cells: list[CellConfig], infos: dict, findings: Findings) -> None:
     """Each prior fits the victims' images (its preflight: a generator's side, a checkpoint's
     file and shapes); its auxiliary data is one of the splits :func:`_check_datasets` checks."""
     from evalgrid.catalogue import PRIORS
@@ -265,9 +326,10 @@ def _check_priors(grid: Grid, cells: list[CellConfig], infos: dict) -> None:
 
     for request in dict.fromkeys(filter(None, map(prior_request, cells))):
         entry = PRIORS[request.prior.name]
-        if entry.preflight is not None:
+        info = infos[(request.victims, request.resolution)]
+        if entry.preflight is not None and info is not None:
             with naming(grid, "factors.prior"):
-                entry.preflight(request.prior.options, infos[(request.victims, request.resolution)])
+                findings.attempt("factors.prior", entry.preflight, request.prior.options, info)
 
 
 def _check_attacks(grid: Grid, cells: list[CellConfig], infos: dict, networks: dict) -> None:
@@ -279,7 +341,7 @@ def _check_attacks(grid: Grid, cells: list[CellConfig], infos: dict, networks: d
     for dataset, resolution, model, attack in dict.fromkeys(
             (cell.dataset, cell.resolution, cell.model, cell.attack) for cell in cells):
         check = ATTACKS[attack.name].preflight
-        if check is not None:
+        if check is not None and infos[(dataset, resolution)] is not None:
             with naming(grid, "factors.attack"):
                 check(attack.options, networks[(dataset, resolution, model)], infos[(dataset, resolution)])
 
@@ -316,7 +378,8 @@ def _meta_model(grid: Grid, model, info):
 
 
 def _check_init(grid: Grid, init, model, network) -> None:
-    """The init's local files exist and fit ``network`` (the model built for the cell's data)."""
+    """The init's local files exist and fit ``network`` (the model built for the cell's data;
+    None: only that they exist)."""
     from evalgrid.catalogue import INITS
 
     entry = INITS[init.name]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import signal
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +17,12 @@ import tomli_w
 from evalgrid.errors import UserError
 from evalgrid.evaluation.context import CellContext, CellSummary
 from evalgrid.executors import EXECUTORS
-from evalgrid.executors.base import CellTask, ExecutorSettings, Report, Scheduler
+from evalgrid.executors.base import TICK_S, CellTask, ExecutorSettings, Report, Scheduler, Tick
 from evalgrid.grid import Grid
 from evalgrid.grid.sections import SlurmOptions
 from evalgrid.launch.provenance import current_provenance
 from evalgrid.store.atomic import sweep_temporaries, write_if_changed
+from evalgrid.store.cell_progress import CellProgress, read_running, remove_leftovers, this_host, utc_now
 from evalgrid.store.heal import damaged_results, quarantine
 from evalgrid.executors.slurm.ledger import Submission
 from evalgrid.store.layout import OutputDir
@@ -153,10 +156,34 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+Watch = Callable[[list[CellProgress]], None]  # the running cells' progress, the longest-running first
+
+
+def running_cells_tick(out: OutputDir, cell_ids: list[str], watch: Watch,
+                       clock: Callable[[], float] = time.monotonic) -> Tick:
+    """The executors' tick: hands ``watch`` the live progress files of ``cell_ids`` (at most
+    twice per ``TICK_S``: a pool wakes for every cell that ends too). Never raises: the progress
+    line must not stop a run."""
+    ids, host, last = set(cell_ids), this_host(), [-math.inf]
+
+    def tick() -> None:
+        if clock() - last[0] < TICK_S / 2:
+            return
+        last[0] = clock()
+        try:
+            # this run's workers write these files (a killed run's were removed): only a gone process makes one stale
+            watch(read_running(out, ids).live(utc_now(), host, max_age_s=math.inf))
+        except Exception:  # noqa: BLE001 - a view of the run, never a reason to stop it
+            pass
+
+    return tick
+
+
 def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
-             on_start=lambda pending, skipped: None, say=lambda line: None) -> RunOutcome:
+             on_start=lambda pending, skipped: None, say=lambda line: None, watch: Watch | None = None) -> RunOutcome:
     """Run every cell of ``grid`` that has no result in ``out_root`` yet. Damaged result files
-    are moved to DIR/quarantine/ first (``say`` gets a line for each) and their cells run again."""
+    are moved to DIR/quarantine/ first (``say`` gets a line for each) and their cells run again.
+    ``watch`` gets the running cells' progress (trial, iteration, loss) about every second."""
     make_executor = EXECUTORS[settings.executor]  # an unknown name raises, listing the valid ones
     executor = make_executor(settings.executor_settings())
     if not isinstance(executor, Scheduler):  # a scheduler's cells meet their device on their own nodes
@@ -185,6 +212,7 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
                             f"{f': {error.filename}' if error.filename else ''}); no cell was run. Give --out a "
                             f"folder you can write, or free space there, and run again.") from None
         pending, held = cells_to_run(grid, out, settings.alongside)  # again: a run may have got in first
+        remove_leftovers(out, [cell.cell_id for cell in pending])  # progress files of killed runs
         skipped = len(grid.cells) - len(pending) - len(held)
         on_start(len(pending), skipped)
         context = CellContext(out_root=out.root.resolve(), grid_name=grid.name, data_root=grid.data_root,
@@ -201,5 +229,6 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
             finished.append(summary)
             report(summary)
 
-        executor.run([CellTask(cell, context) for cell in pending], record)
+        tick = running_cells_tick(out, [cell.cell_id for cell in pending], watch) if watch is not None else None
+        executor.run([CellTask(cell, context) for cell in pending], record, tick)
     return RunOutcome(finished=finished, skipped=skipped, held=len(held))

@@ -39,11 +39,11 @@ ENTRIES = (
         summary="input-gradient smoothness of the attacked model at the victim's data (SoK Eq. 10)"),
     MetricEntry(
         name="accuracy", build="evalgrid.metrics.utility:stage_accuracy", metric_kind="model",
-        needs_test_split=True, always_recorded=True,
+        needs_test_split=True, always_recorded=True, utility=True,
         summary="test accuracy of the global model at the attacked stage (always recorded for a fedavg stage)"),
     MetricEntry(
         name="defended_accuracy", build="evalgrid.metrics.utility:defended_accuracy", metric_kind="model",
-        needs_test_split=True, needs_defended_training=True,
+        needs_test_split=True, needs_defended_training=True, utility=True,
         summary="test accuracy after FedAvg training to the stage's round with every client applying the cell's "
                 "defense (costs one FL training per stage and defense)"),
 )

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from evalgrid.errors import UserError
+from evalgrid.errors import MissingInput, UserError
 from evalgrid.models.options import CheckpointOptions, NoOptions, ViTOptions, WideUniformOptions
 from evalgrid.models.weights import FETCH_COMMAND, WEIGHTS, weights_path
 
@@ -207,11 +207,11 @@ def _pretrained_spec(model_name: str, model_options: Any) -> PretrainedWeights:
 def _require_file(spec: PretrainedWeights, model_name: str) -> Path:
     path = weights_path(spec.weights)
     if not path.is_file():
-        raise UserError(
+        raise MissingInput(
             f"init 'pretrained' for model {model_name!r} needs {path} (torchvision's ImageNet weights, from "
             f"{WEIGHTS[spec.weights].url}), and evalgrid never downloads during a run. Run "
             f"`{FETCH_COMMAND} {spec.weights}` on a machine with internet access and the same TORCH_HOME, "
-            f"or copy the file to that path.")
+            f"or copy the file to that path.", path)
     return path
 
 
@@ -269,9 +269,10 @@ def preflight_checkpoint(options: CheckpointOptions, model_name: str, model_opti
 
 
 def _require_checkpoint_file(path: Path, who: str = "init 'checkpoint'") -> None:
+    if path.is_dir():
+        raise UserError(f"{who}: {path} is a directory, not a file.")
     if not path.is_file():
-        raise UserError(f"{who}: {path} is a directory, not a file." if path.is_dir()
-                        else f"{who}: the file {path} does not exist.")
+        raise MissingInput(f"{who}: the file {path} does not exist.", path)
 
 
 def fitting_state(path: Path, model: nn.Module, model_name: str,

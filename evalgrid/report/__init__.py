@@ -1,5 +1,6 @@
 """``evalgrid report DIR``: one self-contained HTML page of a run's results (the grid and its
-progress, metric plots, the privacy-utility trade-off, each cell's reconstructions, failures)."""
+progress, metric plots, two-factor heatmaps, a table of every combination, the privacy-utility
+trade-off, each cell's reconstructions, failures)."""
 
 from __future__ import annotations
 

@@ -20,8 +20,26 @@ table.facts td.count { text-align: right; font-variant-numeric: tabular-nums; }
 .problem { color: #a40000; }
 .plots { display: flex; flex-wrap: wrap; gap: 1rem; }
 figure { margin: 0; }
-figure.plot img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figure.plot img, figure.tradeoff img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.85rem; color: #444; max-width: 560px; }
+.table-scroll { max-height: 36rem; overflow: auto; margin: 0.4rem 0 1rem 0; border: 1px solid #eee;
+                width: fit-content; max-width: 100%; }
+table.numbers { border-collapse: collapse; font-size: 0.85rem; font-variant-numeric: tabular-nums; }
+table.numbers th, table.numbers td { padding: 0.15rem 0.7rem; border-bottom: 1px solid #eee; text-align: left;
+                                     white-space: nowrap; }
+table.numbers th { position: sticky; top: 0; background: #fff; border-bottom: 2px solid #ccc; }
+table.numbers .num { text-align: right; }
+table.numbers tbody tr:nth-child(even) { background: #fafafa; }
+table.numbers tr.under-budget td { background: #fff3cd; }
+.heatmaps { display: flex; flex-wrap: wrap; gap: 1.5rem 2.5rem; align-items: flex-start; }
+table.heatmap { border-collapse: separate; border-spacing: 2px; font-size: 0.85rem;
+                font-variant-numeric: tabular-nums; }
+table.heatmap th { font-weight: normal; color: #444; padding: 0.1rem 0.4rem; text-align: right; white-space: nowrap; }
+table.heatmap thead th { text-align: center; }
+table.heatmap th.corner { color: #888; font-size: 0.75rem; }
+table.heatmap td { min-width: 3.2rem; padding: 0.25rem 0.5rem; text-align: center; }
+table.heatmap td.blank { background: repeating-linear-gradient(45deg, #f4f4f4, #f4f4f4 4px, #e8e8e8 4px, #e8e8e8 8px);
+                         color: #666; font-style: italic; font-size: 0.72rem; }
 article { border-top: 1px solid #eee; padding: 0.6rem 0; }
 article h3 { font-size: 1rem; margin: 0 0 0.3rem 0; font-family: ui-monospace, monospace; }
 .factors { margin: 0 0 0.4rem 0; font-size: 0.9rem; }
@@ -33,6 +51,44 @@ table.samples img { image-rendering: pixelated; display: block; margin: 0 auto; 
 .caption { white-space: nowrap; font-variant-numeric: tabular-nums; }
 pre { background: #f7f7f7; padding: 0.5rem; overflow-x: auto; font-size: 0.8rem; }
 pre.error { white-space: pre-wrap; }
+#gallery [hidden], .gallery-controls[hidden] { display: none; }
+.gallery-controls { display: flex; flex-wrap: wrap; gap: 0.4rem 1rem; align-items: center; font-size: 0.85rem;
+                    background: #f7f7f7; padding: 0.4rem 0.6rem; position: sticky; top: 0; z-index: 1; }
+.gallery-controls .filters label { margin-right: 0.6rem; }
+.gallery-controls .shown-count { color: #666; margin-left: auto; }
+.cell-group > h3 { font-size: 1.05rem; margin: 1.2rem 0 0.2rem 0; }
+.group-count { color: #666; font-weight: normal; font-size: 0.85rem; }
+article.cell h4 { font-size: 1rem; margin: 0 0 0.3rem 0; font-family: ui-monospace, monospace; }
+.cell-body { display: flex; flex-wrap: wrap; gap: 0.6rem 1.2rem; align-items: flex-start; }
+.cell-side { display: flex; flex-wrap: wrap; gap: 0.6rem; align-items: flex-start; }
+figure.curve figcaption { font-size: 0.75rem; }
+svg.curve-panel { display: inline-block; vertical-align: top; }
+svg.curve-panel text { font-size: 10px; fill: #444; }
+svg.curve-panel .tick-x, svg.curve-panel .axis-label { text-anchor: middle; }
+svg.curve-panel .tick-y { text-anchor: end; }
+svg.curve-panel .frame { fill: none; stroke: #bbb; }
+svg.curve-panel .tick { stroke: #999; }
+svg.curve-panel .grid { stroke: #eee; }
+.legend-key { margin-right: 0.6rem; white-space: nowrap; }
+.legend-key i { display: inline-block; width: 12px; height: 3px; vertical-align: middle; margin-right: 3px; }
+table.loss-terms { border-collapse: collapse; font-size: 0.75rem; font-variant-numeric: tabular-nums; }
+table.loss-terms caption { text-align: left; color: #666; }
+table.loss-terms th, table.loss-terms td { border: 1px solid #e4e4e4; padding: 0.1rem 0.4rem; text-align: right; }
+table.loss-terms th { font-weight: normal; text-align: left; }
+.badge.under-budget { display: inline-block; background: #fff3cd; color: #7a5200; border: 1px solid #e0c060;
+                      border-radius: 3px; padding: 0 0.35rem; font-size: 0.8rem; margin: 0.1rem 0 0.3rem 0; }
+.best-worst .strip h3 { font-size: 0.95rem; margin: 0.8rem 0 0.3rem 0; }
+.picks { display: flex; flex-wrap: wrap; gap: 0.5rem; }
+.pick-level { border: 1px solid #e4e4e4; border-radius: 4px; padding: 0.25rem; display: flex; gap: 0.25rem;
+              flex-wrap: wrap; align-items: flex-start; max-width: 24rem; }
+.pick-level .level-name { width: 100%; font-size: 0.8rem; }
+.pick { display: flex; flex-direction: column; width: 8.5rem; font-size: 0.72rem; color: inherit;
+        text-decoration: none; padding: 0.2rem; border-radius: 3px; background: #fafafa; }
+a.pick:hover { background: #eef4fb; }
+.pick .thumbs img { image-rendering: pixelated; margin-right: 2px; background: #f4f4f4; }
+.pick-kind { font-weight: bold; } .pick-value { font-variant-numeric: tabular-nums; }
+.pick-factors { color: #666; overflow-wrap: anywhere; }
+.pick .badge.under-budget { font-size: 0.68rem; }
 """
 
 

@@ -40,6 +40,7 @@ class RunView:
     progress: CellCounts
     grid_problem: str = ""  # why grid.toml could not be read or validated; "" when it could
     raw_factors: str = ""  # the [factors] table as written, shown when the grid does not validate
+    planned: pd.DataFrame | None = None  # every grid cell's factor labels; None without a readable grid
 
     @property
     def varied(self) -> tuple[str, ...]:
@@ -63,7 +64,25 @@ class RunView:
     def metrics(self) -> tuple[str, ...]:
         """The metric columns with at least one value among the done cells."""
         done = self.done
-        return tuple(name for name in metric_columns() if done[name].notna().any())
+        return tuple(name for name in metric_columns() if name in done and done[name].notna().any())
+
+    @property
+    def image_metrics(self) -> tuple[str, ...]:
+        """The measured metrics that score each reconstructed image against its original (PSNR,
+        SSIM, LPIPS: how much leaked), in catalogue order."""
+        from evalgrid.catalogue import METRICS
+
+        return tuple(name for name in self.metrics
+                     if METRICS[name].metric_kind == "reconstruction" and METRICS[name].per_sample)
+
+    @property
+    def utility_metrics(self) -> tuple[str, ...]:
+        """The measured utility metrics, those of a federation trained with the cell's defense
+        (defended accuracy) first: that is the utility a defense trades privacy for."""
+        from evalgrid.catalogue import METRICS
+
+        return tuple(sorted((name for name in self.metrics if METRICS[name].utility),
+                            key=lambda name: not METRICS[name].needs_defended_training))
 
 
 def read_run(root: Path) -> RunView:
@@ -96,8 +115,9 @@ def _with_grid(out: OutputDir, frame: pd.DataFrame) -> RunView:
     done = int((results["status"] == "done").sum())
     failed = int((results["status"] == "failed").sum())
     levels = {name: tuple(_level(v) for v in grid.values[name]) for name in FACTOR_NAMES}
+    planned = pd.DataFrame([cell.factor_labels() for cell in grid.cells], columns=list(FACTOR_NAMES))
     return RunView(out.root, grid.name, grid.description, levels, results.reset_index(drop=True),
-                   CellCounts(done, failed, len(order) - done - failed, int((~inside).sum())))
+                   CellCounts(done, failed, len(order) - done - failed, int((~inside).sum())), planned=planned)
 
 
 def _without_grid(out: OutputDir, frame: pd.DataFrame, problem: str) -> RunView:

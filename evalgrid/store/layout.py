@@ -18,7 +18,8 @@ class OutputDir:
     """DIR/grid.toml, DIR/cell_ids.txt (its cells' ids), DIR/cells/<id>.parquet (done),
     DIR/failed/<id>.parquet (last failure), DIR/artifacts/<id>/ (reconstruction.png,
     reconstruction.npz, curve.csv), DIR/logs/<id>.log,
-    DIR/checkpoints/<id>.pt (a stopped cell's progress), DIR/slurm/ (what was submitted:
+    DIR/checkpoints/<id>.pt (a stopped cell's progress), DIR/running/<id>.json (a running cell's
+    progress: evalgrid.store.cell_progress), DIR/slurm/ (what was submitted:
     evalgrid.executors.slurm), DIR/results.parquet (made by ``collect``),
     DIR/stages/ (trained stage models, unless the grid names a shared cache), DIR/quarantine/
     (damaged result files moved aside: evalgrid.store.heal)."""
@@ -92,6 +93,10 @@ class OutputDir:
         return self.root / "checkpoints"
 
     @property
+    def running(self) -> Path:
+        return self.root / "running"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 
@@ -131,6 +136,10 @@ class OutputDir:
     def checkpoint(self, cell_id: str) -> Path:
         """A stopped cell's attack progress (evalgrid.evaluation.checkpoint), removed once its result is written."""
         return self.checkpoints / f"{cell_id}.pt"
+
+    def cell_progress(self, cell_id: str) -> Path:
+        """A running cell's trial, iteration and loss (evalgrid.store.cell_progress), removed when it ends."""
+        return self.running / f"{cell_id}.json"
 
     def log(self, cell_id: str) -> Path:
         return self.logs / f"{cell_id}.log"

@@ -74,6 +74,8 @@ RUN_FIELDS = [
     pa.field("loss_terms", pa.string()),
     pa.field("attack_iterations", pa.int64()),
     pa.field("attack_iterations_saved", pa.int64()),  # planned − run: steps early stopping saved (0 when off)
+    # planned iterations per trial over the attack preset's (evaluation/budget.py); below 0.5: under budget
+    pa.field("budget_share", pa.float64()),
     pa.field("model_parameters", pa.int64()),  # p, trainable (SoK Theorem 4.3)
     pa.field("gradient_parameters", pa.int64()),  # of them, those whose gradients the attack matched
     pa.field("input_dimension", pa.int64()),  # B × D = B × C × H × W (K·B under secure aggregation)
@@ -94,6 +96,12 @@ RUN_FIELDS = [
     pa.field("git_dirty", pa.bool_()),
     pa.field("torch_version", pa.string()),
     pa.field("torchvision_version", pa.string()),
+    pa.field("python_version", pa.string()),
+    pa.field("numpy_version", pa.string()),
+    pa.field("lpips_version", pa.string()),  # null when lpips is not installed
+    pa.field("cuda_version", pa.string()),  # the CUDA torch was built with; null for a CPU build
+    pa.field("gpu_name", pa.string()),  # the cell's GPU; null on the CPU
+    pa.field("command", pa.string()),  # the command line that launched the run, shell-quoted
     pa.field("plugins", pa.string()),  # installed plugin packages: "name version (git commit)", "; "-joined
 ]
 

@@ -27,6 +27,7 @@ class RegeneratedTable:
     # A picture (kind "picture"): each done cell's keys (as the paper labels them) and its
     # reconstruction panel, originals above reconstructions, values under each.
     pictures: tuple[tuple[str, Path], ...] = ()
+    under_budget: int = 0  # done cells that ran under their attack preset's budget (evaluation/budget.py)
 
 
 def grid_names(definition: TableDefinition) -> dict[str, bool]:
@@ -63,20 +64,36 @@ def regenerate(definition: TableDefinition, run: Path) -> RegeneratedTable:
     return RegeneratedTable(definition, Path(run), ran, names[ran], int((cells["status"] == "done").sum()),
                             int((cells["status"] == "failed").sum()), columns, rows,
                             tuple((trend, verdicts(definition, trend, rows, columns)) for trend in definition.trends),
-                            pictures(definition, cells, out) if definition.kind == "picture" else ())
+                            pictures(definition, cells, out) if definition.kind == "picture" else (),
+                            _under_budget(cells))
+
+
+def _under_budget(cells) -> int:
+    """The done cells that ran under budget (0 for results from before the column)."""
+    from evalgrid.evaluation.budget import is_under_budget
+
+    if "budget_share" not in cells:
+        return 0
+    return int(cells.loc[cells["status"] == "done", "budget_share"].map(is_under_budget).sum())
 
 
 def pictures(definition: TableDefinition, frame, out) -> tuple[tuple[str, Path], ...]:
-    """Each done cell's reconstruction panel, labelled with the table's keys, in the run's order."""
+    """Each done cell's reconstruction panel, labelled with the table's keys (and the stand-in a
+    key was measured on: "dataset = cifar10 (measured: digits)"), in the run's order."""
     import json
 
-    from evalgrid.tables.measure import key_value
+    from evalgrid.tables.measure import is_stand_in, key_value, unmapped_key_value
 
     keys = definition.keys
     shown = []
     for _, row in frame[frame["status"] == "done"].iterrows():
         config = json.loads(row["config"])
-        label = ", ".join(f"{key.name} = {key_value(key, config, row)}" for key in keys)
+        parts = []
+        for key in keys:
+            value, measured = key_value(key, config, row), unmapped_key_value(key, config, row)
+            stand_in = f" (measured: {measured})" if is_stand_in(key, measured) else ""
+            parts.append(f"{key.name} = {value}{stand_in}")
+        label = ", ".join(parts)
         path = out.artifacts(row["cell_id"]) / "reconstruction.png"
         if path.is_file():
             shown.append((f"{label}, seed {row['seed']}", path))

@@ -9,7 +9,7 @@ import pandas as pd
 
 from evalgrid.errors import UserError
 from evalgrid.tables.definition import TableDefinition
-from evalgrid.tables.measure import VALUE, MeasuredValue, canonical
+from evalgrid.tables.measure import VALUE, MeasuredValue, canonical, label_text, measured_as_column
 
 Keys = tuple[str, ...]  # canonical key texts, in definition.key_names order
 
@@ -24,10 +24,19 @@ class Compared:
     n: int
     cells: int
     resolution: float = 0.0  # one unit in the last digit the paper prints for this value (0: none published)
+    # Per key: the stand-ins the cells measured ("digits" where keys shows the paper's "cifar10"),
+    # ", "-joined; "" for a key without stand-ins, the paper's own setting, or a row nothing measured.
+    measured_as: tuple[str, ...] = ()
 
     @property
     def difference(self) -> float:
         return self.mean - self.published
+
+    def stand_in(self, index: int) -> str:
+        """What was measured for key ``index`` where the row shows another, the paper's, value
+        (the smoke's digits for the paper's cifar10); "" where the two agree."""
+        measured = self.measured_as[index] if index < len(self.measured_as) else ""
+        return measured if measured and canonical(measured) != canonical(self.keys[index]) else ""
 
 
 def read_published(definition: TableDefinition) -> pd.DataFrame:
@@ -73,13 +82,13 @@ def compare(definition: TableDefinition, published: pd.DataFrame, measured: pd.D
     resolution = {v.name: published_resolution(published[v.name]) for v in definition.values}
     for _, row in published.iterrows():
         keys = tuple(canonical(row[name]) for name in names)
-        shown.setdefault(keys, tuple(_text(row[name]) for name in names))
+        shown.setdefault(keys, tuple(label_text(row[name]) for name in names))
         for value in definition.values:
             paper[keys, value.name] = float(row[value.name]) if pd.notna(row[value.name]) else math.nan
     ours: dict[tuple[Keys, str], pd.Series] = {}
     for _, row in measured.iterrows():
         keys = tuple(canonical(row[name]) for name in names)
-        shown.setdefault(keys, tuple(_text(row[name]) for name in names))
+        shown.setdefault(keys, tuple(label_text(row[name]) for name in names))
         ours[keys, row[VALUE]] = row
     compared = []
     for keys, text in shown.items():
@@ -92,16 +101,15 @@ def compare(definition: TableDefinition, published: pd.DataFrame, measured: pd.D
                 float(stats["mean"]) if stats is not None else math.nan,
                 float(stats["std"]) if stats is not None else math.nan,
                 int(stats["n"]) if stats is not None else 0, int(stats["cells"]) if stats is not None else 0,
-                resolution[value.name]))
+                resolution[value.name], _measured_as(stats, names)))
     return compared
 
 
-def _text(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def _measured_as(stats: pd.Series | None, names: tuple[str, ...]) -> tuple[str, ...]:
+    if stats is None:
+        return ()
+    return tuple(str(stats.get(measured_as_column(name), "") or "") for name in names)
+
 
 
 def comparable(columns: dict[str, MeasuredValue], value: str) -> bool:

@@ -29,12 +29,13 @@ NOT_AN_EXPERIMENT = "not an experiment"
 NOT_REPRODUCED = "not reproduced yet"  # an experiment evalgrid cannot run yet: the reason says what is missing
 LISTED_ONLY = (NOT_AN_EXPERIMENT, NOT_REPRODUCED)
 LISTED_FIELDS = ("title", "paper", "kind", "reason")  # all a definition of something not measured has
-KEY_FIELDS = ("factor", "option", "column", "map", "match")
+KEY_FIELDS = ("factor", "option", "column", "map", "stand_in", "match")
 VALUE_FIELDS = ("measured", "fallback", "per")
 TREND_FIELDS = ("value", "along", "kind", "reference", "expect", "expect_source", "unclaimed", "claimed_from",
                 "claimed_to")
 TREND_KINDS = ("monotone", "reference", "rank")
-# Columns of `evalgrid table --format csv` beside the keys: no key may take these names.
+# Columns of `evalgrid table --format csv` beside the keys: no key may take these names (nor
+# trend_*, nor measured_*: a mapped key's column of the values it had before its map).
 OUTPUT_COLUMNS = ("measure", "measured_column", "measured_mean", "measured_std", "samples", "cells", "published",
                   "difference", "trend")
 EXPECTATIONS = {"monotone": ("increasing", "decreasing"), "reference": ("higher", "lower"), "rank": ()}
@@ -56,8 +57,11 @@ class Key:
     factor: str = ""
     option: str = ""
     column: str = ""
-    mapping: tuple[tuple[str, Any], ...] = ()
+    mapping: tuple[tuple[str, Any], ...] = ()  # `map` and `stand_in` together: measured text -> the paper's value
     matches: tuple[Match, ...] = ()
+    # The measured texts of `stand_in`: another setting than the paper's (the smoke's digits for
+    # CIFAR-10), not another name of it; a table says what was measured in their rows.
+    stand_ins: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -203,10 +207,19 @@ class _Reader:
             raise self.unknown_column(f"{where}.column", column, columns)
         if option and not factor:
             raise self.fail(f"{where}.option", "an option is read from a factor's component: add factor = \"NAME\".")
-        mapping = raw.get("map", {})
-        if not isinstance(mapping, dict):
-            raise self.fail(f"{where}.map", f"expected a table of measured value = published value, got {mapping!r}.")
-        return Key(name, factor, option, column, tuple(mapping.items()), self.matches(where, raw.get("match", [])))
+        tables = {}
+        for field in ("map", "stand_in"):
+            tables[field] = raw.get(field, {})
+            if not isinstance(tables[field], dict):
+                raise self.fail(f"{where}.{field}", f"expected a table of measured value = published value, "
+                                                    f"got {tables[field]!r}.")
+        both = set(tables["map"]) & set(tables["stand_in"])
+        if both:
+            raise self.fail(f"{where}.stand_in", f"{sorted(both)} also in map: a measured value is either another "
+                                                 f"name of the paper's (map) or a stand-in for it (stand_in).")
+        mapping = (*tables["map"].items(), *tables["stand_in"].items())
+        return Key(name, factor, option, column, mapping, self.matches(where, raw.get("match", [])),
+                   frozenset(tables["stand_in"]))
 
     def matches(self, where: str, raw: Any) -> tuple[Match, ...]:
         if not isinstance(raw, list):
@@ -305,9 +318,11 @@ class _Reader:
         keys_table = self.table("keys")
         wanted = (*rows, *columns)
         for name_ in wanted:
-            if name_ in OUTPUT_COLUMNS or name_.startswith("trend_"):
+            if name_ in OUTPUT_COLUMNS or f"measured_{name_}" in OUTPUT_COLUMNS or name_.startswith(
+                    ("trend_", "measured_")):
                 raise self.fail(f"keys.{name_}", f"a name the table's output uses for itself "
-                                                 f"({', '.join(OUTPUT_COLUMNS)}, trend_*): rename the key.")
+                                                 f"({', '.join(OUTPUT_COLUMNS)}, trend_*, measured_<key> (the value "
+                                                 f"a mapped key had before its map)): rename the key.")
         for name_ in wanted:
             if name_ not in keys_table:
                 raise self.fail(f"keys.{name_}", "missing: every key of rows and columns needs a [keys.NAME] table.")

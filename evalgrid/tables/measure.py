@@ -16,6 +16,11 @@ from evalgrid.tables.definition import Key, TableDefinition, Value
 
 # Columns of the measured frames beside the keys: names no key can take (a key is a CSV column).
 VALUE, SAMPLE, CELL = ".value", ".sample", ".cell"
+MEASURED_AS = ".measured-as."  # + a key's name: the stand-in a cell measured (e.g. digits for cifar10)
+
+
+def measured_as_column(key: str) -> str:
+    return MEASURED_AS + key
 
 
 def canonical(value: Any) -> str:
@@ -51,8 +56,23 @@ def _factor_value(config: dict[str, Any], factor: str) -> Any:
     return value
 
 
+def label_text(value: Any) -> str:
+    """A key's value as a table prints it: 16 rather than 16.0, booleans as TOML writes them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def key_value(key: Key, config: dict[str, Any], row: pd.Series | None) -> Any:
     """The key's value for one cell, after ``match`` and ``map``."""
+    return _mapped(key, unmapped_key_value(key, config, row))
+
+
+def unmapped_key_value(key: Key, config: dict[str, Any], row: pd.Series | None) -> Any:
+    """The key's value for one cell after ``match``, before ``map``: what the cell measured
+    (digits, where the table shows the paper's cifar10)."""
     component = _component(config, key.factor) if key.factor else None
     if key.column:
         value = row[key.column]
@@ -66,6 +86,15 @@ def key_value(key: Key, config: dict[str, Any], row: pd.Series | None) -> Any:
             if all(name in options and canonical(options[name]) == canonical(wanted) for name, wanted in match.when):
                 value = match.value
                 break
+    return value
+
+
+def is_stand_in(key: Key, measured: Any) -> bool:
+    """Whether a cell that measured ``measured`` (before ``map``) stands in for the paper's setting."""
+    return canonical(measured) in key.stand_ins or str(measured) in key.stand_ins
+
+
+def _mapped(key: Key, value: Any) -> Any:
     mapping = dict(key.mapping)
     return mapping.get(canonical(value), mapping.get(str(value), value))
 
@@ -110,25 +139,37 @@ def _samples(row: pd.Series, column: str, per: str) -> list[float]:
 
 def measured_long(frame: pd.DataFrame, definition: TableDefinition,
                   columns: dict[str, MeasuredValue]) -> pd.DataFrame:
-    """One row per (done cell, value, seed × trial sample): the keys, the value's name, the sample."""
+    """One row per (done cell, value, seed × trial sample): the keys, the value's name, the sample,
+    and, for a key with stand-ins, the stand-in the cell measured ("" for the paper's own setting;
+    :func:`measured_as_column`)."""
     records = []
     for _, row in frame[frame["status"] == "done"].iterrows():
         config = json.loads(row["config"])
-        keys = {key.name: key_value(key, config, row) for key in definition.keys}
+        keys, measured_as = {}, {}
+        for key in definition.keys:
+            value = unmapped_key_value(key, config, row)
+            keys[key.name] = _mapped(key, value)
+            if key.stand_ins:
+                measured_as[measured_as_column(key.name)] = label_text(value) if is_stand_in(key, value) else ""
         for name, measured in columns.items():
             for sample in _samples(row, measured.column, measured.value.per):
-                records.append({**keys, VALUE: name, SAMPLE: sample, CELL: row["cell_id"]})
-    return pd.DataFrame.from_records(records, columns=[*definition.key_names, VALUE, SAMPLE, CELL])
+                records.append({**keys, **measured_as, VALUE: name, SAMPLE: sample, CELL: row["cell_id"]})
+    columns_as = [measured_as_column(key.name) for key in definition.keys if key.stand_ins]
+    return pd.DataFrame.from_records(records, columns=[*definition.key_names, *columns_as, VALUE, SAMPLE, CELL])
 
 
 def aggregate(long: pd.DataFrame, definition: TableDefinition) -> pd.DataFrame:
-    """Mean, std (over seeds × trials; NaN from one sample), samples and cells per keys and value."""
+    """Mean, std (over seeds × trials; NaN from one sample), samples and cells per keys and value,
+    and for each key with stand-ins the stand-ins its cells measured, in order, joined by ", "."""
     by = [*definition.key_names, VALUE]
+    measured_as = [column for column in long.columns if column.startswith(MEASURED_AS)]
     if long.empty:
-        return pd.DataFrame(columns=[*by, "mean", "std", "n", "cells"])
+        return pd.DataFrame(columns=[*by, "mean", "std", "n", "cells", *measured_as])
     grouped = long.groupby(by, sort=False, dropna=False)
     stats = grouped[SAMPLE].agg(mean="mean", std="std", n="count")
     stats["cells"] = grouped[CELL].nunique()
+    for column in measured_as:
+        stats[column] = grouped[column].agg(lambda texts: ", ".join(dict.fromkeys(t for t in texts if t)))
     return stats.reset_index()
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from evalgrid.catalogue.registry import Registry
+from evalgrid.evaluation.budget import under_budget_line
 from evalgrid.tables import RegeneratedTable
 from evalgrid.tables.compare import Compared
 from evalgrid.tables.definition import Trend
@@ -18,6 +19,7 @@ from evalgrid.tables.verdicts import Verdict
 Renderer = Callable[[RegeneratedTable], str]
 FORMATS: Registry[Renderer] = Registry("format")
 LEGEND = "each cell: measured mean ± std over seeds × trials [published, Δ = measured − published]"
+MEASURED_PREFIX = "measured_"  # csv: + the name of a key with stand-ins: the stand-in the run measured
 
 
 def number(value: float) -> str:
@@ -42,23 +44,43 @@ def cell_text(row: Compared | None, comparable: bool) -> str:
     return text
 
 
+def labelled(text: str, stand_in: str) -> str:
+    """A key's value as the paper prints it, with what this run measured instead, if anything."""
+    return f"{text} (measured: {stand_in})" if stand_in else text
+
+
+def stand_ins(rows: list[Compared], positions: range) -> dict[int, str]:
+    """Per key position, what these rows measured in place of the paper's value, in order,
+    without repeats ("" where they measured the paper's own value)."""
+    found: dict[int, dict[str, None]] = {index: {} for index in positions}
+    for row in rows:
+        for index in positions:
+            found[index].update(dict.fromkeys(text for text in row.stand_in(index).split(", ") if text))
+    return {index: ", ".join(texts) for index, texts in found.items()}
+
+
 def pivot(table: RegeneratedTable) -> tuple[list[str], list[list[str]]]:
-    """Header and body: the row keys, then one column per (column keys, value)."""
+    """Header and body: the row keys, then one column per (column keys, value). A key measured on
+    a stand-in reads "cifar10 (measured: digits)"."""
     definition = table.definition
     n_rows = len(definition.rows)
     several_values = len(definition.values) > 1 or not definition.columns
-    columns: dict[tuple[str, ...], None] = {}
+    columns: dict[tuple[str, ...], list[Compared]] = {}
+    lines: dict[tuple[str, ...], list[Compared]] = {}
     cells: dict[tuple[tuple[str, ...], tuple[str, ...]], Compared] = {}
     for row in table.rows:
         column = (*row.keys[n_rows:], row.value)
-        columns.setdefault(column, None)
+        columns.setdefault(column, []).append(row)
+        lines.setdefault(row.keys[:n_rows], []).append(row)
         cells[row.keys[:n_rows], column] = row
     if definition.columns and all(_numeric(column[:-1]) for column in columns):
-        columns = dict.fromkeys(sorted(columns, key=lambda c: tuple(float(v) for v in c[:-1])))  # as a paper's axis
-    body_keys = list(dict.fromkeys(row.keys[:n_rows] for row in table.rows))
+        columns = {c: columns[c] for c in sorted(columns, key=lambda c: tuple(float(v) for v in c[:-1]))}  # an axis
     header = list(definition.rows)
-    for column in columns:
-        parts = [f"{name} {value}" for name, value in zip(definition.columns, column[:-1])]
+    column_keys = range(n_rows, len(definition.key_names))
+    for column, rows in columns.items():
+        measured_on = stand_ins(rows, column_keys)
+        parts = [f"{name} {labelled(value, measured_on[n_rows + index])}"
+                 for index, (name, value) in enumerate(zip(definition.columns, column[:-1]))]
         if several_values:
             measured = table.columns[column[-1]]
             parts.append(column[-1] + (f" (measured: {measured.column})" if measured.is_fallback else ""))
@@ -67,8 +89,9 @@ def pivot(table: RegeneratedTable) -> tuple[list[str], list[list[str]]]:
     if trend_per_row is not None:
         header.append("trend")
     body = []
-    for keys in body_keys:
-        line = list(keys)
+    for keys, rows in lines.items():
+        measured_on = stand_ins(rows, range(n_rows))
+        line = [labelled(text, measured_on[index]) for index, text in enumerate(keys)]
         for column in columns:
             line.append(cell_text(cells.get((keys, column)), not table.columns[column[-1]].is_fallback))
         if trend_per_row is not None:
@@ -103,6 +126,13 @@ def heading(table: RegeneratedTable) -> list[str]:
         lines.append(LEGEND + ".")
     else:
         lines.append("each cell: measured mean ± std over seeds × trials (a figure: no published numbers).")
+    example = next(((row.keys[index], row.stand_in(index)) for row in table.rows
+                    for index in range(len(row.keys)) if row.stand_in(index)), None)
+    if example is not None:
+        lines.append(f"A label such as \"{labelled(*example)}\" is the paper's setting, measured on a stand-in "
+                     f"(the table definition's stand_in); the published value is the paper's.")
+    if table.under_budget:
+        lines.append(under_budget_line(table.under_budget))
     for name, measured in table.columns.items():
         if measured.is_fallback:
             lines.append(f"The run has no {measured.value.measured}: {name} shows the measured {measured.column} "
@@ -187,13 +217,19 @@ def latex(table: RegeneratedTable) -> str:
 
 
 def csv(table: RegeneratedTable) -> str:
-    """Long form: one line per key combination and value, with the row's trend verdict."""
+    """Long form: one line per key combination and value, with the row's trend verdict. Keys hold
+    the paper's values; a key with stand-ins also has a ``measured_<key>`` column: the stand-in
+    the run measured (digits where the key reads cifar10; empty for the paper's own setting)."""
     definition = table.definition
     names = definition.key_names
+    mapped = [index for index, name in enumerate(names) if definition.key(name).stand_ins]
     records = []
     for row in table.rows:
         measured = table.columns[row.value]
-        record = {**dict(zip(names, row.keys)), "measure": row.value, "measured_column": measured.column,
+        as_measured = {f"{MEASURED_PREFIX}{names[index]}": row.measured_as[index] if row.measured_as else ""
+                       for index in mapped}
+        record = {**dict(zip(names, row.keys)), **as_measured, "measure": row.value,
+                  "measured_column": measured.column,
                   "measured_mean": row.mean, "measured_std": row.std, "samples": row.n, "cells": row.cells,
                   "published": row.published,
                   "difference": row.difference if not measured.is_fallback else math.nan}

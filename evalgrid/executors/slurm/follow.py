@@ -1,5 +1,6 @@
 """Following a directory's Slurm tasks from any shell: counts of cell states, one cell's
-story (job, Slurm state, its task's stdout/stderr), waiting with a progress line, cancelling."""
+story (job, Slurm state, its task's stdout/stderr), waiting with a progress line (with the
+running cells' trial, iteration and loss from their progress files), cancelling."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import time
 from pathlib import Path
 
 from evalgrid.errors import UserError
-from evalgrid.launch.progress import BAR_WIDTH, format_duration
+from evalgrid.launch.progress import (BAR_WIDTH, RunningLog, ellipsis_for, format_duration, running_line,
+                                      running_suffix, terminal_columns)
 from evalgrid.executors.slurm.cells import ACTIVE, STATES, CellState, cell_states, task_states
 from evalgrid.executors.slurm.ledger import Submission, latest_assignments, read_submissions
+from evalgrid.store.cell_progress import CellProgress, read_running, this_host, utc_now
 from evalgrid.store.layout import OutputDir
 
 TAIL_LINES = 20
+REFRESH_S = 2.0  # the line's refresh (Slurm itself is asked at most every sacct interval: accounting.py)
 
 
 def describe_submission(submission: Submission) -> str:
@@ -38,22 +42,30 @@ def counts_line(counts: dict[str, int]) -> str:
 
 
 def wait_for_cells(out: OutputDir, cell_ids: list[str], stream=None) -> tuple[dict[str, int], float]:
-    """Poll (one throttled sacct per refresh) until no cell is queued or running."""
+    """Poll (sacct throttled, cached between polls) until no cell is queued or running; the
+    running cells' progress files show on the line (off a terminal: a line per long cell)."""
     stream = stream or sys.stderr
     started = time.monotonic()
     interactive = stream.isatty()
     last = ""
+    running_log = RunningLog()
     while True:
-        counts = count_states(cell_states(out, cell_ids))
+        states = cell_states(out, cell_ids)
+        counts = count_states(states)
+        running = _running_cells(out, states)
         ended = sum(n for state, n in counts.items() if state not in ACTIVE and state != "not submitted")
         total = len(cell_ids) - counts["not submitted"]
         filled = round(BAR_WIDTH * ended / max(total, 1))
         line = (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {counts_line(counts)} "
                 f"({format_duration(time.monotonic() - started)})")
         if interactive:
-            stream.write(f"\r{line}\033[K")
-        elif line.split(" (")[0] != last:
-            stream.write(line + "\n")
+            shown = f"{line}{running_suffix(running, ellipsis_for(stream))}"[:terminal_columns(stream) - 1]
+            stream.write(f"\r{shown}\033[K")
+        else:
+            if line.split(" (")[0] != last:
+                stream.write(line + "\n")
+            for cell in running_log.due(running):
+                stream.write(running_line(cell) + "\n")
         last = line.split(" (")[0]
         stream.flush()
         if not any(counts[state] for state in ACTIVE):
@@ -66,7 +78,13 @@ def wait_for_cells(out: OutputDir, cell_ids: list[str], stream=None) -> tuple[di
 def _poll_interval(out: OutputDir) -> float:
     from evalgrid.executors.slurm.cells import accounting_for
 
-    return max(1.0, accounting_for(out).interval_s)
+    return max(1.0, min(REFRESH_S, accounting_for(out).interval_s))
+
+
+def _running_cells(out: OutputDir, states: dict[str, CellState]) -> list[CellProgress]:
+    """The live progress files of the cells whose tasks run (a packed task runs one at a time)."""
+    running = [cell_id for cell_id, state in states.items() if state.state == "running"]
+    return read_running(out, running).live(utc_now(), this_host()) if running else []
 
 
 def cell_story(out: OutputDir, state: CellState, cell_id: str, fresh: bool = False) -> str:
