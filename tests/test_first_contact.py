@@ -73,15 +73,6 @@ def server():
 
 
 @pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    """An empty torch cache: $TORCH_HOME points at it and torch.hub.set_dir is undone."""
-    home = tmp_path / "torch"
-    monkeypatch.setenv("TORCH_HOME", str(home))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    return home
-
-
-@pytest.fixture
 def alexnet_from(monkeypatch):
     """alexnet_from(url): the registry's alexnet entry downloads from ``url`` (restored after)."""
     def point(url: str) -> Path:

@@ -124,15 +124,6 @@ def test_wide_uniform_covers_attention_projections():
 
 # pretrained ---------------------------------------------------------------------------------
 
-@pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    """An empty torch cache: $TORCH_HOME points at it and torch.hub.set_dir is undone."""
-    home = tmp_path / "torch"
-    monkeypatch.setenv("TORCH_HOME", str(home))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    return home
-
-
 def save_checkpoint(torch_home, filename, state):
     path = torch_home / "hub" / "checkpoints" / filename
     path.parent.mkdir(parents=True, exist_ok=True)

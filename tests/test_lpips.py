@@ -24,13 +24,10 @@ ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 
 
 @pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    """An empty torch cache: $TORCH_HOME points at it and torch.hub.set_dir is undone."""
-    home = tmp_path / "torch"
-    monkeypatch.setenv("TORCH_HOME", str(home))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # the variable torch.hub.set_dir sets; restored after
+def torch_home(torch_home):
+    """conftest's empty torch cache, with the LPIPS networks loaded from another cache forgotten."""
     clear_lpips_cache()
-    yield home
+    yield torch_home
     clear_lpips_cache()
 
 
