@@ -14,6 +14,7 @@ import math
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,7 +28,9 @@ from evalgrid.evaluation.speedups import SPEEDUPS, speedups  # noqa: E402
 
 VARIANTS = ("none", *SPEEDUPS, "compile")
 TIMED = (Case("convnet", 8), Case("resnet18", 4))
+QUALITY = Case("convnet", 1)
 QUALITY_SEEDS = (0, 1, 2)  # the fixed set: ConvNet64 batch 1 on three victims
+EQUALLY_GOOD_DB = 0.1  # a switch's mean PSNR within this of the plain loop's: equally good reconstructions
 
 
 def run_steps(variant: str, case: Case, seed: int, device: str, iterations: int, timed_steps: int = 0,
@@ -64,6 +67,55 @@ def first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0][:140] if text else ''}"
 
 
+@dataclass(frozen=True)
+class SwitchFigures:
+    """One variant's seconds per iteration on each timed case and its mean PSNR on the quality set."""
+
+    variant: str
+    seconds: tuple[float, ...]
+    psnr: float
+
+
+def not_measured(variant: str, device: str) -> str | None:
+    """Why ``variant`` is not measured on ``device``; None when it is."""
+    if variant == "fp16" and device == "cpu":
+        return "not measured: float16 kernels on the CPU are too slow to matter (a CUDA switch)"
+    return None
+
+
+def measure_switch(variant: str, timed: tuple[Case, ...], quality: Case, seeds: tuple[int, ...], iterations: int,
+                   steps: int, repeats: int, device: str) -> SwitchFigures:
+    seconds = tuple(run_steps(variant, case, 0, device, 10**6, steps, repeats)[0] for case in timed)
+    psnr = statistics.mean(run_steps(variant, quality, seed, device, iterations)[1] for seed in seeds)
+    return SwitchFigures(variant, seconds, psnr)
+
+
+def switch_rows(variants: tuple[str, ...], timed: tuple[Case, ...], quality: Case, seeds: tuple[int, ...],
+                iterations: int, steps: int, repeats: int,
+                device: str) -> tuple[list[list[str]], dict[str, SwitchFigures]]:
+    """The table's rows, each variant against the first one measured (the plain loop), and the
+    figures of every variant measured; a variant the device or torch refuses is a row saying so."""
+    rows, measured = [], {}
+    for variant in variants:
+        reason = not_measured(variant, device)
+        try:
+            if reason is None:
+                measured[variant] = measure_switch(variant, timed, quality, seeds, iterations, steps, repeats, device)
+        except Exception as error:  # a switch the device or torch refuses is a finding, not a crash
+            reason = f"fails: {first_line(error)}"
+        if reason is None:
+            baseline = next(iter(measured.values()))
+            delta = measured[variant].psnr - baseline.psnr
+            rows.append([variant, *(f"{s * 1e3:.0f} ms ({b / s:.2f}×)" for s, b in
+                                    zip(measured[variant].seconds, baseline.seconds)),
+                         f"{measured[variant].psnr:.2f} dB ({delta:+.2f})",
+                         "equally good" if abs(delta) <= EQUALLY_GOOD_DB else "**differs**"])
+        else:
+            rows.append([variant, *["–"] * len(timed), "–", reason])
+        print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
+    return rows, measured
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -74,30 +126,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    baseline_time: dict[Case, float] = {}
-    baseline_psnr: float | None = None
-    rows = []
-    for variant in VARIANTS:
-        cells, failure = [], ""
-        if variant == "fp16" and args.device == "cpu":
-            rows.append([variant, *["–"] * len(TIMED), "–", "not measured: float16 kernels on the CPU are too slow "
-                                                            "to matter (a CUDA switch)"])
-            continue
-        try:
-            for case in TIMED:
-                seconds, _ = run_steps(variant, case, 0, args.device, 10**6, args.steps, args.repeats)
-                baseline_time.setdefault(case, seconds)
-                cells.append(f"{seconds * 1e3:.0f} ms ({baseline_time[case] / seconds:.2f}×)")
-            psnr = statistics.mean(run_steps(variant, Case("convnet", 1), seed, args.device, args.iterations)[1]
-                                   for seed in QUALITY_SEEDS)
-            baseline_psnr = psnr if baseline_psnr is None else baseline_psnr
-            delta = psnr - baseline_psnr
-            verdict = "equally good" if abs(delta) <= 0.1 else "**differs**"
-            rows.append([variant, *cells, f"{psnr:.2f} dB ({delta:+.2f})", verdict])
-        except Exception as error:  # a switch the device or torch refuses is a finding, not a crash
-            failure = first_line(error)
-            rows.append([variant, *(cells + ["–"] * (len(TIMED) - len(cells))), "–", f"fails: {failure}"])
-        print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
+    rows, _ = switch_rows(VARIANTS, TIMED, QUALITY, QUALITY_SEEDS, args.iterations, args.steps, args.repeats,
+                          args.device)
     header = ["switch", *(f"IG {case} ms/it (speed-up)" for case in TIMED),
               f"mean PSNR, {len(QUALITY_SEEDS)} victims (Δ)", "reconstructions"]
     body = markdown_table(header, rows)

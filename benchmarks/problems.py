@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,13 +27,16 @@ INFO = DatasetInfo("digits-rgb", channels=3, resolution=SIDE, num_classes=10, no
 
 @dataclass(frozen=True)
 class Case:
-    """One benchmark problem: a model of the zoo at a batch size."""
+    """One benchmark problem: a model of the zoo at a batch size; ``options`` overrides the
+    model's preset (e.g. ``(("width", 4),)`` for the tiny models of a dry run)."""
 
     model: str
     batch_size: int
+    options: tuple[tuple[str, Any], ...] = ()
 
     def __str__(self) -> str:
-        return f"{self.model} b{self.batch_size}"
+        written = ", ".join(f"{name}={value}" for name, value in self.options)
+        return f"{self.model}{f'({written})' if written else ''} b{self.batch_size}"
 
 
 CASES = (Case("convnet", 1), Case("convnet", 8), Case("resnet18", 4))
@@ -62,7 +66,7 @@ def problem(case: Case, seed: int = 0, device: str = "cpu") -> Problem:
     """The model (seeded init, train mode as FedSGD clients run it), the batch and the view with known labels."""
     torch.manual_seed(seed)
     component = MODELS[case.model]
-    model = component.build(component.options(), INFO).to(device).train()
+    model = component.build(parse_options(component.options, dict(case.options)), INFO).to(device).train()
     pixels, labels = victim_batch(case.batch_size, seed)
     pixels, labels = pixels.to(device), labels.to(device)
     training = LOCAL_TRAININGS["fedsgd"].build(LOCAL_TRAININGS["fedsgd"].options(), case.batch_size)

@@ -48,6 +48,50 @@ Scripts that print their figures; run them from the repository root with the pro
 project's dependencies). `python benchmarks/regenerate.py [NAME ...]` runs them and rewrites this
 file from their output: every section below is a script's own output, dated, with the machine it
 ran on. Timings are medians of at least 5 runs unless a section says otherwise.
+
+## gpu.sh: the GPU path, end to end, in one command
+
+`bash benchmarks/gpu.sh` on a machine with a CUDA GPU, after the README's install; no argument.
+
+**No GPU has run it yet (2026-12-07).** Every default stays the safe one until one does:
+`cells_per_device = 1`, no speed switch (`speedups`), no stacking (`stack_trials = 1`; the rule
+in `evalgrid/evaluation/packing.py` holds only the CPU's measurements, 0.9× and 0.5×, so it says
+off on every device).
+
+It runs six sections, each under its own time budget (under 8 minutes in all on one H100), and
+prints each figure as it goes:
+
+| section | what | target | budget |
+|---|---|---|---|
+| e2e | `evalgrid run --device cuda` on one small grid: every attack of `grids/coverage/attacks.toml` undefended and every defense of `grids/coverage/defenses.toml` against IG, 32×32 digits, LPIPS too when `evalgrid weights list` shows alexnet; then the same cells with `--device cpu` (same seeds, the same trained priors) and the max \\|difference\\| of each metric and of `final_loss` | every cell done on both | 100 s |
+| step | `attack_step.py`: IG's and FedLeak's step against the minimal loop, ConvNet64 b1 and b8, ResNet-18 b4 | ≤ 1.1× | 40 s |
+| lanes | `many_attacks.py`: IG with T = 10 trials on ConvNet64 b1 stacked, 8 ResNet-18 b4 cells packed, against one at a time (attack-iterations per second), and whether the lanes give the sequential numbers | ≥ 5×, ≥ 3× | 40 s |
+| memory | peak GPU memory of one cell's attack, and per lane stacked or packed; the CUDA context of a process | – | 20 s |
+| cells | `evalgrid run --device cuda --cells-per-device k`, k = 1 (one at a time), 2, 4, 8, and `--stack-trials 10` at k = 1 and 8, on 16 cells of each workload: attack-iterations per second per GPU, from the first cell's start to the last one's end | the best of lanes and cells: ≥ 5×, ≥ 3× | 200 s |
+| switches | `gpu_options.py`: tf32, channels_last, bf16, fp16 against the plain loop: time on ConvNet64 b8 and ResNet-18 b4, mean PSNR on 3 victims after 100 iterations | \\|ΔPSNR\\| ≤ 0.1 dB | 45 s |
+
+It ends with a table of every figure (section, figure, value, target, met), the device, torch,
+CUDA and cuDNN versions and the date, then the defaults the figures support (the `Measurement`
+rows for `packing.MEASURED`, the best `cells_per_device`, the switches that are equally good and
+at least 1.1× faster) and each section's own table, and writes all of it to
+`benchmarks/results/gpu-<date>.md`. A section that fails prints its traceback, the table marks it
+failed, and the next one runs; the exit code is 1 when any failed. `--sections cells,switches`
+reruns some (into `gpu-<date>-cells-switches.md`); `--out FILE` writes elsewhere. The cells'
+span includes what each worker pays in its first cell (CUDA's start, torch._dynamo's import by
+the first optimiser: 2-4 s on a CPU) and, for k above 1, the first cell that runs alone while
+the pool measures its memory: it is what a run of 16 cells gets, not a steady state, which the
+lanes section measures.
+
+`bash benchmarks/gpu.sh --dry-run` runs every section's code on the CPU at the smallest sizes
+(width-4 ConvNets, 2 trials or cells, 2 iterations, k = 1 alone and k = 2 with stacked trials;
+about 45 s on 2 busy cores) and writes no file unless `--out` names one;
+`tests/test_gpu_check.py` runs it, so the script cannot rot.
+
+To set the defaults from a run: add its `Measurement` rows to `MEASURED` in
+`evalgrid/evaluation/packing.py` (stacking is on for a workload on a device whose latest
+measured speed-up is at least 1.1×; a `stack_trials` the user sets always wins), and change
+`cells_per_device` and `speedups` in `evalgrid/grid/sections.py` only from a measured figure,
+with the device and the date beside each default changed.
 """
 
 

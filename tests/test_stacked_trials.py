@@ -203,3 +203,14 @@ def test_a_stopped_stacked_cell_resumes_and_equals_an_uninterrupted_run(write_gr
     for key in ("psnr_per_sample", "final_loss", "attack_iterations", "recovered_labels"):
         assert resumed[key] == whole[key], key
     assert not math.isnan(resumed["psnr"])
+
+
+def test_by_default_the_measured_rule_decides_whether_a_cells_trials_stack(write_grid, tmp_path, monkeypatch):
+    import evalgrid.evaluation.packing as packing
+
+    for name, measured, expected in (("unmeasured", packing.MEASURED, 1),  # the CPU measured 0.9x: one by one
+                                     ("pays", (packing.Measurement("cpu", packing.TRIALS, 2.0, "2026-12-07", "t"),), 3)):
+        monkeypatch.setattr(packing, "MEASURED", measured)
+        cell, context = _run_cell(write_grid, tmp_path, name, 0)  # 0: [run] stack_trials left at its default
+        execute_cell(cell, context)
+        assert _row(context, cell)["trials_stacked"] == expected

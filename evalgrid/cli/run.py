@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -29,8 +30,13 @@ if TYPE_CHECKING:  # the rest is imported when the command runs: `evalgrid --hel
 @click.option("--workers", type=click.IntRange(min=1), help="Cells run at once [grid's run.workers].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[grid's run.device]")
 @click.option("--threads", type=click.IntRange(min=0), help="Torch threads per worker; 0: cores / workers.")
-@click.option("--stack-trials", type=click.IntRange(min=1),
-              help="A cell's attack trials run together, at most N at once [grid's run.stack_trials; 1: one by one].")
+@click.option("--cells-per-device", type=click.IntRange(min=1), metavar="K",
+              help="Cells run at once on each device, each in its own worker: K per visible GPU (each worker pinned "
+                   "to one; fewer when K do not fit in its memory), K on the CPU; with --executor slurm, per task "
+                   "GPU [grid's run.cells_per_device, or slurm.cells_per_device; 1].")
+@click.option("--stack-trials", type=click.IntRange(min=0),
+              help="A cell's attack trials run together, at most N at once [grid's run.stack_trials; 1: one by one; "
+                   "0 (default): where measured to pay on the device, evalgrid/evaluation/packing.py].")
 @click.option("--speedups", help="Attack-loop switches, comma-separated: tf32, channels_last, bf16, fp16 "
                                  "[grid's run.speedups; none].")
 @click.option("--profile", help="Slurm: a cluster profile, NAME or path [grid's slurm.profile].")
@@ -43,8 +49,8 @@ if TYPE_CHECKING:  # the rest is imported when the command runs: `evalgrid --hel
               help="Skip the checks of data, weights, models and implementations before dispatch (retry does: "
                    "DIR's grid was checked when it was first run). A missing file then fails its cells instead.")
 def command(grid_file: Path, out_dir: Path | None, executor: str | None, workers: int | None, device: str | None,
-            threads: int | None, stack_trials: int | None, speedups: str | None, profile: str | None, wait: bool,
-            max_cells: int, alongside: bool, check: bool) -> None:
+            threads: int | None, cells_per_device: int | None, stack_trials: int | None, speedups: str | None,
+            profile: str | None, wait: bool, max_cells: int, alongside: bool, check: bool) -> None:
     """Run every cell of GRID that has no result in DIR yet, then collect DIR/results.parquet.
 
     A failing cell is recorded (status failed, with its error) and the others go on. Exit code 0
@@ -62,6 +68,7 @@ def command(grid_file: Path, out_dir: Path | None, executor: str | None, workers
     Example:
       evalgrid run grids/quickstart.toml                 # into runs/quickstart
       evalgrid run grids/quickstart.toml --out runs/quickstart --workers 2
+      evalgrid run grids/quickstart.toml --out runs/quickstart --device cuda --cells-per-device 4
       evalgrid run grids/quickstart.toml --out runs/quickstart --executor slurm --profile mycluster
     """
     from evalgrid.launch.runner import RunSettings, run_grid
@@ -78,8 +85,11 @@ def command(grid_file: Path, out_dir: Path | None, executor: str | None, workers
         from evalgrid.executors.slurm.resources import resolve_resources
 
         slurm = resolve_resources(grid.slurm, grid.resolved.get("slurm", {}), profile, grid.base_dir)
+        if cells_per_device is not None:  # the tasks' own, not the launcher's
+            slurm = dataclasses.replace(slurm, cells_per_device=cells_per_device)
     settings = RunSettings(executor=name, workers=workers or grid.run.workers, device=device or grid.run.device,
                            threads_per_worker=grid.run.threads_per_worker if threads is None else threads,
+                           cells_per_device=1 if slurm else cells_per_device or grid.run.cells_per_device,
                            slurm=slurm, alongside=alongside,
                            stack_trials=grid.run.stack_trials if stack_trials is None else stack_trials,
                            speedups=parse_speedups(grid.run.speedups if speedups is None else speedups),
@@ -89,15 +99,20 @@ def command(grid_file: Path, out_dir: Path | None, executor: str | None, workers
     def started(pending: int, skipped: int) -> None:
         nonlocal progress
         where = f"slurm, profile {slurm.profile}" if slurm and slurm.profile else (
-            "slurm" if slurm else f"{settings.executor}, {settings.workers} worker(s)")
+            "slurm" if slurm else f"{settings.executor}, {_pool_words(settings)}")
         verb = "to submit" if slurm else "to run"
         click.echo(f"{grid.name}: {len(grid.cells)} cells, {skipped} already done, {pending} {verb} "
                    f"({where}) -> {out_dir}", err=True)
         progress = RunProgress(pending)
 
+    def note(line: str) -> None:  # also while the bar is drawn (a lowered cells_per_device): on a line of its own
+        if progress is not None and progress.interactive:
+            click.echo("\r\033[K", nl=False, err=True)
+        _note(line)
+
     def run_once() -> RunOutcome:
         try:
-            return run_grid(grid, out_dir, settings, report=lambda s: progress.update(s), on_start=started, say=_note,
+            return run_grid(grid, out_dir, settings, report=lambda s: progress.update(s), on_start=started, say=note,
                             watch=lambda running: progress.show_running(running))
         except OutputFull as full:
             if progress is not None:
@@ -150,6 +165,12 @@ def default_out_dir(grid_name: str, grid_file: Path) -> Path:
         if safe:
             return RUNS_FOLDER / safe
     return RUNS_FOLDER / "grid"
+
+
+def _pool_words(settings) -> str:
+    if settings.cells_per_device > 1:
+        return f"{settings.cells_per_device} cells per device"
+    return f"{settings.workers} worker(s)"
 
 
 def _note(line: str) -> None:

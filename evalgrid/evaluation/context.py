@@ -4,6 +4,7 @@ processes that run cells import torch."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,10 @@ from evalgrid.store.layout import OutputDir
 
 if TYPE_CHECKING:
     import torch
+
+# Set in a worker pinned to one GPU (cells_per_device; evalgrid/executors/devices.py): that GPU as
+# the launcher numbers it, while the worker itself sees it as its only one, "cuda".
+PINNED_GPU_ENV = "EVALGRID_PINNED_GPU"
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,7 @@ class CellContext:
     provenance: Provenance
     stage_cache: Path | None = None  # trained stage models; None: out_root/stages
     train_stages: bool = True  # False: stage models come from their own jobs; a missing one fails the cell
-    stack_trials: int = 1  # trials of a cell run together as stacked lanes (evaluation/trials.py); 1: one by one
+    stack_trials: int = 1  # trials of a cell run together as stacked lanes (evaluation/trials.py); 1: one by one; 0: evaluation/packing.py's rule
     speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/evaluation/speedups.py)
     curve_points: int = 20  # points of each trial's convergence record (evaluation/convergence.py); 0: none
 
@@ -53,3 +58,11 @@ def resolve_device(requested: str) -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)
+
+
+def device_label(requested: str) -> str:
+    """The result row's ``device``: the torch device, and for a worker pinned to one GPU of
+    several, that GPU as the launcher numbers it (``cuda:2``)."""
+    device = resolve_device(requested)
+    pinned = os.environ.get(PINNED_GPU_ENV)
+    return f"cuda:{pinned}" if device.type == "cuda" and pinned else str(device)

@@ -29,9 +29,10 @@ from evalgrid.store.curves import curve_csv
 from evalgrid.store.layout import CURVE_FILE, OutputDir
 from evalgrid.store.results import empty_row, write_result
 from evalgrid.evaluation.checkpoint import AttackProgress, CellCheckpoint
-from evalgrid.evaluation.context import CellContext, CellSummary, resolve_device
+from evalgrid.evaluation.context import CellContext, CellSummary, device_label, resolve_device
 from evalgrid.evaluation.convergence import Probe
 from evalgrid.fl.threat_model import ClientData, Reconstruction
+from evalgrid.evaluation.packing import default_stack_trials, device_name
 from evalgrid.evaluation.trials import run_trials
 
 
@@ -56,8 +57,9 @@ def evaluate(cell: CellConfig, context: CellContext, watch: CellProgressWriter |
 
     checkpoint = cell_checkpoint(cell, context)
     progress = checkpoint.load() or AttackProgress()
+    stack = default_stack_trials(cell.trials, device_name(device), context.stack_trials or None)
     reconstructions = run_trials(cell.attack.name, cell.attack.options, view, cell.seed, cell.trials, progress,
-                                 checkpoint.save, context.stack_trials, context.speedups,
+                                 checkpoint.save, stack, context.speedups,
                                  curve_points=context.curve_points,
                                  probe=curve_probe(cell, round_.private, info.normalization, device), watch=watch)
     if watch is not None:
@@ -270,7 +272,7 @@ def _finish(cell: CellConfig, context: CellContext, row: dict[str, Any], started
     """Write the cell's log and result row (atomically, result last); a full disk raises OutputFull."""
     out = OutputDir(context.out_root)
     row.update(_identity(cell, context), wall_s=wall_s, started_at=started,
-               finished_at=dt.datetime.now(dt.timezone.utc), device=str(resolve_device(context.device)))
+               finished_at=dt.datetime.now(dt.timezone.utc), device=device_label(context.device))
     try:
         atomic_write_text(out.log(cell.cell_id), _log_text(cell, row))
         write_result(out, row)

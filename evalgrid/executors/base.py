@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -27,11 +27,23 @@ class CellTask:
     context: CellContext
 
 
+def _silent(line: str) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class ExecutorSettings:
     workers: int
     threads_per_worker: int  # torch CPU threads in each worker
     slurm: SlurmOptions | None = None  # resolved resources, for the slurm executor
+    # The local pool's cells_per_device: its workers pinned to these GPUs, cells_per_device each,
+    # round-robin (evalgrid/executors/devices.py); (): pinned to none, as with cells_per_device = 1.
+    devices: tuple[str, ...] = ()
+    cells_per_device: int = 1
+    # Signals the local pool forwards to its running workers, whose attacks then checkpoint and stop,
+    # and after which it starts no cell (a Slurm task's SIGUSR2 and SIGTERM); (): Ctrl-C and SIGTERM stop the run.
+    stop_signals: tuple[int, ...] = ()
+    say: Callable[[str], None] = field(default=_silent, compare=False, repr=False)  # notes for the user
 
 
 class Executor(Protocol):

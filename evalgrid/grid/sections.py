@@ -21,8 +21,13 @@ class RunOptions:
     workers: int = option(1, minimum=1, doc="cells run at once by the local executor")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads_per_worker: int = option(0, minimum=0, doc="torch CPU threads per worker; 0: cores / workers")
-    stack_trials: int = option(1, minimum=1, doc="a cell's attack trials run together as stacked lanes, at most "
-                                                 "this many at once (Inverting Gradients); 1: one by one")
+    cells_per_device: int = option(1, minimum=1, doc="cells run at once on each device, each in its own worker: "
+                                                     "k per visible GPU (each worker pinned to one), k on the CPU; "
+                                                     "workers is then k x devices (evalgrid/executors/devices.py)")
+    stack_trials: int = option(0, minimum=0, doc="a cell's attack trials run together as stacked lanes, at most "
+                                                 "this many at once (Inverting Gradients); 1: one by one; 0: as "
+                                                 "measured to pay on the cell's device (evalgrid/evaluation/"
+                                                 "packing.py: one by one on every device so far)")
     speedups: str = option("", doc="comma-separated attack-loop switches: tf32, channels_last, bf16, fp16 "
                                    "(evalgrid/evaluation/speedups.py; none by default)")
     curve_points: int = option(20, minimum=0, doc="points of each trial's convergence record (loss and PSNR every "
@@ -51,6 +56,9 @@ class SlurmOptions:
     array_parallelism: int = option(256, minimum=1, doc="tasks of the grid running at once")
     max_array_size: int = option(0, minimum=0, doc="tasks per array; 0: the cluster's MaxArraySize")
     cells_per_job: int = option(1, minimum=1, doc="cells run one after another in one task")
+    cells_per_device: int = option(1, minimum=1, doc="a task's cells run this many at once on each of its GPUs (or "
+                                                     "its CPUs), in worker processes; give cpus_per_task enough "
+                                                     "for them")
     signal_delay_s: int = option(120, minimum=0, doc="SIGUSR2 this long before the time limit: checkpoint, requeue")
     max_requeues: int = option(3, minimum=0, doc="times a task may be requeued (time limit or preemption)")
     sbatch: tuple[tuple[str, str], ...] = ()  # [slurm.sbatch]: extra options, e.g. mail-type = "END"

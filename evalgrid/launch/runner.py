@@ -35,14 +35,21 @@ class RunSettings:
     device: str
     threads_per_worker: int  # 0: the machine's cores divided among the workers
     slurm: SlurmOptions | None = None  # resolved (profile and grid), for the slurm executor
+    cells_per_device: int = 1  # local pool: this many workers per GPU (or on the CPU); 1: ``workers`` alone
     alongside: bool = False  # run even though Slurm tasks of this directory are queued or running
-    stack_trials: int = 1  # a cell's trials run together as stacked lanes, at most this many (evaluation/trials.py)
+    stack_trials: int = 0  # a cell's trials run together as stacked lanes, at most this many (evaluation/trials.py); 0: evaluation/packing.py's rule
     speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/evaluation/speedups.py)
     check: bool = True  # the preflight (files, models); retry skips it: DIR's grid was checked when first run
 
-    def executor_settings(self) -> ExecutorSettings:
-        threads = self.threads_per_worker or max(1, (os.cpu_count() or 1) // self.workers)
-        return ExecutorSettings(workers=self.workers, threads_per_worker=threads, slurm=self.slurm)
+    def executor_settings(self, say: Callable[[str], None] = lambda line: None) -> ExecutorSettings:
+        """What the executor is given; a ``workers`` that contradicts ``cells_per_device`` is a UserError."""
+        from evalgrid.executors.devices import pool_devices, pool_size
+
+        devices = pool_devices(self.device) if self.cells_per_device > 1 else ()  # 1: no GPU is counted
+        workers = pool_size(self.workers, self.cells_per_device, devices)
+        threads = self.threads_per_worker or max(1, (os.cpu_count() or 1) // workers)
+        return ExecutorSettings(workers=workers, threads_per_worker=threads, slurm=self.slurm, devices=devices,
+                                cells_per_device=self.cells_per_device, say=say)
 
 
 @dataclass(frozen=True)
@@ -185,7 +192,7 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
     are moved to DIR/quarantine/ first (``say`` gets a line for each) and their cells run again.
     ``watch`` gets the running cells' progress (trial, iteration, loss) about every second."""
     make_executor = EXECUTORS[settings.executor]  # an unknown name raises, listing the valid ones
-    executor = make_executor(settings.executor_settings())
+    executor = make_executor(settings.executor_settings(say))
     if not isinstance(executor, Scheduler):  # a scheduler's cells meet their device on their own nodes
         check_device(settings.device)
     check_speedups(settings.speedups)

@@ -112,7 +112,7 @@ class SlurmScheduler:
         parallelism = max(1, options.array_parallelism // len(arrays))  # the arrays share the cap
         executor.update_parameters(job_name=job_name, array_parallelism=parallelism,
                                    dependency=f"afterany:{':'.join(stage_jobs)}" if stage_jobs else None)
-        pack = CellPack(context, options.cpus_per_task, options.max_requeues)
+        pack = CellPack(context, options.cpus_per_task, options.max_requeues, options.cells_per_device)
         for array in arrays:
             jobs = executor.map_array(pack, array)
             submission.jobs.append(JobRecord(_array_id(jobs[0].job_id), "cells",

@@ -6,6 +6,10 @@ skipped, so a requeued task picks up where it stopped. On SIGUSR2 (the time limi
 or SIGTERM (preemption, ``scontrol requeue``, ``scancel``) the running attack checkpoints at
 its next step (evalgrid.evaluation.checkpoint); after SIGUSR2 submitit's handler requeues the task
 (``Checkpointable``), after SIGTERM Slurm decides: a requeued task resumes from the checkpoint.
+
+With ``cells_per_device = k`` > 1 the pack runs its cells k at a time per GPU of the task (or
+k on its CPUs) through the local pool (evalgrid/executors/local.py), which forwards SIGUSR2 and
+SIGTERM to its running workers: each running attack checkpoints, then the task stops as above.
 """
 
 from __future__ import annotations
@@ -33,10 +37,13 @@ def restarts() -> int:
 
 
 class CellPack(submitit.helpers.Checkpointable):
-    """Run cells in this process; one result file per cell, as with any executor."""
+    """Run cells in this process (or its pool of workers); one result file per cell, as with any executor."""
 
-    def __init__(self, context: CellContext, threads: int, max_requeues: int):
+    cells_per_device = 1  # also for a pack pickled before the option existed, started again by a requeue
+
+    def __init__(self, context: CellContext, threads: int, max_requeues: int, cells_per_device: int = 1):
         self.context, self.threads, self.max_requeues = context, threads, max_requeues
+        self.cells_per_device = cells_per_device
 
     def __call__(self, cells: Sequence[CellConfig]) -> dict[str, str]:
         import torch
@@ -50,20 +57,16 @@ class CellPack(submitit.helpers.Checkpointable):
                 signal.signal(sig, handler)
 
     def _run(self, cells: Sequence[CellConfig], submitit_handlers: dict) -> dict[str, str]:
+        if self.cells_per_device > 1:
+            return self._run_in_pool(cells, submitit_handlers)
         from evalgrid.evaluation.checkpoint import Interrupted, stop_requested
-        from evalgrid.evaluation.pipeline import execute_cell, record_failure
+        from evalgrid.evaluation.pipeline import execute_cell
 
-        out = OutputDir(self.context.out_root)
         outcome: dict[str, str] = {}
         for number, cell in enumerate(cells, 1):
-            if out.done_result(cell.cell_id).is_file():
-                outcome[cell.cell_id] = "done before"
-                continue
-            if restarts() > self.max_requeues:
-                outcome[cell.cell_id] = record_failure(
-                    cell, self.context, "TooManyRequeues",
-                    f"the Slurm task was requeued {restarts()} times, more than max_requeues = {self.max_requeues}; "
-                    f"its progress is kept in {out.checkpoint(cell.cell_id)} for the next run").status
+            settled = self._settled(cell)
+            if settled is not None:
+                outcome[cell.cell_id] = settled
                 continue
             print(f"evalgrid: cell {cell.cell_id} ({number}/{len(cells)} of this task) starting", flush=True)
             try:
@@ -73,6 +76,47 @@ class CellPack(submitit.helpers.Checkpointable):
                 _stop_task(stop.signum, submitit_handlers)
             if stop_requested() is not None:  # the signal came outside an attack: stop before the next cell
                 _stop_task(stop_requested(), submitit_handlers)
+        return outcome
+
+    def _settled(self, cell: CellConfig) -> str | None:
+        """The outcome of a cell this task does not run: "done before" when it has a result,
+        "failed" (recorded) when the task was requeued more than ``max_requeues`` times; else None."""
+        from evalgrid.evaluation.pipeline import record_failure
+
+        out = OutputDir(self.context.out_root)
+        if out.done_result(cell.cell_id).is_file():
+            return "done before"
+        if restarts() > self.max_requeues:
+            return record_failure(
+                cell, self.context, "TooManyRequeues",
+                f"the Slurm task was requeued {restarts()} times, more than max_requeues = {self.max_requeues}; "
+                f"its progress is kept in {out.checkpoint(cell.cell_id)} for the next run").status
+        return None
+
+    def _run_in_pool(self, cells: Sequence[CellConfig], submitit_handlers: dict) -> dict[str, str]:
+        """The cells to run, ``cells_per_device`` at a time per device, in worker processes that
+        share the task's GPUs (its ``cpus_per_task`` divided among them)."""
+        from evalgrid.executors.base import CellTask, ExecutorSettings
+        from evalgrid.executors.devices import pool_devices, pool_size
+        from evalgrid.executors.local import LocalExecutor
+
+        outcome = {cell.cell_id: settled for cell in cells if (settled := self._settled(cell)) is not None}
+        tasks = [CellTask(cell, self.context) for cell in cells if cell.cell_id not in outcome]
+        devices = pool_devices(self.context.device)
+        workers = pool_size(1, self.cells_per_device, devices)
+        pool = LocalExecutor(ExecutorSettings(workers=workers, threads_per_worker=max(1, self.threads // workers),
+                                              devices=devices, cells_per_device=self.cells_per_device,
+                                              stop_signals=STOP_SIGNALS, say=_say))
+        _say(f"{len(tasks)} cell(s) to run, {self.cells_per_device} at a time on "
+             f"{'each of GPU(s) ' + ', '.join(devices) if devices else 'the CPU'}")
+
+        def report(summary) -> None:
+            outcome[summary.cell_id] = summary.status
+            _say(f"cell {summary.cell_id} {summary.status}")
+
+        pool.run(tasks, report)
+        if pool.stopped_by is not None:
+            _stop_task(pool.stopped_by, submitit_handlers)
         return outcome
 
 
@@ -99,6 +143,10 @@ class StageTraining(submitit.helpers.Checkpointable):
         trained = train_priors(priors, self.context.data_root, self.context.stages, device)
         return ([f"{r.key}: round {r.round}, accuracy {r.test_accuracy:.3f}" for r in records]
                 + [f"{r.key}: trained in {r.train_seconds:.0f} s" for r in trained])
+
+
+def _say(line: str) -> None:
+    print(f"evalgrid: {line}", flush=True)
 
 
 def _ask_to_stop(signum, frame) -> None:
