@@ -223,12 +223,12 @@ def test_a_worker_that_reports_a_full_disk_stops_the_local_executor():
     from types import SimpleNamespace
 
     from evalgrid.errors import OutputFull
-    from evalgrid.executors.local import _poll
+    from evalgrid.executors.local import _receive
 
     launcher, worker_end = Pipe()
     worker_end.send(OutputFull("0123456789ab", "No space left on device (DIR)"))  # pickled as a worker sends it
     with pytest.raises(OutputFull, match="writing cell 0123456789ab's files failed: No space left on device"):
-        _poll(SimpleNamespace(conn=launcher, process=None, task=None))
+        _receive(SimpleNamespace(conn=launcher, process=None, task=None))
 
 
 def test_a_stage_cache_the_grid_puts_inside_dir_is_left_to_its_own_lock(write_grid, cli, tmp_path):
