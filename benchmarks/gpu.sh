@@ -10,4 +10,6 @@ if [ ! -x "$python" ]; then
     python="$(command -v python3)"
 fi
 cd "$repo"
+# Not installed (a lent GPU machine runs the checkout with its own torch): import it from here.
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 exec "$python" benchmarks/gpu_check.py "$@"

@@ -53,10 +53,21 @@ ran on. Timings are medians of at least 5 runs unless a section says otherwise.
 
 `bash benchmarks/gpu.sh` on a machine with a CUDA GPU, after the README's install; no argument.
 
+**On the lent device machine** (no network there; its `python3` is 3.12 with torch 2.11,
+torchvision, numpy, pandas, pyarrow, click, scipy, scikit-learn, matplotlib, pillow, but no
+`lpips`, `submitit` or `tomli-w`): evalgrid runs from the checkout, not installed (`gpu.sh` puts
+the repository on `PYTHONPATH`), and the three missing pure-Python packages travel as wheels.
+Here, once: `echo /.whl/ >> .git/info/exclude; python3 -m pip download --no-deps
+--only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux2014_x86_64 -d
+.whl lpips==0.1.4 submitit==1.5.4 tomli-w==1.2.0`; then one device call with `carry = [".whl"]`
+and `timeout_s = 600`: `python3 -m pip install -q --no-index --no-deps --no-compile --target
+/tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site && bash benchmarks/gpu.sh --out
+$OUT/gpu.md`. The LPIPS weights are not there either: e2e runs without LPIPS.
+
 **No GPU has run it yet (2026-12-07).** Every default stays the safe one until one does:
-`cells_per_device = 1`, no speed switch (`speedups`), no stacking (`stack_trials = 1`; the rule
-in `evalgrid/evaluation/packing.py` holds only the CPU's measurements, 0.9× and 0.5×, so it says
-off on every device).
+`cells_per_device = 1`, no speed switch (`speedups`), no stacking (`stack_trials = 0` leaves it to the rule
+in `evalgrid/evaluation/packing.py`, which holds only the CPU's measurements, 0.9× and 0.5×, so it
+says off on every device).
 
 It runs six sections, each under its own time budget (under 8 minutes in all on one H100), and
 prints each figure as it goes:
