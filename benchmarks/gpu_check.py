@@ -9,16 +9,18 @@ Each section runs under its own time budget and prints its figures as it goes:
 - ``step``: the attack step against a minimal loop of the same maths (attack_step.py).
 - ``lanes``: stacked trials and packed cells against one attack at a time (many_attacks.py).
 - ``memory``: GPU memory per cell: the peak one attack allocates, and per lane when stacked.
-- ``cells``: ``evalgrid run`` one cell at a time against ``--cells-per-device`` k and
-  ``--stack-trials``: attack-iterations per second per GPU, from the cells' start and end times.
+- ``cells``: ``evalgrid run`` one cell at a time against ``--cells-per-device`` k,
+  ``--stack-trials`` and ``--pack-cells`` (cells packed as lanes by the runner itself):
+  attack-iterations per second per GPU, from the cells' start and end times.
 - ``switches``: tf32, channels_last, bf16, fp16 with their PSNR deltas (gpu_options.py).
 
 A section that fails prints its error, the table marks it failed and the next one runs; the
 script exits 1 at the end when any failed. It ends with a table of every figure, the device,
 torch and CUDA versions and the date, written to benchmarks/results/gpu-<date>.md (``--out``:
-elsewhere). ``--dry-run`` runs every section's code on the CPU at the smallest sizes (k = 1 alone,
-k = 2 with stacked trials) and writes no file unless ``--out`` names one; ``--sections`` runs some
-sections only (a rerun of one that failed), into gpu-<date>-<sections>.md.
+elsewhere). ``--dry-run`` runs every section's code on the CPU at the smallest sizes (k = 1
+alone, k = 2 with stacked trials, packs of 2 cells) and writes no file unless ``--out`` names
+one; ``--sections`` runs some sections only (a rerun of one that failed), into
+gpu-<date>-<sections>.md.
 
     bash benchmarks/gpu.sh [--dry-run] [--out FILE] [--sections e2e,step,lanes,memory,cells,switches]
 """
@@ -83,6 +85,7 @@ class Sizes:
     check: int  # iterations of the check that stacked lanes give the sequential numbers
     ks: tuple[int, ...]  # --cells-per-device values; the first, 1, is one at a time
     stack_ks: tuple[int, ...]  # --cells-per-device values that also run with --stack-trials
+    packs: tuple[int, ...]  # --pack-cells values (with one cell per device): cells packed as lanes
     cli_workloads: tuple[str, ...]  # the workloads `cells` runs through `evalgrid run`
     cli_seconds: float  # one-at-a-time attack work a CLI run is sized to (0: cli_iterations)
     cli_iterations: int  # iterations per trial when no step rate sizes them
@@ -96,14 +99,14 @@ class Sizes:
 
 
 FULL = Sizes(device="cuda", threads=0, trials_case=Case("convnet", 1), trials=10, cells_case=Case("resnet18", 4),
-             cells=8, step_cases=CASES, repeats=5, steps=5, check=8, ks=(1, 2, 4, 8), stack_ks=(1, 8),
+             cells=8, step_cases=CASES, repeats=5, steps=5, check=8, ks=(1, 2, 4, 8), stack_ks=(1, 8), packs=(8,),
              cli_workloads=(TRIALS, CELLS), cli_seconds=8.0, cli_iterations=20, run_timeout=90,
              switch_timed=gpu_options.TIMED, switch_quality=gpu_options.QUALITY,
              switch_seeds=gpu_options.QUALITY_SEEDS, switch_iterations=100, e2e_values=None,
              budgets={"e2e": 100, "step": 40, "lanes": 40, "memory": 20, "cells": 200, "switches": 45})
 DRY = Sizes(device="cpu", threads=1, trials_case=Case("convnet", 1, TINY), trials=2,
             cells_case=Case("convnet", 4, TINY), cells=2, step_cases=(Case("convnet", 1, TINY),), repeats=1, steps=1,
-            check=2, ks=(1,), stack_ks=(2,), cli_workloads=(TRIALS,), cli_seconds=0.0, cli_iterations=2,
+            check=2, ks=(1,), stack_ks=(2,), packs=(2,), cli_workloads=(TRIALS,), cli_seconds=0.0, cli_iterations=2,
             run_timeout=120, switch_timed=(Case("convnet", 1, TINY),), switch_quality=Case("convnet", 1, TINY),
             switch_seeds=(0,), switch_iterations=2, e2e_values=2, budgets=dict.fromkeys(FULL.budgets, 180))
 
@@ -418,9 +421,10 @@ def most_at_once(frame: pd.DataFrame) -> int:
     return most
 
 
-def cells_rate(out: Path, stacked: int) -> tuple[float, int, int]:
+def cells_rate(out: Path, stacked: int, packed: int = 1) -> tuple[float, int, int]:
     """Attack-iterations per second over the span from the first cell's start to the last one's
-    end, the iterations, and the most cells at once; fails when a cell failed or did not stack."""
+    end, the iterations, and the most cells at once; fails when a cell failed, did not stack its
+    trials or was not packed with others as asked."""
     frame = load_results(out)
     failed = frame[frame.status != "done"]
     if not failed.empty:
@@ -428,6 +432,8 @@ def cells_rate(out: Path, stacked: int) -> tuple[float, int, int]:
         raise SectionFailed(f"{len(failed)} cell(s) failed: {first.error_type}: {first.error_message}")
     if stacked > 1 and frame.trials_stacked.max() < stacked:
         raise SectionFailed(f"asked for {stacked} stacked trials, the cells ran {frame.trials_stacked.max()}")
+    if packed > 1 and frame.cells_packed.max() < packed:
+        raise SectionFailed(f"asked for packs of {packed} cells, the largest had {frame.cells_packed.max()}")
     span = (frame.finished_at.max() - frame.started_at.min()).total_seconds()
     iterations = int(frame.attack_iterations.sum())
     return iterations / span, iterations, most_at_once(frame)
@@ -440,18 +446,21 @@ class Mode:
     name: str
     k: int  # --cells-per-device
     stacked: int = 1  # --stack-trials: trials the cells must have run together
+    packed: int = 1  # --pack-cells: cells that must have run as lanes of one attack
 
     @property
     def flags(self) -> tuple[object, ...]:
-        return ("--cells-per-device", self.k, *(("--stack-trials", self.stacked) if self.stacked > 1 else ()))
+        return ("--cells-per-device", self.k, *(("--stack-trials", self.stacked) if self.stacked > 1 else ()),
+                "--pack-cells", self.packed)
 
 
 def cli_modes(sizes: Sizes, trials: int) -> list[Mode]:
     """Each k of ``sizes.ks`` (the first, k = 1, is one at a time: the baseline), then stacked
-    trials with each k of ``sizes.stack_ks``."""
+    trials with each k of ``sizes.stack_ks``, then cells packed as lanes in packs of each of ``sizes.packs``."""
     modes = [Mode(f"{CELLS_PER_DEVICE} = {k}" + (" (one at a time)" if k == 1 else ""), k) for k in sizes.ks]
     if trials > 1:
         modes += [Mode(f"{CELLS_PER_DEVICE} = {k}, stack_trials = {trials}", k, trials) for k in sizes.stack_ks]
+    modes += [Mode(f"pack_cells = {n}", 1, packed=n) for n in sizes.packs]
     return modes
 
 
@@ -470,7 +479,7 @@ def cells(findings: Findings) -> None:
                                sizes.run_timeout)
                 if done.returncode != 0:
                     raise SectionFailed(cli_error(done))
-                rate, ran, at_once = cells_rate(out, mode.stacked)
+                rate, ran, at_once = cells_rate(out, mode.stacked, mode.packed)
             except (SectionFailed, RuntimeError) as error:
                 failures.append(f"{workload}, {mode.name}: {error}")
                 rows.append([mode.name, "**failed**", "–", "–", "–", str(error)[:300]])
@@ -481,7 +490,7 @@ def cells(findings: Findings) -> None:
             ratio = f"{rate / baseline:.2f}×" if baseline else "– (one at a time failed)"
             if index and baseline:
                 findings.speedups.setdefault(workload, []).append((mode.name, rate / baseline))
-                if mode.stacked == 1:
+                if mode.stacked == 1 and mode.packed == 1:
                     findings.k_speedups.setdefault(workload, {})[mode.k] = rate / baseline
             rows.append([mode.name, f"{rate:.1f}", ratio, str(at_once), f"{time.perf_counter() - started:.1f} s",
                          f"{ran} iterations"])

@@ -46,6 +46,7 @@ def test_the_dry_run_runs_every_section_and_compares_the_two_runs(tmp_path):
     assert set(differences) == {f"max difference {m} (cpu − cpu)" for m in ("psnr", "ssim", "label_acc", "final_loss")}
     assert set(differences.values()) == {"0"}  # the same cells on the same device: bit for bit
     assert any(row[1].endswith("cells_per_device = 2, stack_trials = 2") for row in rows)
+    assert any(row[1].endswith("pack_cells = 2") for row in rows)  # the runner's own packing, checked packed
 
 
 def test_the_largest_difference_of_each_metric_and_its_cell():

@@ -37,6 +37,10 @@ if TYPE_CHECKING:  # the rest is imported when the command runs: `evalgrid --hel
 @click.option("--stack-trials", type=click.IntRange(min=0),
               help="A cell's attack trials run together, at most N at once [grid's run.stack_trials; 1: one by one; "
                    "0 (default): where measured to pay on the device, evalgrid/evaluation/packing.py].")
+@click.option("--pack-cells", type=click.IntRange(min=0),
+              help="Cells of one architecture, batch shape and attack run as lanes of one stacked attack, at most N "
+                   "per pack [grid's run.pack_cells; 1: each alone; 0 (default): where measured to pay on the "
+                   "device, evalgrid/evaluation/packing.py].")
 @click.option("--speedups", help="Attack-loop switches, comma-separated: tf32, channels_last, bf16, fp16 "
                                  "[grid's run.speedups; none].")
 @click.option("--profile", help="Slurm: a cluster profile, NAME or path [grid's slurm.profile].")
@@ -49,7 +53,8 @@ if TYPE_CHECKING:  # the rest is imported when the command runs: `evalgrid --hel
               help="Skip the checks of data, weights, models and implementations before dispatch (retry does: "
                    "DIR's grid was checked when it was first run). A missing file then fails its cells instead.")
 def command(grid_file: Path, out_dir: Path | None, executor: str | None, workers: int | None, device: str | None,
-            threads: int | None, cells_per_device: int | None, stack_trials: int | None, speedups: str | None,
+            threads: int | None, cells_per_device: int | None, stack_trials: int | None, pack_cells: int | None,
+            speedups: str | None,
             profile: str | None, wait: bool, max_cells: int, alongside: bool, check: bool) -> None:
     """Run every cell of GRID that has no result in DIR yet, then collect DIR/results.parquet.
 
@@ -92,6 +97,7 @@ def command(grid_file: Path, out_dir: Path | None, executor: str | None, workers
                            cells_per_device=1 if slurm else cells_per_device or grid.run.cells_per_device,
                            slurm=slurm, alongside=alongside,
                            stack_trials=grid.run.stack_trials if stack_trials is None else stack_trials,
+                           pack_cells=grid.run.pack_cells if pack_cells is None else pack_cells,
                            speedups=parse_speedups(grid.run.speedups if speedups is None else speedups),
                            check=check)
     progress: RunProgress | None = None
@@ -168,9 +174,11 @@ def default_out_dir(grid_name: str, grid_file: Path) -> Path:
 
 
 def _pool_words(settings) -> str:
-    if settings.cells_per_device > 1:
-        return f"{settings.cells_per_device} cells per device"
-    return f"{settings.workers} worker(s)"
+    pool = (f"{settings.cells_per_device} cells per device" if settings.cells_per_device > 1
+            else f"{settings.workers} worker(s)")
+    if settings.pack_cells > 1:
+        return f"{pool}, up to {settings.pack_cells} cells packed as lanes of one attack"
+    return pool
 
 
 def _note(line: str) -> None:

@@ -32,6 +32,7 @@ class CellContext:
     stage_cache: Path | None = None  # trained stage models; None: out_root/stages
     train_stages: bool = True  # False: stage models come from their own jobs; a missing one fails the cell
     stack_trials: int = 1  # trials of a cell run together as stacked lanes (evaluation/trials.py); 1: one by one; 0: evaluation/packing.py's rule
+    pack_cells: int = 1  # cells of one task run as lanes of one stacked attack (evaluation/packed.py); 1: each alone; 0: evaluation/packing.py's rule
     speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/evaluation/speedups.py)
     curve_points: int = 20  # points of each trial's convergence record (evaluation/convergence.py); 0: none
 

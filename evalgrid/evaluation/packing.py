@@ -9,23 +9,31 @@ stacked ÷ one at a time), which prints the rows to add here. Everywhere else st
 on the CPU it was measured slower (0.9× and 0.5×, benchmarks/results/many_attacks.md), and a
 device nobody measured keeps the safe default, one lane at a time.
 
-A value the user sets (``[run] stack_trials``, ``--stack-trials``) wins over the rule: the rule
-picks the default, it never overrides a choice (:func:`default_stack_trials`). Torch is
-imported only to name a device.
+A value the user sets (``[run] stack_trials``, ``--stack-trials``; ``[run] pack_cells``,
+``--pack-cells``) wins over the rule: the rule picks the default, it never overrides a choice
+(:func:`default_stack_trials`, :func:`default_pack_cells`). Which cells may be packed together
+is decided here too, from their configurations alone (:func:`pack_groups`), so that the local
+launcher can group them without torch; the process that runs a pack checks that the attacked
+models really stack (evalgrid/evaluation/packed.py). Torch is imported only to name a device.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
+
+    from evalgrid.grid.cell import CellConfig
 
 TRIALS = "trials"  # a cell's T trials stacked: one model, T starts
 CELLS = "cells"  # cells of one architecture packed: each lane its own weights and batch
 WORKLOADS = (TRIALS, CELLS)
 PAYS_AT = 1.1  # the speed-up stacking must reach on a device to be on there by default
+PACKED_CELLS = 8  # cells per pack where packing pays: the 8 ResNet-18 cells benchmarks/gpu.sh measures
 
 
 @dataclass(frozen=True)
@@ -87,3 +95,62 @@ def default_stack_trials(trials: int, device: str, chosen: int | None) -> int:
     if chosen is not None:
         return chosen
     return trials if stacking_pays(device, TRIALS).on else 1
+
+
+def default_pack_cells(device: str, chosen: int | None) -> int:
+    """The most cells that run as lanes of one stacked attack: ``chosen`` when the user set it,
+    else :data:`PACKED_CELLS` where packing cells pays on ``device`` (a name, :func:`device_name`),
+    else 1 (each cell alone)."""
+    if chosen is not None:
+        return chosen
+    return PACKED_CELLS if stacking_pays(device, CELLS).on else 1
+
+
+def pack_size(chosen: int | None, device: str) -> int:
+    """:func:`default_pack_cells` for cells that run on ``device`` as a run names it ("auto",
+    "cpu", "cuda"): torch is asked for the device's name only when some measurement says packing
+    pays somewhere, so a launcher (or a Slurm task's pool) under the safe defaults neither imports
+    torch nor starts CUDA."""
+    if chosen is not None:
+        return chosen
+    if not any(m.workload == CELLS and m.speedup >= PAYS_AT for m in MEASURED):
+        return 1
+    from evalgrid.evaluation.context import resolve_device
+
+    return default_pack_cells(device_name(resolve_device(device)), None)
+
+
+def pack_key(cell: CellConfig) -> tuple[Any, ...] | None:
+    """What cells must share to run as lanes of one stacked attack: the attack with its options
+    and trials, the attacked architecture and the batch shape (dataset, resolution, batch size);
+    None when the attack has no stacked form. Whether that form supports the attack's options,
+    and the rest (local training, the defenses' effect on the shared update, train/eval mode),
+    is checked where the pack runs (evalgrid/evaluation/packed.py, evalgrid/attacks/lanes.py);
+    a pack that fails those checks runs cell by cell."""
+    from evalgrid.catalogue import ATTACKS
+
+    if ATTACKS[cell.attack.name].stacked is None:
+        return None
+    shared = (cell.attack.canonical(), cell.trials, cell.model.canonical(), cell.dataset.canonical(),
+              cell.resolution, cell.batch_size)
+    return (json.dumps(shared, sort_keys=True),)
+
+
+def pack_groups(cells: Sequence[CellConfig], size: int) -> list[list[CellConfig]]:
+    """``cells`` in packs of at most ``size`` cells with one :func:`pack_key`, in the order of
+    each pack's first cell; a cell without a key, or ``size`` 1, gives packs of one."""
+    if size <= 1:
+        return [[cell] for cell in cells]
+    packs: list[list[CellConfig]] = []
+    open_pack: dict[Any, list[CellConfig]] = {}
+    for cell in cells:
+        key = pack_key(cell)
+        pack = open_pack.get(key) if key is not None else None
+        if pack is None or len(pack) >= size:
+            pack = [cell]
+            packs.append(pack)
+            if key is not None:
+                open_pack[key] = pack
+        else:
+            pack.append(cell)
+    return packs

@@ -12,7 +12,7 @@ import json
 import platform
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from evalgrid.store.results import empty_row, write_result
 from evalgrid.evaluation.checkpoint import AttackProgress, CellCheckpoint
 from evalgrid.evaluation.context import CellContext, CellSummary, device_label, resolve_device
 from evalgrid.evaluation.convergence import Probe
-from evalgrid.fl.threat_model import ClientData, Reconstruction
+from evalgrid.fl.threat_model import ClientData, Reconstruction, ServerView
 from evalgrid.evaluation.packing import default_stack_trials, device_name
 from evalgrid.evaluation.trials import run_trials
 
@@ -41,48 +41,82 @@ def evaluate(cell: CellConfig, context: CellContext, watch: CellProgressWriter |
     """Run the cell; return the metric fields of its row and its artifacts (file name → bytes):
     :func:`trial_artifacts` and, unless ``context.curve_points`` is 0, the convergence record
     curve.csv (evalgrid/store/curves.py). ``watch``: the cell's progress file, if any."""
+    prepared = prepare(cell, context)
+    checkpoint = cell_checkpoint(cell, context)
+    progress = checkpoint.load() or AttackProgress()
+    stack = default_stack_trials(cell.trials, device_name(prepared.device), context.stack_trials or None)
+    reconstructions = run_trials(cell.attack.name, cell.attack.options, prepared.view, cell.seed, cell.trials,
+                                 progress, checkpoint.save, stack, context.speedups,
+                                 curve_points=context.curve_points, probe=prepared.probe(), watch=watch)
+    if watch is not None:
+        watch.phase("scoring")
+    return outcome(prepared, context, reconstructions, progress)
+
+
+@dataclass(frozen=True, eq=False)  # holds a model and tensors: compared by identity
+class PreparedCell:
+    """A cell up to its attack: the global model at the cell's training stage, the victim's
+    round (fl/client.py) and the attacker's :class:`ServerView` of it."""
+
+    cell: CellConfig
+    device: torch.device
+    info: Any  # the dataset's DatasetInfo (its normalisation)
+    request: Any  # the StageRequest of the attacked global model
+    stage: Any  # its StageRecord (round, test accuracy)
+    round: Any  # the victim's VictimRound: its private batch, local training, defenses
+    view: ServerView
+    prior_key: str  # the adversary prior's cache key ("" for none or a file)
+
+    def probe(self) -> Probe | None:
+        """The convergence record's probe of this cell's reconstructions (:func:`curve_probe`)."""
+        return curve_probe(self.cell, self.round.private, self.info.normalization, self.device)
+
+
+def prepare(cell: CellConfig, context: CellContext) -> PreparedCell:
+    """Everything the cell's attack needs: the global model at its stage (trained or cached),
+    the victim's round on it, the attacker's prior and view."""
     from evalgrid.fl.client import simulate_round
     from evalgrid.fl.stage import stage_request
     from evalgrid.fl.stage_cache import global_model
 
     device = resolve_device(context.device)
     dataset = load_dataset(cell.dataset, cell.resolution, context.data_root)
-    info = dataset.info
     request = stage_request(cell)
     model, stage = global_model(request, context.data_root, context.stages, device,
                                 initial_accuracy=_measures_test_split(cell), train=context.train_stages)
     round_ = simulate_round(cell, model.to(device), dataset, device)
     prior, prior_key = adversary_prior(cell, context, device)
-    view = round_.server_view(cell, info, prior)
+    view = round_.server_view(cell, dataset.info, prior)
+    return PreparedCell(cell, device, dataset.info, request, stage, round_, view, prior_key)
 
-    checkpoint = cell_checkpoint(cell, context)
-    progress = checkpoint.load() or AttackProgress()
-    stack = default_stack_trials(cell.trials, device_name(device), context.stack_trials or None)
-    reconstructions = run_trials(cell.attack.name, cell.attack.options, view, cell.seed, cell.trials, progress,
-                                 checkpoint.save, stack, context.speedups,
-                                 curve_points=context.curve_points,
-                                 probe=curve_probe(cell, round_.private, info.normalization, device), watch=watch)
-    if watch is not None:
-        watch.phase("scoring")
+
+def outcome(prepared: PreparedCell, context: CellContext, reconstructions: Sequence[Reconstruction],
+            progress: AttackProgress, cells_packed: int = 1) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The row's fields and the artifacts of a cell whose trials gave ``reconstructions``:
+    each trial scored against the private batch, the model's metrics, the attack's record."""
+    cell, round_, view, device = prepared.cell, prepared.round, prepared.view, prepared.device
+    normalization = prepared.info.normalization
     trials: list[Trial] = []
     for reconstruction in reconstructions:
-        pixels = reconstructed_pixels(reconstruction, info.normalization, device)
+        pixels = reconstructed_pixels(reconstruction, normalization, device)
         trials.append(Trial(reconstruction, pixels, score_trial(cell, round_.private, pixels, reconstruction,
                                                                 cell.metrics)))
     selected = view.gradient_selection if view.gradient_selection is not None else range(len(view.update.gradients))
     fields: dict[str, Any] = {
         **trial_fields(cell, trials),
-        **model_metric_fields(cell, context, request, stage.test_accuracy, round_, info.normalization, device),
+        **model_metric_fields(cell, context, prepared.request, prepared.stage.test_accuracy, round_, normalization,
+                              device),
         "model_parameters": sum(p.numel() for p in view.model.parameters() if p.requires_grad),
         "gradient_parameters": sum(view.update.gradients[i].numel() for i in selected),
         "input_dimension": int(round_.private.images.numel()),
         "local_steps": round_.training.steps,
-        "stage_round": stage.round,
-        "prior_key": prior_key,
+        "stage_round": prepared.stage.round,
+        "prior_key": prepared.prior_key,
         "epsilon": round_.epsilon,
         "true_labels": round_.private.labels.cpu().tolist(),
         "resumed_at_iteration": progress.resumed_at,
         "trials_stacked": progress.stacked,
+        "cells_packed": cells_packed,
         "speedups": ",".join(context.speedups),
     }
     artifacts = trial_artifacts(round_.private, trials, cell)
@@ -236,27 +270,35 @@ def execute_cell(cell: CellConfig, context: CellContext) -> CellSummary:
 
     Any exception (a NaN loss, out of memory, a bug) becomes a ``failed`` row; the run goes on.
     """
-    out = OutputDir(context.out_root)
     started = dt.datetime.now(dt.timezone.utc)
     clock = time.perf_counter()
-    row = empty_row()
-    watch = start_progress(out, cell.cell_id, cell.trials)  # DIR/running/<id>.json while the cell runs
+    watch = start_progress(OutputDir(context.out_root), cell.cell_id, cell.trials)  # DIR/running/<id>.json
     try:
-        fields, artifacts = evaluate(cell, context, watch)
+        row = outcome_row(cell, context, lambda: evaluate(cell, context, watch))
+    finally:  # done, failed or stopped (Interrupted, Ctrl-C): the cell no longer runs
+        watch.end()
+    summary = finish(cell, context, row, started, time.perf_counter() - clock)
+    cell_checkpoint(cell, context).discard()  # the result is written: the progress is spent
+    return summary
+
+
+def outcome_row(cell: CellConfig, context: CellContext,
+                compute: Callable[[], tuple[dict[str, Any], dict[str, bytes]]]) -> dict[str, Any]:
+    """The cell's row from ``compute()`` (its fields and artifacts; the artifacts are written
+    now), or a ``failed`` row with the exception ``compute`` raised; a full disk raises OutputFull."""
+    row = empty_row()
+    try:
+        fields, artifacts = compute()
         row.update(fields, status="done")
         for name, data in artifacts.items():
-            atomic_write_bytes(out.artifacts(cell.cell_id) / name, data)
+            atomic_write_bytes(OutputDir(context.out_root).artifacts(cell.cell_id) / name, data)
     except Exception as error:  # noqa: BLE001 - every failure is recorded, never swallowed
         if storage_full(error):  # recording it would fail too; every further cell would
             where = error.filename or context.out_root
             raise OutputFull(cell.cell_id, f"{error.strerror or error} ({where})") from None
         row.update(status="failed", error_type=type(error).__name__, error_message=str(error),
                    traceback=traceback.format_exc())
-    finally:  # done, failed or stopped (Interrupted, Ctrl-C): the cell no longer runs
-        watch.end()
-    summary = _finish(cell, context, row, started, time.perf_counter() - clock)
-    cell_checkpoint(cell, context).discard()  # the result is written: the progress is spent
-    return summary
+    return row
 
 
 def record_failure(cell: CellConfig, context: CellContext, error_type: str, message: str,
@@ -264,10 +306,10 @@ def record_failure(cell: CellConfig, context: CellContext, error_type: str, mess
     """Record a cell that failed outside its own process' control (e.g. its worker was killed)."""
     row = empty_row()
     row.update(status="failed", error_type=error_type, error_message=message)
-    return _finish(cell, context, row, dt.datetime.now(dt.timezone.utc), wall_s)
+    return finish(cell, context, row, dt.datetime.now(dt.timezone.utc), wall_s)
 
 
-def _finish(cell: CellConfig, context: CellContext, row: dict[str, Any], started: dt.datetime,
+def finish(cell: CellConfig, context: CellContext, row: dict[str, Any], started: dt.datetime,
             wall_s: float) -> CellSummary:
     """Write the cell's log and result row (atomically, result last); a full disk raises OutputFull."""
     out = OutputDir(context.out_root)

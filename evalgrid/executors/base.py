@@ -23,8 +23,24 @@ TICK_S = 1.0
 
 @dataclass(frozen=True)
 class CellTask:
+    """One cell to run, or a pack of cells whose attacks run as lanes of one stacked attack
+    (``[run] pack_cells``, evalgrid/evaluation/packed.py): ``cell`` and the ``packed_with`` it."""
+
     cell: CellConfig
     context: CellContext
+    packed_with: tuple[CellConfig, ...] = ()
+
+    @property
+    def cells(self) -> tuple[CellConfig, ...]:
+        return (self.cell, *self.packed_with)
+
+
+def cell_tasks(cells: Sequence[CellConfig], context: CellContext, pack_cells: int) -> list[CellTask]:
+    """One task per cell, or per pack of up to ``pack_cells`` cells that may run as lanes
+    (:func:`evalgrid.evaluation.packing.pack_groups`)."""
+    from evalgrid.evaluation.packing import pack_groups
+
+    return [CellTask(pack[0], context, tuple(pack[1:])) for pack in pack_groups(cells, pack_cells)]
 
 
 def _silent(line: str) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from evalgrid.evaluation.pipeline import execute_cell
+from evalgrid.evaluation.packed import execute_pack
 from evalgrid.executors.base import TICK_S, CellTask, ExecutorSettings, Report, Tick
 
 
@@ -23,7 +23,8 @@ class DebugExecutor:
         torch.set_num_threads(self.settings.threads_per_worker)
         with Ticker(tick):
             for task in tasks:
-                report(execute_cell(task.cell, task.context))
+                for summary in execute_pack(task.cells, task.context):
+                    report(summary)
 
 
 class Ticker:

@@ -37,9 +37,9 @@ _PR_SET_PDEATHSIG = 1
 
 @dataclass(frozen=True)
 class _Ended:
-    """A worker's cell ended (done or failed); its GPU memory when the worker is pinned to one."""
+    """A worker's cells ended (done or failed): one, or a pack's; its GPU memory when the worker is pinned to one."""
 
-    summary: CellSummary
+    summaries: tuple[CellSummary, ...]
     memory: DeviceMemory | None = None
 
 
@@ -84,7 +84,7 @@ class _Worker:
         self.process.join(timeout=10)
         self.conn.close()
         if self.task is not None:  # killed mid-cell: its progress file is no running cell's
-            remove_progress(OutputDir(self.task.context.out_root), [self.task.cell.cell_id])
+            remove_progress(OutputDir(self.task.context.out_root), [cell.cell_id for cell in self.task.cells])
 
 
 class LocalExecutor:
@@ -152,14 +152,16 @@ class _Pool:
             return
         if isinstance(message, _Died):
             if not (self.stopped_by is not None and message.exitcode == -self.stopped_by):  # else: stopped, not failed
-                self.report(_failure(worker.task, message.exitcode))
+                for summary in _failures(worker.task, message.exitcode):
+                    self.report(summary)
             self._retire(worker)  # a new worker takes its slot (_start_workers)
             return
         worker.task = None
         if isinstance(message, _Stopped):  # the signal reached the worker alone: the others stop too
             self._stop(message.signum)
         if isinstance(message, _Ended):
-            self.report(message.summary)
+            for summary in message.summaries:
+                self.report(summary)
             if message.memory is not None and self.budget is not None:
                 self.budget.measured(worker.device, message.memory)
         if sum(w.device == worker.device for w in self.workers) > self._allowed(worker.device):
@@ -214,12 +216,14 @@ def _receive(worker: _Worker) -> _Ended | _Stopped | _Died | None:
     return _Died(worker.process.exitcode)
 
 
-def _failure(task: CellTask, code: int | None) -> CellSummary:
-    """Record the cell of a worker that died (the launcher writes its failed row)."""
+def _failures(task: CellTask, code: int | None) -> list[CellSummary]:
+    """Record the cells of a worker that died (the launcher writes their failed rows)."""
     how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
     from evalgrid.evaluation.pipeline import record_failure  # a worker died: the launcher records it
 
-    return record_failure(task.cell, task.context, "WorkerDied", f"the worker process running this cell {how}")
+    what = "this cell" if not task.packed_with else f"this cell and the {len(task.packed_with)} packed with it"
+    return [record_failure(cell, task.context, "WorkerDied", f"the worker process running {what} {how}")
+            for cell in task.cells]
 
 
 _early_stop: int | None = None  # a stop signal that came while the worker was starting
@@ -258,21 +262,21 @@ def _worker_main(conn: Connection, threads: int, device: str | None = None, stop
 
 
 def _run_cell(task: CellTask, measure: bool) -> _Ended | _Stopped | OutputFull:
-    """Run one cell in the worker: what it sends back."""
+    """Run one cell (or a pack of them) in the worker: what it sends back."""
     from evalgrid.evaluation.checkpoint import Interrupted
-    from evalgrid.evaluation.pipeline import execute_cell  # in the worker: the launcher needs no torch
+    from evalgrid.evaluation.packed import execute_pack  # in the worker: the launcher needs no torch
 
     try:
-        summary = execute_cell(task.cell, task.context)
+        summaries = tuple(execute_pack(task.cells, task.context))
     except OutputFull as full:
         return full
     except Interrupted as stop:
         return _Stopped(stop.signum)
     if not measure:
-        return _Ended(summary)
+        return _Ended(summaries)
     from evalgrid.executors.device_memory import measure_after_cell
 
-    return _Ended(summary, measure_after_cell())
+    return _Ended(summaries, measure_after_cell())
 
 
 def _die_with_parent() -> None:

@@ -1,7 +1,7 @@
 """Schemas of the grid's non-factor tables: ``[run]``, ``[slurm]`` and ``[data]``.
 
-None of these change what a cell computes, so none enter the cell id (``stack_trials`` and
-``speedups`` can change its numbers in the last digits, like thread counts; the row records both;
+None of these change what a cell computes, so none enter the cell id (``stack_trials``,
+``pack_cells`` and ``speedups`` can change its numbers in the last digits, like thread counts; the row records both;
 ``curve_points`` changes only how many points its curve.csv holds).
 """
 
@@ -28,6 +28,12 @@ class RunOptions:
                                                  "this many at once (Inverting Gradients); 1: one by one; 0: as "
                                                  "measured to pay on the cell's device (evalgrid/evaluation/"
                                                  "packing.py: one by one on every device so far)")
+    pack_cells: int = option(0, minimum=0, doc="cells of one architecture, batch shape and attack (with its "
+                                               "options and trials) run as lanes of one stacked attack, at most "
+                                               "this many per pack, within one local run or one Slurm task "
+                                               "(Inverting Gradients; evalgrid/evaluation/packed.py); 1: each "
+                                               "alone; 0: as measured to pay on the device (evalgrid/evaluation/"
+                                               "packing.py: each alone on every device so far)")
     speedups: str = option("", doc="comma-separated attack-loop switches: tf32, channels_last, bf16, fp16 "
                                    "(evalgrid/evaluation/speedups.py; none by default)")
     curve_points: int = option(20, minimum=0, doc="points of each trial's convergence record (loss and PSNR every "

@@ -17,7 +17,8 @@ import tomli_w
 from evalgrid.errors import UserError
 from evalgrid.evaluation.context import CellContext, CellSummary
 from evalgrid.executors import EXECUTORS
-from evalgrid.executors.base import TICK_S, CellTask, ExecutorSettings, Report, Scheduler, Tick
+from evalgrid.evaluation.packing import pack_size
+from evalgrid.executors.base import TICK_S, CellTask, ExecutorSettings, Report, Scheduler, Tick, cell_tasks
 from evalgrid.grid import Grid
 from evalgrid.grid.sections import SlurmOptions
 from evalgrid.launch.provenance import current_provenance
@@ -38,6 +39,7 @@ class RunSettings:
     cells_per_device: int = 1  # local pool: this many workers per GPU (or on the CPU); 1: ``workers`` alone
     alongside: bool = False  # run even though Slurm tasks of this directory are queued or running
     stack_trials: int = 0  # a cell's trials run together as stacked lanes, at most this many (evaluation/trials.py); 0: evaluation/packing.py's rule
+    pack_cells: int = 0  # cells run as lanes of one stacked attack, at most this many (evaluation/packed.py); 0: evaluation/packing.py's rule
     speedups: tuple[str, ...] = ()  # attack-loop switches (evalgrid/evaluation/speedups.py)
     check: bool = True  # the preflight (files, models); retry skips it: DIR's grid was checked when first run
 
@@ -225,7 +227,8 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
         context = CellContext(out_root=out.root.resolve(), grid_name=grid.name, data_root=grid.data_root,
                               device=settings.device, provenance=current_provenance(),
                               stage_cache=grid.stage_cache,
-                              stack_trials=settings.stack_trials, speedups=settings.speedups,
+                              stack_trials=settings.stack_trials, pack_cells=settings.pack_cells,
+                              speedups=settings.speedups,
                               curve_points=grid.run.curve_points)
         if isinstance(executor, Scheduler):
             submission = executor.submit([CellTask(cell, context) for cell in pending], out,
@@ -237,5 +240,6 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
             report(summary)
 
         tick = running_cells_tick(out, [cell.cell_id for cell in pending], watch) if watch is not None else None
-        executor.run([CellTask(cell, context) for cell in pending], record, tick)
+        packs = pack_size(settings.pack_cells or None, settings.device)  # a Slurm task packs its own, on its node
+        executor.run(cell_tasks(pending, context, packs), record, tick)
     return RunOutcome(finished=finished, skipped=skipped, held=len(held))

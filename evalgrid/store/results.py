@@ -85,8 +85,9 @@ RUN_FIELDS = [
     pa.field("epsilon", pa.float64()),  # DP-SGD's ε for the victim's round (δ in the defense); NaN without
     pa.field("resumed_at_iteration", pa.list_(pa.int64())),  # attack iterations done at each resume
     pa.field("trials_stacked", pa.int64()),  # the most trials run together as lanes (1: one by one)
+    pa.field("cells_packed", pa.int64()),  # cells whose attacks ran as lanes of one stacked attack (1: alone)
     pa.field("speedups", pa.string()),  # attack-loop switches, comma-separated ("" for none)
-    pa.field("wall_s", pa.float64()),
+    pa.field("wall_s", pa.float64()),  # the cell's; of a pack of cells_packed n > 1, the pack's ÷ n
     pa.field("device", pa.string()),
     pa.field("host", pa.string()),
     pa.field("started_at", _timestamp),

@@ -54,7 +54,7 @@ class SlurmScheduler:
                                           "grid_file": str(grid_file.resolve()) if grid_file else ""})
         executor = _executor(submission, options, job_name)
         try:
-            cells = [t.cell for t in tasks]
+            cells = [cell for task in tasks for cell in task.cells]
             stage_jobs = self._submit_stages(executor, submission, out, cells, context, f"{job_name}-stages")
             self._submit_cells(executor, submission, out, cells, context, stage_jobs, job_name)
         except Exception as error:

@@ -7,6 +7,10 @@ or SIGTERM (preemption, ``scontrol requeue``, ``scancel``) the running attack ch
 its next step (evalgrid.evaluation.checkpoint); after SIGUSR2 submitit's handler requeues the task
 (``Checkpointable``), after SIGTERM Slurm decides: a requeued task resumes from the checkpoint.
 
+Cells of one architecture, batch shape and attack may run as lanes of one stacked attack
+(``[run] pack_cells``, evalgrid/evaluation/packed.py; by default where measured to pay on the
+node's device, evalgrid/evaluation/packing.py).
+
 With ``cells_per_device = k`` > 1 the pack runs its cells k at a time per GPU of the task (or
 k on its CPUs) through the local pool (evalgrid/executors/local.py), which forwards SIGUSR2 and
 SIGTERM to its running workers: each running attack checkpoints, then the task stops as above.
@@ -60,23 +64,40 @@ class CellPack(submitit.helpers.Checkpointable):
         if self.cells_per_device > 1:
             return self._run_in_pool(cells, submitit_handlers)
         from evalgrid.evaluation.checkpoint import Interrupted, stop_requested
-        from evalgrid.evaluation.pipeline import execute_cell
+        from evalgrid.evaluation.packed import execute_pack
+        from evalgrid.evaluation.packing import pack_groups
 
         outcome: dict[str, str] = {}
-        for number, cell in enumerate(cells, 1):
-            settled = self._settled(cell)
-            if settled is not None:
-                outcome[cell.cell_id] = settled
+        number = {cell.cell_id: index for index, cell in enumerate(cells, 1)}
+        for pack in pack_groups(cells, self._pack_size()):
+            for cell in pack:  # settled when its turn comes: done meanwhile, or requeued too often
+                if (settled := self._settled(cell)) is not None:
+                    outcome[cell.cell_id] = settled
+            pack = [cell for cell in pack if cell.cell_id not in outcome]
+            if not pack:
                 continue
-            print(f"evalgrid: cell {cell.cell_id} ({number}/{len(cells)} of this task) starting", flush=True)
+            if len(pack) == 1:
+                print(f"evalgrid: cell {pack[0].cell_id} ({number[pack[0].cell_id]}/{len(cells)} of this task) "
+                      f"starting", flush=True)
+            else:
+                print(f"evalgrid: cells {', '.join(cell.cell_id for cell in pack)} "
+                      f"({', '.join(str(number[cell.cell_id]) for cell in pack)}/{len(cells)} of this task, "
+                      f"packed as lanes of one attack) starting", flush=True)
             try:
-                outcome[cell.cell_id] = execute_cell(cell, self.context).status
-                print(f"evalgrid: cell {cell.cell_id} {outcome[cell.cell_id]}", flush=True)
+                for summary in execute_pack(pack, self.context):
+                    outcome[summary.cell_id] = summary.status
+                    print(f"evalgrid: cell {summary.cell_id} {summary.status}", flush=True)
             except Interrupted as stop:
                 _stop_task(stop.signum, submitit_handlers)
             if stop_requested() is not None:  # the signal came outside an attack: stop before the next cell
                 _stop_task(stop_requested(), submitit_handlers)
         return outcome
+
+    def _pack_size(self) -> int:
+        """The most cells run as lanes of one stacked attack: [run] pack_cells, or the measured rule for this node's device."""
+        from evalgrid.evaluation.packing import pack_size
+
+        return pack_size(self.context.pack_cells or None, self.context.device)
 
     def _settled(self, cell: CellConfig) -> str | None:
         """The outcome of a cell this task does not run: "done before" when it has a result,
@@ -96,18 +117,18 @@ class CellPack(submitit.helpers.Checkpointable):
     def _run_in_pool(self, cells: Sequence[CellConfig], submitit_handlers: dict) -> dict[str, str]:
         """The cells to run, ``cells_per_device`` at a time per device, in worker processes that
         share the task's GPUs (its ``cpus_per_task`` divided among them)."""
-        from evalgrid.executors.base import CellTask, ExecutorSettings
+        from evalgrid.executors.base import ExecutorSettings, cell_tasks
         from evalgrid.executors.devices import pool_devices, pool_size
         from evalgrid.executors.local import LocalExecutor
 
         outcome = {cell.cell_id: settled for cell in cells if (settled := self._settled(cell)) is not None}
-        tasks = [CellTask(cell, self.context) for cell in cells if cell.cell_id not in outcome]
+        tasks = cell_tasks([cell for cell in cells if cell.cell_id not in outcome], self.context, self._pack_size())
         devices = pool_devices(self.context.device)
         workers = pool_size(1, self.cells_per_device, devices)
         pool = LocalExecutor(ExecutorSettings(workers=workers, threads_per_worker=max(1, self.threads // workers),
                                               devices=devices, cells_per_device=self.cells_per_device,
                                               stop_signals=STOP_SIGNALS, say=_say))
-        _say(f"{len(tasks)} cell(s) to run, {self.cells_per_device} at a time on "
+        _say(f"{sum(len(task.cells) for task in tasks)} cell(s) to run, {self.cells_per_device} at a time on "
              f"{'each of GPU(s) ' + ', '.join(devices) if devices else 'the CPU'}")
 
         def report(summary) -> None:
