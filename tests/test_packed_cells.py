@@ -175,14 +175,14 @@ def test_packing_is_off_by_default_until_a_measurement_says_it_pays(monkeypatch)
 
     import evalgrid.evaluation.packing as packing
 
-    assert packing.pack_size(None, "cpu") == 1  # the CPU measured 0.5x
+    assert packing.pack_size(0, "cpu") == 1  # the CPU measured 0.5x
     assert packing.pack_size(4, "cpu") == 4  # the user's choice wins
-    assert packing.default_pack_cells("Some Future GPU 999", None) == 1  # not measured there
+    assert packing.default_pack_cells("Some Future GPU 999", 0) == 1  # not measured there
     monkeypatch.setattr(packing, "MEASURED", (packing.Measurement("cpu", packing.CELLS, 1.5, "2026-12-07", "t"),))
-    assert packing.pack_size(None, "cpu") == packing.PACKED_CELLS
-    assert packing.default_pack_cells("Some Future GPU 999", None) == 1
+    assert packing.pack_size(0, "cpu") == packing.PACKED_CELLS
+    assert packing.default_pack_cells("Some Future GPU 999", 0) == 1
     # Under the shipped measurements the launcher decides without importing torch.
-    probe = "import sys; from evalgrid.evaluation.packing import pack_size; pack_size(None, 'auto'); " \
+    probe = "import sys; from evalgrid.evaluation.packing import pack_size; pack_size(0, 'auto'); " \
             "print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"

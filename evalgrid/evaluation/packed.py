@@ -65,8 +65,9 @@ def execute_pack(cells: Sequence[CellConfig], context: CellContext) -> list[Cell
     one stacked attack, then record each as :func:`execute_cell` would; one cell, cells that
     hold a checkpoint, and a pack that cannot run together run one by one (module docstring)."""
     out = OutputDir(context.out_root)
-    resuming = [cell for cell in cells if out.checkpoint(cell.cell_id).is_file()]
-    together = [cell for cell in cells if not out.checkpoint(cell.cell_id).is_file()]
+    holds_checkpoint = {cell.cell_id: out.checkpoint(cell.cell_id).is_file() for cell in cells}
+    resuming = [cell for cell in cells if holds_checkpoint[cell.cell_id]]
+    together = [cell for cell in cells if not holds_checkpoint[cell.cell_id]]
     summaries = [execute_cell(cell, context) for cell in resuming]
     if len(together) < 2:
         return summaries + [execute_cell(cell, context) for cell in together]

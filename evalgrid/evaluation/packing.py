@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
@@ -97,30 +97,28 @@ def default_stack_trials(trials: int, device: str, chosen: int | None) -> int:
     return trials if stacking_pays(device, TRIALS).on else 1
 
 
-def default_pack_cells(device: str, chosen: int | None) -> int:
-    """The most cells that run as lanes of one stacked attack: ``chosen`` when the user set it,
-    else :data:`PACKED_CELLS` where packing cells pays on ``device`` (a name, :func:`device_name`),
-    else 1 (each cell alone)."""
-    if chosen is not None:
+def default_pack_cells(device: str, chosen: int) -> int:
+    """The most cells that run as lanes of one stacked attack: ``chosen`` when the user set it
+    (``[run] pack_cells`` above 0), else :data:`PACKED_CELLS` where packing cells pays on
+    ``device`` (a name, :func:`device_name`), else 1 (each cell alone)."""
+    if chosen:
         return chosen
     return PACKED_CELLS if stacking_pays(device, CELLS).on else 1
 
 
-def pack_size(chosen: int | None, device: str) -> int:
+def pack_size(chosen: int, device: str) -> int:
     """:func:`default_pack_cells` for cells that run on ``device`` as a run names it ("auto",
     "cpu", "cuda"): torch is asked for the device's name only when some measurement says packing
     pays somewhere, so a launcher (or a Slurm task's pool) under the safe defaults neither imports
-    torch nor starts CUDA."""
-    if chosen is not None:
-        return chosen
-    if not any(m.workload == CELLS and m.speedup >= PAYS_AT for m in MEASURED):
-        return 1
+    torch nor starts CUDA. ``chosen``: ``[run] pack_cells``, 0 for the rule."""
+    if chosen or not any(m.workload == CELLS and m.speedup >= PAYS_AT for m in MEASURED):
+        return chosen or 1
     from evalgrid.evaluation.context import resolve_device
 
-    return default_pack_cells(device_name(resolve_device(device)), None)
+    return default_pack_cells(device_name(resolve_device(device)), 0)
 
 
-def pack_key(cell: CellConfig) -> tuple[Any, ...] | None:
+def pack_key(cell: CellConfig) -> str | None:
     """What cells must share to run as lanes of one stacked attack: the attack with its options
     and trials, the attacked architecture and the batch shape (dataset, resolution, batch size);
     None when the attack has no stacked form. Whether that form supports the attack's options,
@@ -133,7 +131,7 @@ def pack_key(cell: CellConfig) -> tuple[Any, ...] | None:
         return None
     shared = (cell.attack.canonical(), cell.trials, cell.model.canonical(), cell.dataset.canonical(),
               cell.resolution, cell.batch_size)
-    return (json.dumps(shared, sort_keys=True),)
+    return json.dumps(shared, sort_keys=True)
 
 
 def pack_groups(cells: Sequence[CellConfig], size: int) -> list[list[CellConfig]]:
@@ -142,7 +140,7 @@ def pack_groups(cells: Sequence[CellConfig], size: int) -> list[list[CellConfig]
     if size <= 1:
         return [[cell] for cell in cells]
     packs: list[list[CellConfig]] = []
-    open_pack: dict[Any, list[CellConfig]] = {}
+    open_pack: dict[str, list[CellConfig]] = {}
     for cell in cells:
         key = pack_key(cell)
         pack = open_pack.get(key) if key is not None else None

@@ -240,6 +240,6 @@ def run_grid(grid: Grid, out_root: Path, settings: RunSettings, report: Report,
             report(summary)
 
         tick = running_cells_tick(out, [cell.cell_id for cell in pending], watch) if watch is not None else None
-        packs = pack_size(settings.pack_cells or None, settings.device)  # a Slurm task packs its own, on its node
+        packs = pack_size(settings.pack_cells, settings.device)  # a Slurm task packs its own, on its node
         executor.run(cell_tasks(pending, context, packs), record, tick)
     return RunOutcome(finished=finished, skipped=skipped, held=len(held))

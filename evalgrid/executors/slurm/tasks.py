@@ -97,7 +97,7 @@ class CellPack(submitit.helpers.Checkpointable):
         """The most cells run as lanes of one stacked attack: [run] pack_cells, or the measured rule for this node's device."""
         from evalgrid.evaluation.packing import pack_size
 
-        return pack_size(self.context.pack_cells or None, self.context.device)
+        return pack_size(self.context.pack_cells, self.context.device)
 
     def _settled(self, cell: CellConfig) -> str | None:
         """The outcome of a cell this task does not run: "done before" when it has a result,
